@@ -1,0 +1,158 @@
+"""Scaled dot-product attention, masks and multi-head attention (Vaswani et al. 2017, §3.2).
+
+Mask convention everywhere in scratchformer: a boolean tensor, **True = may attend**, broadcastable
+to ``[batch, heads, query, key]``. (torch's ``scaled_dot_product_attention`` uses the same; the
+opposite convention of ``nn.MultiheadAttention`` is converted only in the tests.)
+"""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+# --------------------------------------------------------------------------------------------- masks
+
+def subsequent_mask(size: int, device=None) -> Tensor:
+    """The causal mask ``[size, size]``: position i may attend to j iff j ≤ i (lower triangle)."""
+    return torch.ones(size, size, dtype=torch.bool, device=device).tril()
+
+
+def causal_mask(q_len: int, k_len: int, device=None) -> Tensor:
+    """Causal mask ``[q_len, k_len]`` when the queries are the *last* ``q_len`` of ``k_len`` positions.
+
+    With a KV cache the keys hold ``k_len - q_len`` earlier positions, so query i sits at absolute
+    position ``k_len - q_len + i`` and may attend to key j iff ``j ≤ k_len - q_len + i``.
+    """
+    offset = k_len - q_len
+    return torch.ones(q_len, k_len, dtype=torch.bool, device=device).tril(diagonal=offset)
+
+
+def padding_mask(ids: Tensor, pad_id: int) -> Tensor:
+    """Key-padding mask ``[B, 1, 1, T]``: True where ``ids`` is a real token, False at padding."""
+    return (ids != pad_id)[:, None, None, :]
+
+
+def combine_masks(*masks: Optional[Tensor]) -> Optional[Tensor]:
+    """Logical AND of the given masks (broadcasting); None entries are ignored; all None → None."""
+    out = None
+    for m in masks:
+        if m is None:
+            continue
+        out = m if out is None else (out & m)
+    return out
+
+
+# ------------------------------------------------------------------------------ scaled dot-product
+
+def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor] = None,
+                                 dropout_p: float = 0.0, training: bool = False) -> tuple[Tensor, Tensor]:
+    """Attention(Q, K, V) = softmax(Q·Kᵀ / √d_k + M) · V, returning ``(output, weights)``.
+
+    q: [..., T_q, d_k], k: [..., T_k, d_k], v: [..., T_k, d_v]; mask broadcastable to [..., T_q, T_k]
+    with True = may attend. M is 0 where the mask is True and −∞ where it is False, so masked keys get
+    probability 0. A query whose keys are *all* masked has nothing to attend to: its weights and output
+    are zeros (not NaN, which a plain softmax over −∞ would give).
+    """
+    d_k = q.size(-1)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d_k)  # [..., T_q, T_k]
+    if mask is not None:
+        # the dtype's most negative number rather than -inf keeps a fully masked row finite
+        scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+    weights = torch.softmax(scores, dim=-1)
+    if mask is not None:
+        weights = weights.masked_fill(~mask, 0.0)  # fully masked rows: uniform → zeros
+    if dropout_p > 0.0 and training:
+        weights = F.dropout(weights, p=dropout_p)
+    return weights @ v, weights
+
+
+# ------------------------------------------------------------------------------------ the KV cache
+
+class KVCache:
+    """Keys and values of earlier positions, one ``(k, v)`` pair per layer, each ``[B, H, T, d_head]``.
+
+    Incremental decoding feeds only the new token; each self-attention layer appends its new key and
+    value here and attends over everything stored. ``length`` is the number of cached positions.
+    """
+
+    def __init__(self, n_layer: int):
+        self.layers: list[Optional[tuple[Tensor, Tensor]]] = [None] * n_layer
+
+    @property
+    def length(self) -> int:
+        first = self.layers[0]
+        return 0 if first is None else first[0].size(-2)
+
+    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store the new ``k, v`` after the cached ones; return the full keys and values."""
+        past = self.layers[layer]
+        if past is not None:
+            k = torch.cat([past[0], k], dim=-2)
+            v = torch.cat([past[1], v], dim=-2)
+        self.layers[layer] = (k, v)
+        return k, v
+
+
+# --------------------------------------------------------------------------------- multi-head
+
+class MultiHeadAttention(nn.Module):
+    """MultiHead(Q, K, V) = Concat(head_1, …, head_h)·W^O,  head_i = Attention(Q·W_i^Q, K·W_i^K, V·W_i^V).
+
+    One module serves self-attention (query = key = value = x) and cross-attention (query from the
+    decoder, key = value = encoder output; the lengths may differ). The h heads' projections are
+    stored together as one ``d_model × d_model`` linear layer each for Q, K and V; head i owns columns
+    ``i·d_head … (i+1)·d_head``, with ``d_head = d_model / h``.
+    """
+
+    def __init__(self, d_model: int, n_head: int, dropout: float = 0.0, bias: bool = True):
+        super().__init__()
+        if d_model % n_head != 0:
+            raise ValueError(f"d_model ({d_model}) must be divisible by n_head ({n_head})")
+        self.d_model, self.n_head, self.d_head = d_model, n_head, d_model // n_head
+        self.dropout = dropout
+        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+
+    def _split_heads(self, x: Tensor) -> Tensor:
+        """[B, T, d_model] → [B, h, T, d_head]"""
+        B, T, _ = x.shape
+        return x.view(B, T, self.n_head, self.d_head).transpose(1, 2)
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Optional[Tensor] = None,
+                causal: bool = False, need_weights: bool = False, cache: Optional[KVCache] = None,
+                layer: int = 0) -> tuple[Tensor, Optional[Tensor]]:
+        """query [B, T_q, d_model], key/value [B, T_k, d_model] → (output [B, T_q, d_model], weights).
+
+        ``weights`` is ``[B, h, T_q, T_k]`` when ``need_weights`` else None. Without weights the fused
+        ``torch.nn.functional.scaled_dot_product_attention`` computes the same thing faster (tests check
+        the two agree). With ``cache`` the new keys/values are appended to ``cache.layers[layer]`` and
+        the queries attend over all of them. ``causal=True`` adds the causal mask (``causal_mask``,
+        which also accounts for cached earlier positions) to ``mask``.
+        """
+        q = self._split_heads(self.q_proj(query))
+        k = self._split_heads(self.k_proj(key))
+        v = self._split_heads(self.v_proj(value))
+        if cache is not None:
+            k, v = cache.append(layer, k, v)
+        p = self.dropout if self.training else 0.0
+        T_q, T_k = q.size(-2), k.size(-2)
+        fused_causal = causal and mask is None and T_q == T_k and not need_weights
+        if causal and not fused_causal:
+            mask = combine_masks(causal_mask(T_q, T_k, device=q.device), mask)
+        if need_weights:
+            out, weights = scaled_dot_product_attention(q, k, v, mask, p, self.training)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
+                                                 is_causal=fused_causal)
+            if mask is not None:  # fully masked query rows → zeros, as in the manual path
+                out = out.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+            weights = None
+        B, _, T_q, _ = out.shape
+        out = out.transpose(1, 2).reshape(B, T_q, self.d_model)  # concat heads
+        return self.out_proj(out), weights

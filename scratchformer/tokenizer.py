@@ -1,0 +1,116 @@
+"""A character tokenizer: one id per character.
+
+Policy for characters outside the vocabulary (never an exception):
+
+1. The text is first normalised: Unicode NFKD, combining marks dropped (``é`` → ``e``), typographic
+   quotes and dashes mapped to ASCII (``’`` → ``'``, ``—`` → ``-``), tabs to spaces and Windows line
+   ends to ``\\n``.
+2. Any character still unknown (an emoji, ``ß``, a Chinese character…) becomes the tokenizer's
+   ``unk_char`` — by default ``?`` when the vocabulary has it, else a space, else its first character —
+   unless the vocabulary has a dedicated ``<unk>`` special token, which is then used.
+3. ``encode_with_report`` returns the ids *and* the characters that were replaced, so an app can tell
+   the person what happened.
+
+Special tokens (``<pad>``, ``<bos>``, ``<eos>``, ``<mask>``) get ids after the characters; they are
+never produced by encoding plain text.
+"""
+from __future__ import annotations
+
+import unicodedata
+from typing import Iterable, Sequence
+
+_ASCII_FOLD = {
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"', "\u00ab": '"', "\u00bb": '"',
+    "\u2013": "-", "\u2014": "-", "\u2212": "-", "\u2026": "...", "\t": " ", "\r\n": "\n", "\r": "\n",
+    "\u00a0": " ",
+}
+
+
+def normalize(text: str) -> str:
+    """Step 1 of the policy: fold text towards plain ASCII where a clear equivalent exists."""
+    for src, dst in _ASCII_FOLD.items():
+        text = text.replace(src, dst)
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
+class CharTokenizer:
+    """Maps characters to ids and back. ``chars`` fixes the vocabulary and its order."""
+
+    def __init__(self, chars: Sequence[str], specials: Sequence[str] = (), unk_char: str | None = None):
+        chars = list(chars)
+        if len(set(chars)) != len(chars):
+            raise ValueError("tokenizer vocabulary has repeated characters")
+        if any(len(c) != 1 for c in chars):
+            raise ValueError("tokenizer characters must be single characters")
+        self.chars: list[str] = chars
+        self.specials: list[str] = list(specials)
+        self.itos: list[str] = chars + self.specials
+        self.stoi: dict[str, int] = {s: i for i, s in enumerate(self.itos)}
+        if "<unk>" in self.stoi:
+            self.unk_id = self.stoi["<unk>"]
+        else:
+            if unk_char is None:
+                unk_char = next((c for c in ("?", " ") if c in self.stoi), chars[0] if chars else None)
+            if unk_char is None or unk_char not in self.stoi:
+                raise ValueError(f"unk_char {unk_char!r} is not in the vocabulary")
+            self.unk_id = self.stoi[unk_char]
+
+    @classmethod
+    def from_text(cls, text: str, specials: Sequence[str] = ()) -> "CharTokenizer":
+        """The vocabulary is the sorted set of characters in ``text``."""
+        return cls(sorted(set(text)), specials=specials)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.itos)
+
+    def special_id(self, name: str) -> int:
+        """Id of a special token such as ``"<pad>"``; KeyError naming it if absent."""
+        if name not in self.specials:
+            raise KeyError(f"special token {name!r} is not in this tokenizer (has {self.specials})")
+        return self.stoi[name]
+
+    def encode_with_report(self, text: str) -> tuple[list[int], list[str]]:
+        """Ids for ``text`` and the list of distinct characters that had to be replaced."""
+        text = normalize(text)
+        ids: list[int] = []
+        unknown: list[str] = []
+        for ch in text:
+            i = self.stoi.get(ch) if ch not in self.specials else None
+            if i is None or i >= len(self.chars):
+                ids.append(self.unk_id)
+                if ch not in unknown:
+                    unknown.append(ch)
+            else:
+                ids.append(i)
+        return ids, unknown
+
+    def encode(self, text: str) -> list[int]:
+        """Ids for ``text``; unknown characters follow the policy in the module docstring."""
+        return self.encode_with_report(text)[0]
+
+    def decode(self, ids: Iterable[int], skip_specials: bool = True) -> str:
+        out = []
+        for i in ids:
+            i = int(i)
+            if i < 0 or i >= len(self.itos):
+                raise ValueError(f"token id {i} is outside the vocabulary (0..{len(self.itos) - 1})")
+            if i >= len(self.chars) and skip_specials:
+                continue
+            out.append(self.itos[i])
+        return "".join(out)
+
+    def to_dict(self) -> dict:
+        return {"type": "char", "chars": "".join(self.chars), "specials": self.specials,
+                "unk_id": self.unk_id}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CharTokenizer":
+        if d.get("type", "char") != "char":
+            raise ValueError(f"unknown tokenizer type {d.get('type')!r}")
+        tok = cls(list(d["chars"]), specials=d.get("specials", ()))
+        if "unk_id" in d:
+            tok.unk_id = int(d["unk_id"])
+        return tok

@@ -1,0 +1,244 @@
+"""The three Transformer shapes: decoder-only (GPT), bidirectional encoder (BERT), encoder-decoder.
+
+All three share embeddings + positions → a stack of layers → a linear head over the vocabulary.
+Whether attention is causal is an argument of ``forward``, never a setting stored on the model, so
+one loaded model can serve requests with the mask on and off at the same time.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .attention import KVCache, padding_mask
+from .layers import DecoderLayer, EncoderLayer
+from .positional import make_positional
+from .trace import ModelOutput, Trace
+
+MODEL_TYPES = ("gpt", "bert", "seq2seq")
+
+
+@dataclass
+class TransformerConfig:
+    """Architecture of a Transformer. ``model_type`` is "gpt", "bert" or "seq2seq"."""
+
+    model_type: str = "gpt"
+    vocab_size: int = 65
+    block_size: int = 256          # longest sequence (positions 0 … block_size-1)
+    n_layer: int = 4               # layers (encoder layers for seq2seq)
+    n_head: int = 4
+    n_embd: int = 128              # d_model
+    d_ff: Optional[int] = None     # default 4·n_embd
+    dropout: float = 0.0
+    pos: str = "learned"           # "learned" or "sinusoidal"
+    norm_first: bool = True        # pre-norm (True) or the paper's post-norm (False)
+    activation: str = "gelu"       # "gelu" or "relu"
+    bias: bool = True
+    tie_weights: bool = True       # output head shares the token-embedding matrix
+    scale_embeddings: bool = False  # multiply token embeddings by √d_model (the paper does)
+    n_dec_layer: Optional[int] = None  # seq2seq: decoder layers (default n_layer)
+    pad_id: Optional[int] = None   # seq2seq / bert: padding token
+    bos_id: Optional[int] = None   # seq2seq: decoder start token
+    eos_id: Optional[int] = None   # seq2seq: end of output
+    mask_id: Optional[int] = None  # bert: the blank token
+
+    def __post_init__(self):
+        if self.model_type not in MODEL_TYPES:
+            raise ValueError(f"unknown model_type {self.model_type!r}; expected one of {MODEL_TYPES}")
+        if self.d_ff is None:
+            self.d_ff = 4 * self.n_embd
+        if self.n_embd % self.n_head:
+            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TransformerConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown Transformer config keys: {sorted(unknown)}")
+        return cls(**d)
+
+
+def _init_weights(module: nn.Module) -> None:
+    """GPT-2's initialisation: N(0, 0.02) weights, zero biases."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+class _Embedding(nn.Module):
+    """token embedding (× √d_model if asked) + positional encoding, then dropout."""
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.tok = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        self.pos = make_positional(cfg.pos, cfg.block_size, cfg.n_embd)
+        self.scale = math.sqrt(cfg.n_embd) if cfg.scale_embeddings else 1.0
+        self.drop = nn.Dropout(cfg.dropout)
+        self.block_size = cfg.block_size
+
+    def forward(self, ids: Tensor, start: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+        """ids [B, T] at positions start … start+T-1 → (x, token part, position part)."""
+        T = ids.size(1)
+        if start + T > self.block_size:
+            raise ValueError(f"sequence of {start + T} positions is longer than block_size "
+                             f"{self.block_size}; crop the context to its last {self.block_size} tokens")
+        tok = self.tok(ids) * self.scale
+        pos = self.pos(torch.arange(start, start + T, device=ids.device))
+        return self.drop(tok + pos), tok, pos
+
+
+class TransformerLM(nn.Module):
+    """A stack of self-attention layers over one sequence with a language-model head.
+
+    GPT-style (``causal=True``): predicts token t+1 from tokens ≤ t.
+    BERT-style (``causal=False``): every position sees the whole text and predicts what was masked.
+    """
+
+    default_causal = True
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        self.config = cfg
+        self.embed = _Embedding(cfg)
+        self.layers = nn.ModuleList(
+            EncoderLayer(cfg.n_embd, cfg.n_head, cfg.d_ff, cfg.dropout, cfg.activation,
+                         cfg.norm_first, cfg.bias) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias) if cfg.norm_first else nn.Identity()
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.apply(_init_weights)
+        if cfg.tie_weights:
+            self.lm_head.weight = self.embed.tok.weight
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, ids: Tensor, targets: Optional[Tensor] = None, *, causal: Optional[bool] = None,
+                trace: bool = False, cache: Optional[KVCache] = None) -> ModelOutput:
+        """ids [B, T] → ModelOutput(logits [B, T, V], loss, trace).
+
+        loss = mean over positions of −log softmax(logits)[target] (targets −100 are ignored).
+        ``causal`` defaults to the shape's own (GPT True, BERT False). ``cache``: a KVCache holding
+        earlier positions; ``ids`` are then the new tokens only.
+        """
+        causal = self.default_causal if causal is None else causal
+        start = cache.length if cache is not None else 0
+        x, tok, pos = self.embed(ids, start)
+        tr = Trace(tokens=ids, causal=causal, token_embeddings=tok.detach(),
+                   positional_embeddings=pos.detach(), hidden_states=[x.detach()]) if trace else None
+        for i, layer in enumerate(self.layers):
+            x, w = layer(x, causal=causal, need_weights=trace, cache=cache, layer=i)
+            if tr is not None:
+                tr.self_attn.append(w.detach())
+                tr.hidden_states.append(x.detach())
+        logits = self.lm_head(self.ln_f(x))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                                   ignore_index=-100)
+        if tr is not None:
+            tr.logits = logits.detach()
+        return ModelOutput(logits, loss, tr)
+
+
+class GPT(TransformerLM):
+    """Decoder-only, causal language model (GPT-style)."""
+
+    default_causal = True
+
+
+class BertLM(TransformerLM):
+    """Bidirectional encoder with a masked-token head (BERT-style)."""
+
+    default_causal = False
+
+
+def shift_right(tgt: Tensor, bos_id: int) -> Tensor:
+    """Decoder input: [bos, y₁, …, y_{n-1}] for target [y₁, …, y_n] (teacher forcing)."""
+    bos = torch.full_like(tgt[:, :1], bos_id)
+    return torch.cat([bos, tgt[:, :-1]], dim=1)
+
+
+class Seq2SeqTransformer(nn.Module):
+    """The paper's encoder-decoder: an encoder reads the source, a decoder writes the target one token
+    at a time, attending to its own past (masked self-attention) and to the source (cross-attention).
+    Source and target share one vocabulary and one embedding matrix.
+    """
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__()
+        if cfg.pad_id is None or cfg.bos_id is None or cfg.eos_id is None:
+            raise ValueError("seq2seq config needs pad_id, bos_id and eos_id")
+        self.config = cfg
+        self.embed = _Embedding(cfg)
+        n_dec = cfg.n_dec_layer or cfg.n_layer
+        args = (cfg.n_embd, cfg.n_head, cfg.d_ff, cfg.dropout, cfg.activation, cfg.norm_first, cfg.bias)
+        self.encoder = nn.ModuleList(EncoderLayer(*args) for _ in range(cfg.n_layer))
+        self.decoder = nn.ModuleList(DecoderLayer(*args) for _ in range(n_dec))
+        self.enc_norm = nn.LayerNorm(cfg.n_embd, bias=cfg.bias) if cfg.norm_first else nn.Identity()
+        self.dec_norm = nn.LayerNorm(cfg.n_embd, bias=cfg.bias) if cfg.norm_first else nn.Identity()
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.apply(_init_weights)
+        if cfg.tie_weights:
+            self.lm_head.weight = self.embed.tok.weight
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def encode(self, src: Tensor, trace: Optional[Trace] = None) -> tuple[Tensor, Tensor]:
+        """src [B, S] → (memory [B, S, d], source padding mask [B, 1, 1, S])."""
+        src_mask = padding_mask(src, self.config.pad_id)
+        x, _, _ = self.embed(src)
+        for layer in self.encoder:
+            x, w = layer(x, mask=src_mask, need_weights=trace is not None)
+            if trace is not None:
+                trace.encoder_self_attn.append(w.detach())
+                trace.encoder_hidden_states.append(x.detach())
+        return self.enc_norm(x), src_mask
+
+    def decode(self, tgt_in: Tensor, memory: Tensor, src_mask: Tensor, *, causal: bool = True,
+               trace: Optional[Trace] = None) -> Tensor:
+        """tgt_in [B, T] (starting with bos) → logits [B, T, V] for the next target token."""
+        x, tok, pos = self.embed(tgt_in)
+        tgt_pad = padding_mask(tgt_in, self.config.pad_id)
+        if trace is not None:
+            trace.token_embeddings, trace.positional_embeddings = tok.detach(), pos.detach()
+            trace.hidden_states.append(x.detach())
+        for layer in self.decoder:
+            x, sw, cw = layer(x, memory, self_mask=tgt_pad, memory_mask=src_mask, causal=causal,
+                              need_weights=trace is not None)
+            if trace is not None:
+                trace.self_attn.append(sw.detach())
+                trace.cross_attn.append(cw.detach())
+                trace.hidden_states.append(x.detach())
+        return self.lm_head(self.dec_norm(x))
+
+    def forward(self, src: Tensor, tgt_in: Tensor, targets: Optional[Tensor] = None, *,
+                causal: bool = True, trace: bool = False) -> ModelOutput:
+        """src [B, S], tgt_in [B, T] (= shift_right(target)) → ModelOutput(logits [B, T, V], loss, trace).
+
+        Padding in targets should be −100 so it is ignored by the loss.
+        """
+        tr = Trace(tokens=tgt_in, src_tokens=src, causal=causal) if trace else None
+        memory, src_mask = self.encode(src, tr)
+        logits = self.decode(tgt_in, memory, src_mask, causal=causal, trace=tr)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                                   ignore_index=-100)
+        if tr is not None:
+            tr.logits = logits.detach()
+        return ModelOutput(logits, loss, tr)
+
+
+def build_transformer(cfg: TransformerConfig) -> nn.Module:
+    """The model class for ``cfg.model_type``."""
+    return {"gpt": GPT, "bert": BertLM, "seq2seq": Seq2SeqTransformer}[cfg.model_type](cfg)
