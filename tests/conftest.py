@@ -1,0 +1,30 @@
+"""Shared test fixture: ``close`` compares ours with PyTorch and records the largest difference.
+
+Run ``python -m pytest -q tests -rA`` (or any -r flag) to see, at the end, the largest absolute
+difference measured against each PyTorch module.
+"""
+import pytest
+import torch
+
+_MAX_DIFFS: dict[str, float] = {}
+
+
+@pytest.fixture
+def close():
+    """close(name, ours, theirs, atol=1e-5): assert ours ≈ theirs (atol, rtol 0); remember max |diff|."""
+
+    def check(name: str, ours: torch.Tensor, theirs: torch.Tensor, atol: float = 1e-5) -> float:
+        assert ours.shape == theirs.shape, f"{name}: shape {tuple(ours.shape)} != {tuple(theirs.shape)}"
+        diff = (ours.detach().double() - theirs.detach().double()).abs().max().item()
+        _MAX_DIFFS[name] = max(diff, _MAX_DIFFS.get(name, 0.0))
+        assert diff <= atol, f"{name}: max |ours - torch| = {diff:.3g} > {atol}"
+        return diff
+
+    return check
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _MAX_DIFFS and terminalreporter.reportchars:
+        terminalreporter.section("largest |ours - torch| per comparison")
+        for name, diff in sorted(_MAX_DIFFS.items()):
+            terminalreporter.write_line(f"{name:48s} {diff:.3e}")
