@@ -1,6 +1,6 @@
 """Shared test fixture: ``close`` compares ours with PyTorch and records the largest difference.
 
-Run ``python -m pytest -q tests -rA`` (or any -r flag) to see, at the end, the largest absolute
+Run ``python -m pytest -q tests -rA`` (or -rp) to see, at the end, the largest absolute
 difference measured against each PyTorch module.
 """
 import pytest
@@ -24,7 +24,7 @@ def close():
 
 
 def pytest_terminal_summary(terminalreporter):
-    if _MAX_DIFFS and terminalreporter.reportchars:
+    if _MAX_DIFFS and set(terminalreporter.reportchars) & set("AaPp"):
         terminalreporter.section("largest |ours - torch| per comparison")
         for name, diff in sorted(_MAX_DIFFS.items()):
             terminalreporter.write_line(f"{name:48s} {diff:.3e}")
