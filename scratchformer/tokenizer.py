@@ -2,14 +2,14 @@
 
 Policy for characters outside the vocabulary (never an exception):
 
-1. The text is first normalised: Unicode NFKD, combining marks dropped (``é`` → ``e``), typographic
-   quotes and dashes mapped to ASCII (``’`` → ``'``, ``—`` → ``-``), tabs to spaces and Windows line
-   ends to ``\\n``.
+1. Windows line ends become ``\\n``; then each character *not* in the vocabulary is normalised:
+   Unicode NFKD, combining marks dropped (``é`` → ``e``), typographic quotes and dashes mapped to
+   ASCII (``’`` → ``'``, ``—`` → ``-``), tabs to spaces. Vocabulary characters are kept as they are.
 2. Any character still unknown (an emoji, ``ß``, a Chinese character…) becomes the tokenizer's
    ``unk_char`` — by default ``?`` when the vocabulary has it, else a space, else its first character —
    unless the vocabulary has a dedicated ``<unk>`` special token, which is then used.
-3. ``encode_with_report`` returns the ids *and* the characters that were replaced, so an app can tell
-   the person what happened.
+3. ``encode_with_report`` returns the ids *and* the characters (as typed) that had to be replaced
+   by ``unk``, so an app can tell the person what happened.
 
 Special tokens (``<pad>``, ``<bos>``, ``<eos>``, ``<mask>``) get ids after the characters; they are
 never produced by encoding plain text.
@@ -72,19 +72,31 @@ class CharTokenizer:
             raise KeyError(f"special token {name!r} is not in this tokenizer (has {self.specials})")
         return self.stoi[name]
 
+    def _char_id(self, ch: str) -> int | None:
+        """Id of a vocabulary character (never of a special token), else None."""
+        i = self.stoi.get(ch)
+        return i if i is not None and i < len(self.chars) else None
+
     def encode_with_report(self, text: str) -> tuple[list[int], list[str]]:
-        """Ids for ``text`` and the list of distinct characters that had to be replaced."""
-        text = normalize(text)
+        """Ids for ``text`` and the list of distinct characters (as typed) that had to be replaced.
+
+        Characters of the vocabulary are kept as they are; only the others are folded (step 1 of the
+        policy), so a vocabulary with ``é`` or a tab still encodes them.
+        """
+        if "\r" not in self.stoi:
+            text = text.replace("\r\n", "\n")
         ids: list[int] = []
         unknown: list[str] = []
         for ch in text:
-            i = self.stoi.get(ch) if ch not in self.specials else None
-            if i is None or i >= len(self.chars):
-                ids.append(self.unk_id)
-                if ch not in unknown:
-                    unknown.append(ch)
-            else:
+            i = self._char_id(ch)
+            if i is not None:
                 ids.append(i)
+                continue
+            for folded in normalize(ch):  # "’" → "'", "é" → "e", a combining mark → nothing
+                j = self._char_id(folded)
+                ids.append(self.unk_id if j is None else j)
+                if j is None and ch not in unknown:
+                    unknown.append(ch)
         return ids, unknown
 
     def encode(self, text: str) -> list[int]:
