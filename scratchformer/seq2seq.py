@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .sampling import Step, make_generator, sample_step, validate_sampling
+from .tasks import encode_pairs
 from .tokenizer import CharTokenizer
 from .trace import Trace
 from .transformer import Seq2SeqTransformer
@@ -105,6 +106,21 @@ def greedy_decode(model: Seq2SeqTransformer, src: Tensor, max_len: Optional[int]
     for row in out[:, 1:].tolist():
         result.append(row[: row.index(eos) + 1] if eos in row else row)
     return result
+
+
+@torch.no_grad()
+def exact_match(model: Seq2SeqTransformer, tokenizer: CharTokenizer, pairs: list[tuple[str, str]],
+                batch_size: int = 500) -> float:
+    """Share of (source, target) pairs whose greedy output equals the target exactly."""
+    device = next(model.parameters()).device
+    eos = model.config.eos_id
+    hits = 0
+    for i in range(0, len(pairs), batch_size):
+        chunk = pairs[i:i + batch_size]
+        src = encode_pairs(chunk, tokenizer)[0].to(device)
+        for ids, (_, target) in zip(greedy_decode(model, src), chunk):
+            hits += ids[-1:] == [eos] and tokenizer.decode(ids) == target
+    return hits / len(pairs)
 
 
 # ------------------------------------------------------------------------------------------ sampled

@@ -258,8 +258,8 @@ def test_decoding_rejects_bad_requests(copy_model):
                     reason="checkpoints/seq2seq-dates is not shipped in this tree")
 def test_shipped_checkpoint_meets_its_bar_on_held_out_dates():
     from scratchformer.checkpoint import load_checkpoint
-    model, tok = load_checkpoint(CHECKPOINT)[:2]
-    model.eval()
+    loaded = load_checkpoint(CHECKPOINT)
+    model, tok = loaded.model, loaded.tokenizer
     task = DatesTask()
     pairs = task.held_out(2000)[:200]
     src, _, _ = encode_pairs(pairs, tok)
