@@ -1,8 +1,23 @@
-"""Build the scratchformer app and launch it (honours GRADIO_SERVER_NAME / GRADIO_SERVER_PORT)."""
-import gradio as gr
+"""Build the scratchformer app and launch it.
 
-with gr.Blocks(title="scratchformer") as demo:
-    gr.Markdown("# scratchformer\nThe full app is being built.")
+    python app.py        # http://127.0.0.1:7860; GRADIO_SERVER_NAME / GRADIO_SERVER_PORT change it
+
+Checkpoints come from $SCRATCHFORMER_CHECKPOINTS (default: checkpoints/). The GPU is used when there
+is one. On a Hugging Face Space this file is the entry point (README.md's front matter says so).
+"""
+import os
+
+from scratchformer.ui import build_demo, launch_kwargs
+
+QUEUE_MAX_SIZE = int(os.environ.get("SCRATCHFORMER_QUEUE_SIZE", "64"))
+
+demo = build_demo()
+# Events that run a model share the "models" concurrency group (limit set in scratchformer/ui.py);
+# everything else runs at most 4 at a time. Past QUEUE_MAX_SIZE waiting requests, new ones are
+# turned away with a "queue is full" message instead of piling up.
+demo.queue(default_concurrency_limit=4, max_size=QUEUE_MAX_SIZE)
 
 if __name__ == "__main__":
-    demo.launch()
+    # No server_name / server_port here: Gradio then reads GRADIO_SERVER_NAME and
+    # GRADIO_SERVER_PORT itself, defaulting to 127.0.0.1:7860.
+    demo.launch(**launch_kwargs())

@@ -1,0 +1,35 @@
+"""Tiny random-weight checkpoints for the app's tests (the app must work whatever the weights are).
+
+``make_checkpoints(folder)`` writes gpt-shakespeare/ and lstm-shakespeare/ with the corpus's 65
+characters, small enough that building the whole app takes well under a second of model work.
+"""
+from pathlib import Path
+
+import torch
+
+from scratchformer.checkpoint import build_model, save_checkpoint
+from scratchformer.lstm import LSTMConfig
+from scratchformer.tokenizer import CharTokenizer
+from scratchformer.transformer import TransformerConfig
+
+CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # tiny Shakespeare's 65
+
+GPT_CONFIG = dict(model_type="gpt", vocab_size=65, block_size=64, n_layer=2, n_head=2, n_embd=16)
+LSTM_CONFIG = dict(model_type="lstm", vocab_size=65, n_embd=8, hidden=16, n_layer=2, block_size=64)
+
+
+def _metrics(kind: str) -> dict:
+    curve = [{"iter": i, "tokens": (i + 1) * 1000, "train_loss": 4.2 - 0.2 * i, "val_loss": 4.3 - 0.2 * i,
+              "lr": 1e-3} for i in range(5)]
+    return {"val_loss": 3.5, "bits_per_char": 3.5 / 0.6931, "iters": 5, "tokens_seen": 5000,
+            "hardware": f"test ({kind})", "wall_time_s": 1.0, "curve": curve}
+
+
+def make_checkpoints(folder: Path, gpt: dict | None = None, lstm: dict | None = None) -> Path:
+    """Write both tiny checkpoints into ``folder``; returns ``folder``."""
+    torch.manual_seed(0)
+    tok = CharTokenizer(list(CHARS))
+    for name, cfg in (("gpt-shakespeare", TransformerConfig(**(gpt or GPT_CONFIG))),
+                      ("lstm-shakespeare", LSTMConfig(**(lstm or LSTM_CONFIG)))):
+        save_checkpoint(folder / name, build_model(cfg).eval(), tok, _metrics(cfg.model_type))
+    return folder
