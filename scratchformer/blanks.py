@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from . import data as D
 from .tasks import mask_tokens
 from .tokenizer import CharTokenizer
 from .trace import Trace
@@ -171,3 +172,22 @@ def masked_char_metrics(model: nn.Module, ids: Tensor, block_size: int, mask_id:
     loss = total_loss / max(count, 1)
     return {"masked_loss": loss, "masked_bits_per_char": loss / math.log(2),
             "masked_char_accuracy": correct / max(count, 1), "masked_chars": count, "causal": causal}
+
+
+def evaluate_masked(model: nn.Module, tokenizer: CharTokenizer, data=None, *, batch_size: int = 32,
+                    max_batches: Optional[int] = None) -> dict:
+    """The BERT-style model on the validation split (last 10% of the corpus): masked-character loss
+    and accuracy (see :func:`masked_char_metrics`), bidirectional and, for contrast, with the causal mask.
+    """
+    ids = torch.tensor(tokenizer.encode(D.load_corpus(data)), dtype=torch.long)
+    _, val = D.split(ids)
+    args = (model, val, model.config.block_size, model.config.mask_id, len(tokenizer.chars))
+    both = masked_char_metrics(*args, batch_size=batch_size, max_batches=max_batches)
+    causal = masked_char_metrics(*args, batch_size=batch_size, max_batches=max_batches, causal=True)
+    return {"masked_char_accuracy": both["masked_char_accuracy"], "val_loss": both["masked_loss"],
+            "bits_per_char": both["masked_bits_per_char"], "masked_chars": both["masked_chars"],
+            "masked_char_accuracy_causal": causal["masked_char_accuracy"],
+            "val_loss_causal": causal["masked_loss"],
+            "val_loss_method": (f"loss at masked characters: 15% of each non-overlapping {args[2]}-character "
+                                f"window of the validation split replaced by <mask> (seed 0), "
+                                f"{both['masked_chars']:,} characters scored")}

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .sampling import Step, make_generator, sample_step, validate_sampling
-from .tasks import encode_pairs
+from .tasks import DatesTask, encode_pairs
 from .tokenizer import CharTokenizer
 from .trace import Trace
 from .transformer import Seq2SeqTransformer
@@ -121,6 +121,32 @@ def exact_match(model: Seq2SeqTransformer, tokenizer: CharTokenizer, pairs: list
         for ids, (_, target) in zip(greedy_decode(model, src), chunk):
             hits += ids[-1:] == [eos] and tokenizer.decode(ids) == target
     return hits / len(pairs)
+
+
+HELD_OUT_EXAMPLES = 2000
+
+
+@torch.no_grad()
+def evaluate_dates(model: Seq2SeqTransformer, tokenizer: CharTokenizer, n: int = HELD_OUT_EXAMPLES,
+                   batch_size: int = 500) -> dict:
+    """The dates model on the first ``n`` examples of the fixed held-out set (days never trained on).
+
+    exact_match: greedy output == target; val_loss: teacher-forced cross-entropy per target token
+    (the ten characters and <eos>), in nats.
+    """
+    pairs = DatesTask().held_out(HELD_OUT_EXAMPLES)[:n]
+    device = next(model.parameters()).device
+    total, tokens = 0.0, 0
+    for i in range(0, len(pairs), batch_size):
+        src, tgt_in, targets = (t.to(device) for t in encode_pairs(pairs[i:i + batch_size], tokenizer))
+        n_tok = int((targets != -100).sum())
+        total += model(src, tgt_in, targets).loss.item() * n_tok
+        tokens += n_tok
+    loss = total / tokens
+    return {"exact_match": exact_match(model, tokenizer, pairs, batch_size), "held_out_examples": len(pairs),
+            "val_loss": loss, "bits_per_char": loss / math.log(2),
+            "val_loss_method": f"teacher-forced, {len(pairs)} held-out dates ({tokens} target tokens)",
+            "decoding": "greedy"}
 
 
 # ------------------------------------------------------------------------------------------ sampled

@@ -47,6 +47,7 @@ from . import data as D
 from .checkpoint import (CONFIG_FILE, atomic_save_tensors, build_model, load_weights_into,
                          model_tensors, num_params, read_config, read_tensors, save_checkpoint)
 from .lstm import LSTMConfig
+from .tasks import DatesTask, masked_batch_fn
 from .tokenizer import CharTokenizer
 from .transformer import TransformerConfig
 
@@ -95,9 +96,53 @@ def language_model_task(args, device: torch.device):
     return batch_fn, tok, splits
 
 
+def _encoder_config(model_type: str, args, tok: CharTokenizer, **specials) -> TransformerConfig:
+    """seq2seq / bert: the Transformer settings plus --n-dec-layer, --norm, --activation, --scale-embeddings."""
+    return TransformerConfig(model_type=model_type, vocab_size=tok.vocab_size, block_size=args.block_size,
+                             n_layer=args.n_layer, n_dec_layer=args.n_dec_layer or None, n_head=args.n_head,
+                             n_embd=args.n_embd, dropout=args.dropout, pos=args.pos,
+                             norm_first=args.norm == "pre", activation=args.activation,
+                             scale_embeddings=args.scale_embeddings, **specials)
+
+
+def _seq2seq_config(args, tok: CharTokenizer) -> TransformerConfig:
+    return _encoder_config("seq2seq", args, tok, pad_id=tok.special_id("<pad>"),
+                           bos_id=tok.special_id("<bos>"), eos_id=tok.special_id("<eos>"))
+
+
+def _bert_config(args, tok: CharTokenizer) -> TransformerConfig:
+    return _encoder_config("bert", args, tok, mask_id=tok.special_id("<mask>"))
+
+
+def dates_task(args, device: torch.device):
+    """Dates written many ways → ISO dates (``scratchformer.tasks``); "val" is the held-out days."""
+    task = DatesTask()
+
+    def batch_fn(split: str, batch_size: int, gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
+        return task.batch(split, batch_size, gen, device)
+
+    return batch_fn, task.tokenizer, {}
+
+
+def masked_char_task(args, device: torch.device):
+    """Masked characters on the corpus (15%, BERT's 80/10/10 rule); the corpus vocabulary + <mask>."""
+    text = D.load_corpus(args.data)
+    tok = CharTokenizer(D.default_tokenizer(text).chars, specials=("<mask>",))
+    train_ids, val_ids = D.split(D.encode_corpus(text, tok))
+    fns = {name: masked_batch_fn(ids, args.block_size, tok.special_id("<mask>"), len(tok.chars))
+           for name, ids in (("train", train_ids), ("val", val_ids))}
+
+    def batch_fn(split: str, batch_size: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+        return fns[split](batch_size, gen, device)
+
+    return batch_fn, tok, {"train": train_ids, "val": val_ids}
+
+
 MODEL_KINDS: dict[str, ModelKind] = {
     "gpt": ModelKind(_gpt_config, language_model_task),
     "lstm": ModelKind(_lstm_config, language_model_task),
+    "seq2seq": ModelKind(_seq2seq_config, dates_task),
+    "bert": ModelKind(_bert_config, masked_char_task),
 }
 
 # -------------------------------------------------------------------------------- pieces of the loop
@@ -211,6 +256,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--n-head", type=int, default=4)
     g.add_argument("--n-embd", type=int, default=128)
     g.add_argument("--pos", choices=["learned", "sinusoidal"], default="learned")
+    g = p.add_argument_group("seq2seq and bert")
+    g.add_argument("--n-dec-layer", type=int, default=0, help="seq2seq decoder layers (0 = --n-layer)")
+    g.add_argument("--norm", choices=["pre", "post"], default="pre", help="pre-norm, or the paper's post-norm")
+    g.add_argument("--activation", choices=["gelu", "relu"], default="gelu")
+    g.add_argument("--scale-embeddings", action="store_true", help="token embeddings × √d_model (the paper)")
     g = p.add_argument_group("LSTM")
     g.add_argument("--hidden", type=int, default=256)
     g.add_argument("--layers", type=int, default=2)
