@@ -24,7 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from . import data as D
-from .checkpoint import METRICS_FILE, load_checkpoint, num_params
+from .checkpoint import METRICS_FILE, CheckpointError, _atomic_write_text, load_checkpoint, num_params
 
 
 @torch.no_grad()
@@ -70,7 +70,6 @@ def evaluate_checkpoint(path: str | Path, *, data: str | Path | None = None, max
             metrics["val_loss_estimate"] = metrics["val_loss"]
         metrics.update(val_loss=loss, bits_per_char=loss / math.log(2), val_loss_method=(
             f"whole validation split ({chars:,} characters) in non-overlapping windows of {block}"))
-        from .checkpoint import _atomic_write_text
         _atomic_write_text(Path(path) / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     return result
 
@@ -85,8 +84,12 @@ def main(argv=None) -> None:
     p.add_argument("--update-metrics", action="store_true",
                    help="write the whole-split loss into the checkpoint's metrics.json")
     args = p.parse_args(argv)
-    r = evaluate_checkpoint(args.checkpoint, data=args.data, max_batches=args.max_batches,
-                            batch_size=args.batch_size, device=args.device, update_metrics=args.update_metrics)
+    try:
+        r = evaluate_checkpoint(args.checkpoint, data=args.data, max_batches=args.max_batches,
+                                batch_size=args.batch_size, device=args.device,
+                                update_metrics=args.update_metrics)
+    except (CheckpointError, ValueError) as e:
+        raise SystemExit(f"error: {e}") from None
     print(f"{r['checkpoint']}: {r['model_type']}, {r['params']:,} parameters, trained {r['iters']} steps "
           f"on {r['tokens_seen']} tokens")
     print(f"validation loss {r['val_loss']:.4f} nats/char = {r['bits_per_char']:.4f} bits/char "

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
@@ -49,6 +50,7 @@ from .checkpoint import (CONFIG_FILE, atomic_save_tensors, build_model, load_wei
 from .lstm import LSTMConfig
 from .tasks import DatesTask, masked_batch_fn
 from .tokenizer import CharTokenizer
+from .trace import ModelOutput
 from .transformer import TransformerConfig
 
 TRAIN_STATE_TENSORS, TRAIN_STATE_JSON = "train_state.safetensors", "train_state.json"
@@ -66,10 +68,12 @@ class ModelKind:
     make_task(args, tokenizer, device) -> (batch_fn, tokenizer): ``batch_fn(split, batch_size,
         generator)`` returns the tensors passed to ``model(*batch)`` (the last one is the target);
         the returned tokenizer may add special tokens the task needs.
+    for_training(model, args) -> the module the loop calls (default: the model itself).
     """
 
     make_config: Callable[[argparse.Namespace, CharTokenizer], object]
     make_task: Callable[[argparse.Namespace, torch.device], tuple[BatchFn, CharTokenizer, dict]]
+    for_training: Callable[[nn.Module, argparse.Namespace], nn.Module] = lambda model, args: model
 
 
 def _gpt_config(args, tok: CharTokenizer) -> TransformerConfig:
@@ -138,9 +142,54 @@ def masked_char_task(args, device: torch.device):
     return batch_fn, tok, {"train": train_ids, "val": val_ids}
 
 
+class TorchKernelLSTM(nn.Module):
+    """Trains an :class:`~scratchformer.lstm.LSTMLM` through PyTorch's fused LSTM kernel.
+
+    The from-scratch LSTM runs one Python-level step per character (and per layer), forwards and
+    backwards: on a CPU that is ~5x slower than ``nn.LSTM``'s C++ loop. Both compute the same
+    function with the same weight layout (gates stacked i, f, g, o; an input and a recurrent bias), so
+    for training we call ``nn.LSTM`` as a pure function of *our* parameters
+    (``torch.func.functional_call``): gradients land in the LSTMLM's own tensors and the checkpoint is
+    an ordinary LSTMLM. tests/test_train.py checks losses and gradients agree with the hand-written
+    path. ``--lstm-impl scratch`` trains through the hand-written loop instead.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        cfg = model.config
+        self.model = model
+        # a template whose own (unused) weights are kept out of this module's parameters
+        self._kernel = [nn.LSTM(cfg.n_embd, cfg.hidden, cfg.n_layer, batch_first=True,
+                                dropout=cfg.dropout).to(next(model.parameters()).device)]
+
+    def lstm_params(self) -> dict[str, Tensor]:
+        """Our cells' tensors under nn.LSTM's names (weight_ih_l0 = W_i[ifgo] of layer 0, …)."""
+        params = {}
+        for l, cell in enumerate(self.model.lstm.cells):
+            params.update({f"weight_ih_l{l}": cell.ih.weight, f"weight_hh_l{l}": cell.hh.weight,
+                           f"bias_ih_l{l}": cell.ih.bias, f"bias_hh_l{l}": cell.hh.bias})
+        return params
+
+    def forward(self, ids: Tensor, targets: Optional[Tensor] = None) -> ModelOutput:
+        m = self.model
+        kernel = self._kernel[0]
+        kernel.train(self.training)
+        out, _ = torch.func.functional_call(kernel, self.lstm_params(), (m.drop(m.embed(ids)),))
+        logits = m.lm_head(m.drop(out))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
+                                   ignore_index=-100)
+        return ModelOutput(logits, loss)
+
+
+def _lstm_for_training(model: nn.Module, args) -> nn.Module:
+    return TorchKernelLSTM(model) if args.lstm_impl == "torch" else model
+
+
 MODEL_KINDS: dict[str, ModelKind] = {
     "gpt": ModelKind(_gpt_config, language_model_task),
-    "lstm": ModelKind(_lstm_config, language_model_task),
+    "lstm": ModelKind(_lstm_config, language_model_task, _lstm_for_training),
     "seq2seq": ModelKind(_seq2seq_config, dates_task),
     "bert": ModelKind(_bert_config, masked_char_task),
 }
@@ -265,6 +314,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--hidden", type=int, default=256)
     g.add_argument("--layers", type=int, default=2)
     g.add_argument("--lstm-embd", type=int, default=64)
+    g.add_argument("--lstm-impl", choices=["torch", "scratch"], default="torch",
+                   help="train through PyTorch's fused LSTM kernel on our weights (fast) or the "
+                        "hand-written step loop (the same function, ~5x slower on a CPU)")
     g = p.add_argument_group("both")
     g.add_argument("--block-size", type=int, default=128)
     g.add_argument("--dropout", type=float, default=0.0)
@@ -335,9 +387,11 @@ def train(args: argparse.Namespace) -> dict:
         state = load_train_state(out, model, opt, gen)
         if world > 1:  # each rank's RNG continues differently
             gen.manual_seed(args.seed + rank + 7919 * state["iter"])
-    ddp_model = model
+    train_model = kind.for_training(model, args)  # what the loop calls; its parameters are the model's
+    ddp_model = train_model
     if world > 1:
-        ddp_model = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        ddp_model = nn.parallel.DistributedDataParallel(
+            train_model, device_ids=[device.index] if device.type == "cuda" else None)
     autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda"
                 else contextlib.nullcontext)
     params = num_params(model)
@@ -380,7 +434,7 @@ def train(args: argparse.Namespace) -> dict:
         last_step = it >= args.max_iters or stop["flag"]
         if master and (it % args.eval_interval == 0 or last_step) and (it > state["iter"] or it == 0 or last_step):
             state["wall_time_s"] = wall_before + time.perf_counter() - run_start
-            losses = estimate_loss(model, batch_fn, args, autocast)
+            losses = estimate_loss(train_model, batch_fn, args, autocast)
             lr = lr_at(it, args)
             state["curve"].append({"iter": it, "tokens": it * tokens_per_iter, "train_loss": round(losses["train"], 4),
                                    "val_loss": round(losses["val"], 4), "lr": lr})

@@ -1,0 +1,139 @@
+"""Training: tiny models learn, the schedule and optimizer groups are right, --resume is exact."""
+import json
+import math
+from argparse import Namespace
+
+import pytest
+import torch
+
+from scratchformer import data as D
+from scratchformer.checkpoint import load_checkpoint, read_tensors
+from scratchformer.train import lr_at, make_optimizer, parse_args, train
+from scratchformer.transformer import GPT, TransformerConfig
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    """The first 30,000 characters of tiny Shakespeare: enough to learn from in a few dozen steps."""
+    path = tmp_path_factory.mktemp("data") / "small.txt"
+    path.write_text(D.load_corpus()[:30_000], encoding="utf-8")
+    return path
+
+
+def run(corpus, out, *extra):
+    args = parse_args(["--out", str(out), "--data", str(corpus), "--block-size", "16", "--batch-size", "16",
+                       "--eval-iters", "4", "--threads", "1", "--warmup-iters", "5", "--lr", "1e-2",
+                       "--min-lr", "1e-3", "--device", "cpu", *extra])
+    return train(args)
+
+
+def test_split_is_nanogpt_90_10():
+    ids = torch.arange(1000)
+    train_ids, val_ids = D.split(ids)
+    assert len(train_ids) == 900 and len(val_ids) == 100
+    assert train_ids[-1] == 899 and val_ids[0] == 900
+
+
+def test_default_tokenizer_has_the_65_characters():
+    tok = D.default_tokenizer()
+    assert tok.vocab_size == 65
+    assert tok.decode(tok.encode("First Citizen:")) == "First Citizen:"
+
+
+def test_get_batch_targets_are_inputs_shifted_by_one():
+    data = torch.arange(500)
+    x, y = D.get_batch(data, 8, 16, torch.Generator().manual_seed(0))
+    assert x.shape == y.shape == (8, 16)
+    assert torch.equal(y[:, :-1], x[:, 1:])
+    assert torch.equal(y[:, -1], x[:, -1] + 1)  # data is 0, 1, 2, … so the next id is +1
+
+
+def test_sequential_batches_cover_non_overlapping_windows():
+    data = torch.arange(101)
+    xs = torch.cat([x for x, _ in D.sequential_batches(data, 3, 10)])
+    assert xs.shape == (10, 10)
+    assert torch.equal(xs.reshape(-1), torch.arange(100))
+
+
+def test_lr_schedule_warmup_then_cosine():
+    a = Namespace(lr=1e-3, min_lr=1e-4, warmup_iters=10, max_iters=110)
+    assert lr_at(0, a) == pytest.approx(1e-3 / 11)
+    assert lr_at(9, a) == pytest.approx(1e-3 * 10 / 11)
+    assert lr_at(10, a) == pytest.approx(1e-3)                  # cosine starts at the peak
+    assert lr_at(60, a) == pytest.approx((1e-3 + 1e-4) / 2)     # half way: the mean
+    assert lr_at(110, a) == pytest.approx(1e-4)
+    assert all(lr_at(i, a) >= lr_at(i + 1, a) for i in range(10, 110))
+
+
+def test_weight_decay_only_on_matrices():
+    model = GPT(TransformerConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    opt = make_optimizer(model, Namespace(lr=1e-3, weight_decay=0.1, beta1=0.9, beta2=0.99),
+                         torch.device("cpu"))
+    decay, no_decay = opt.param_groups
+    assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
+    assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
+    assert len(decay["params"]) + len(no_decay["params"]) == len(list(model.parameters()))
+
+
+@pytest.mark.parametrize("model_args", [
+    ["--model", "gpt", "--n-layer", "2", "--n-head", "2", "--n-embd", "32"],
+    ["--model", "lstm", "--hidden", "48", "--lstm-embd", "16", "--layers", "1"],
+])
+def test_tiny_model_loss_falls(corpus, tmp_path, model_args):
+    final = run(corpus, tmp_path / "ck", *model_args, "--max-iters", "40", "--eval-interval", "20")
+    metrics = json.loads((tmp_path / "ck" / "metrics.json").read_text())
+    curve = metrics["curve"]
+    assert [c["iter"] for c in curve] == [0, 20, 40]
+    assert curve[0]["val_loss"] > 3.9                          # ~uniform over ~60 characters at start
+    assert curve[-1]["val_loss"] < curve[0]["val_loss"] - 0.7  # and it learned something
+    assert metrics["tokens_seen"] == 40 * 16 * 16 and metrics["iters"] == 40
+    assert metrics["bits_per_char"] == pytest.approx(metrics["val_loss"] / math.log(2))
+    assert "whole validation split" in metrics["val_loss_method"]
+    assert final["val_loss"] == pytest.approx(metrics["val_loss"])
+    for key in ("model_type", "params", "train_loss", "batch_size", "block_size", "hardware", "device",
+                "wall_time_s", "torch_version", "created_at", "args"):
+        assert key in metrics, key
+    assert not any(p.requires_grad for p in load_checkpoint(tmp_path / "ck").model.parameters())
+
+
+def test_resume_continues_exactly(corpus, tmp_path):
+    """0→30 in one run equals 0→15 then --resume 15→30 (constant lr so the schedule is the same)."""
+    common = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--eval-interval", "15",
+              "--warmup-iters", "0", "--min-lr", "1e-2", "--no-final-eval"]
+    run(corpus, tmp_path / "whole", *common, "--max-iters", "30")
+    run(corpus, tmp_path / "parts", *common, "--max-iters", "15")
+    state = json.loads((tmp_path / "parts" / "train_state.json").read_text())
+    assert state["iter"] == 15
+    run(corpus, tmp_path / "parts", *common, "--max-iters", "30", "--resume")
+    whole = read_tensors(tmp_path / "whole" / "train_state.safetensors")
+    parts = read_tensors(tmp_path / "parts" / "train_state.safetensors")
+    assert whole.keys() == parts.keys()
+    for k in whole:
+        assert torch.equal(whole[k], parts[k]), k
+    curve = json.loads((tmp_path / "parts" / "train_state.json").read_text())["curve"]
+    assert [c["iter"] for c in curve] == [0, 15, 30]
+
+
+def test_resume_without_state_is_an_error(corpus, tmp_path):
+    with pytest.raises(SystemExit, match="no train_state.json"):
+        run(corpus, tmp_path / "nothing", "--max-iters", "5", "--resume")
+
+
+def test_torch_kernel_lstm_matches_the_hand_written_lstm():
+    """--lstm-impl torch computes the same loss and the same gradients as the from-scratch loop."""
+    from scratchformer.lstm import LSTMConfig, LSTMLM
+    from scratchformer.train import TorchKernelLSTM
+    torch.manual_seed(0)
+    model = LSTMLM(LSTMConfig(vocab_size=20, n_embd=6, hidden=10, n_layer=2))
+    x = torch.randint(0, 20, (3, 9), generator=torch.Generator().manual_seed(1))
+    y = torch.roll(x, -1, dims=1)
+    ours = model(x, y)
+    ours.loss.backward()
+    ours_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    fused = TorchKernelLSTM(model)(x, y)
+    fused.loss.backward()
+    assert torch.allclose(fused.logits, ours.logits, atol=1e-6)
+    for n, p in model.named_parameters():
+        assert torch.allclose(p.grad, ours_grads[n], atol=1e-6), n
+    assert list(TorchKernelLSTM(model).parameters()) == list(model.parameters())  # no extra weights
