@@ -162,7 +162,7 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
 
     names = list(MODELS)
     notes: list[str] = []
-    if not prompt.strip("\n "):
+    if not prompt:
         notes.append("The prompt is empty: both models start from a new line.")
         prompt = "\n"
     texts = {n: "" for n in names}
@@ -200,22 +200,19 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
            skip, skip, skip, skip)
 
     seconds = {n: 0.0 for n in streams}
-    active = dict(streams)
-    while active:
-        for name in list(active):
+    for i in range(max_new_tokens):          # each stream yields exactly max_new_tokens tokens
+        for name, stream in streams.items():
             t0 = time.perf_counter()
-            try:
-                g = next(active[name])
-            except StopIteration:
-                del active[name]
-                continue
+            g = next(stream)
             seconds[name] += time.perf_counter() - t0
             texts[name] += g.text
             steps[name]["steps"].append(g.step)
+        done = i == max_new_tokens - 1
         for name in streams:
-            stats[name] = _stats(name, len(steps[name]["steps"]), seconds[name], bpc[name], not active)
-        yield (texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], skip, skip,
-               skip, skip, skip, skip)
+            stats[name] = _stats(name, i + 1, seconds[name], bpc[name], done)
+        if not done:
+            yield (texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], skip, skip,
+                   skip, skip, skip, skip)
 
     for name in streams:
         steps[name]["text"] = texts[name]

@@ -167,7 +167,7 @@ def prepare_text(text, tokenizer, max_chars: int, keep: str = "start") -> Prepar
         text = ""
     if not isinstance(text, str):
         raise ValueError(f"text must be a string, got {type(text).__name__}")
-    if not text.strip("\n "):
+    if not text:
         raise ValueError("the text is empty: type at least one character")
     ids, replaced = tokenizer.encode_with_report(text)  # may change the length (… → ...)
     cropped_from = 0

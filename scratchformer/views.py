@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import math
+import warnings
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
@@ -212,8 +213,8 @@ def _pool(w: np.ndarray, size: int) -> np.ndarray:
     pad_q, pad_k = (-T_q) % f, (-T_k) % f
     w = np.pad(w, [(0, 0)] * (w.ndim - 2) + [(0, pad_q), (0, pad_k)], constant_values=np.nan)
     shape = w.shape[:-2] + (w.shape[-2] // f, f, w.shape[-1] // f, f)
-    with np.errstate(invalid="ignore"), np.testing.suppress_warnings() as sup:
-        sup.filter(RuntimeWarning)
+    with warnings.catch_warnings():  # an all-NaN block (a hidden first column) is NaN, not a warning
+        warnings.simplefilter("ignore", RuntimeWarning)
         return np.nanmean(w.reshape(shape), axis=(-3, -1))
 
 

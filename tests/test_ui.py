@@ -1,0 +1,200 @@
+"""The app's callbacks called directly (no server): tiny random-weight checkpoints, real code paths."""
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+
+from app_checkpoints import CHARS, GPT_CONFIG, make_checkpoints
+from scratchformer import ui
+from scratchformer import ui_inspect as I
+from scratchformer.tokenizer import CharTokenizer
+from scratchformer.ui_models import MODELS, ModelBank, configure_torch, prepare_text
+
+SETTINGS = dict(temperature=0.9, top_k=0, top_p=0.95, max_new_tokens=12, seed=3)
+
+
+@pytest.fixture(scope="module")
+def ckpt_dir(tmp_path_factory) -> Path:
+    return make_checkpoints(tmp_path_factory.mktemp("ckpts"))
+
+
+@pytest.fixture(scope="module")
+def bank(ckpt_dir) -> ModelBank:
+    return ModelBank.load(ckpt_dir, device="cpu")
+
+
+def run_generate(bank, prompt="ROMEO:\n", **kw):
+    s = {**SETTINGS, **kw}
+    generate = ui.bound(ui.generate, bank)            # as the app calls it: errors become gr.Error
+    return list(generate(prompt, s["temperature"], s["top_k"], s["top_p"], s["max_new_tokens"], s["seed"]))
+
+
+def z(plot):
+    return np.asarray(plot.data[0].z, dtype=float)
+
+
+# ------------------------------------------------------------------------------------------ generate
+
+def test_generate_streams_both_models_token_by_token(bank):
+    outs = run_generate(bank)
+    first, last = outs[0], outs[-1]
+    assert first[0] == "" and first[2] == "" and "bits/char" in first[1] and "Transformer" in first[4]
+    assert len(outs) == SETTINGS["max_new_tokens"] + 1          # the start, then one per token pair
+    assert [len(o[0]) for o in outs[1:]] == list(range(1, 13))   # one character more each time
+    assert len(last[0]) == len(last[2]) == 12
+    assert "12 tokens" in last[1] and "tokens/s" in last[1] and "generating" not in last[1]
+    steps = last[6]
+    assert set(steps) == set(MODELS) and len(steps["LSTM"]["steps"]) == 12
+    assert "".join(steps["Transformer"]["itos"][s.token_id] for s in steps["Transformer"]["steps"]) == last[0]
+
+
+def test_generate_is_reproducible_per_seed(bank):
+    a, b, c = (run_generate(bank, seed=s)[-1] for s in (7, 7, 8))
+    assert a[0] == b[0] and a[2] == b[2]
+    assert (a[0], a[2]) != (c[0], c[2])
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("temperature", -1.0, "temperature"), ("temperature", float("nan"), "temperature"),
+    ("top_k", 2.5, "top_k"), ("top_k", -3, "top_k"), ("top_p", 1.5, "top_p"),
+    ("max_new_tokens", 0, "max_new_tokens"), ("max_new_tokens", 10**9, "max_new_tokens"),
+    ("seed", -1, "seed"), ("seed", 1.5, "seed")])
+def test_generate_rejects_bad_settings_with_a_message_naming_them(bank, field, value, message):
+    with pytest.raises(gr.Error, match=message):
+        run_generate(bank, **{field: value})
+
+
+def test_generate_accepts_empty_emoji_and_huge_prompts_with_a_note(bank):
+    empty = run_generate(bank, prompt="")[-1]
+    assert "empty" in empty[5] and len(empty[0]) == 12
+    emoji = run_generate(bank, prompt="Hello 😀 wörld ß")[-1]
+    assert "replaced" in emoji[5] and "😀" in emoji[5] and len(emoji[2]) == 12
+    huge = run_generate(bank, prompt="a" * 100_000)[-1]
+    assert "100,000" in huge[5] and len(huge[0]) == 12
+
+
+def test_why_token_replays_a_step_of_the_last_generation(bank):
+    last = run_generate(bank)[-1]
+    steps = last[6]
+    fig, caption = ui.why_token(steps, "LSTM", 5)
+    chosen = steps["LSTM"]["steps"][4]
+    assert f"step 5 of 12" in caption and f"{chosen.token_prob:.3f}" in caption
+    np.testing.assert_allclose(fig.data[0].y, chosen.probs_temperature.numpy(), rtol=1e-6)
+    with pytest.raises(gr.Error, match="step must be in 1…12"):
+        ui.friendly(ui.why_token)(steps, "LSTM", 13)
+    with pytest.raises(gr.Error, match="generate some text first"):
+        ui.friendly(ui.why_token)(None, "LSTM", 1)
+
+
+# ------------------------------------------------------------------------------------------ attention
+
+def test_attention_with_and_without_the_causal_mask(bank):
+    text = "To be, or not to be"
+    note, grid, head, avg, diff, compare = I.attention(bank, text, True, 2, 1, False)
+    assert note == "" and len(grid.data) == GPT_CONFIG["n_layer"] * GPT_CONFIG["n_head"]
+    on = z(head)
+    assert on.shape == (len(text), len(text))
+    assert np.allclose(np.triu(on, 1), 0) and np.allclose(on.sum(1), 1, atol=1e-5)
+    np.testing.assert_allclose(z(avg).sum(1), 1, atol=1e-5)
+    off = z(I.attention(bank, text, False, 2, 1, False)[2])
+    assert not np.allclose(np.triu(off, 1), 0)                      # the future is visible
+    np.testing.assert_allclose(z(diff), off - on, atol=1e-5)
+    assert "mask on" in compare and "mask off" in compare and "bits/char" in compare
+
+
+def test_attention_toggles_and_sliders_redraw_only_their_part(bank):
+    text = "O Romeo, Romeo!"
+    grid, head, avg = I.attention_view(bank, text, False, 1, 2, True)
+    assert np.isnan(z(head)[:, 0]).all()                             # first token hidden
+    head2, diff2 = I.attention_head(bank, text, True, 1, 2, False)
+    full = I.attention(bank, text, True, 1, 2, False)
+    np.testing.assert_allclose(z(head2), z(full[2]), atol=1e-6)
+    np.testing.assert_allclose(z(diff2), z(full[4]), atol=1e-6)
+
+
+@pytest.mark.parametrize("args,message", [
+    (("", True, 1, 1, False), "empty"), ((None, True, 1, 1, False), "empty"),
+    (("abc", True, 0, 1, False), "layer must be in 1…2"), (("abc", True, 1, 9, False), "head must be in 1…2"),
+    (("abc", True, 1.5, 1, False), "layer must be a whole number")])
+def test_attention_bad_input_gives_a_clear_error(bank, args, message):
+    with pytest.raises(gr.Error, match=message):
+        ui.bound(I.attention, bank)(*args)
+
+
+def test_analysis_crops_long_text_and_reports_unknown_characters(bank):
+    note, *_ = I.attention(bank, "x" * 100_000, True, 1, 1, False)
+    assert "100,000 characters" in note and f"reads {GPT_CONFIG['block_size']}" in note
+    note, *_ = ui.bound(I.attention, bank)("a 😀 b", True, 1, 1, False)
+    assert "replaced" in note and "😀" in note
+
+
+# ----------------------------------------------------------------------------- embeddings, LSTM, models
+
+def test_embeddings_hidden_states_and_lstm_views(bank):
+    emb = I.embedding_figure(bank, "LSTM")
+    assert sum(len(t.x) for t in emb.data) == 65
+    sinus, learned = I.positional_figures(bank)
+    assert z(sinus).shape == (GPT_CONFIG["block_size"], GPT_CONFIG["n_embd"])
+    np.testing.assert_allclose(z(learned), bank.get("Transformer").model.embed.pos.emb.weight.numpy(), rtol=1e-6)
+    note, fig = I.hidden_states(bank, "Hark!")
+    assert z(fig).shape == (GPT_CONFIG["n_layer"] + 1, 5)
+    note, fig, units = I.lstm_inside(bank, "\"Hark,\" he said.\n", 2, 4)
+    assert len(fig.data) == 4 and z(fig).shape == (4, 17) and units.count("unit ") == 4
+    with pytest.raises(gr.Error, match="units must be in"):
+        ui.bound(I.lstm_inside, bank)("abc", 1, 1000)
+
+
+def test_models_table_lists_size_loss_and_hardware(bank):
+    table = I.models_table(bank)
+    assert "3.500 nats" in table and "test (lstm)" in table and "2 layers × 2 heads" in table
+
+
+# ----------------------------------------------------------------------------------- broken models
+
+def test_a_broken_checkpoint_leaves_the_other_model_working(ckpt_dir, tmp_path):
+    broken = make_checkpoints(tmp_path)
+    (broken / "gpt-shakespeare" / "model.safetensors").write_bytes(b"not safetensors")
+    bank = ModelBank.load(broken, device="cpu")
+    assert not bank.available("Transformer") and bank.available("LSTM")
+    assert "model.safetensors" in bank.slots["Transformer"].error
+    last = run_generate(bank)[-1]
+    assert "⚠️" in last[1] and "could not be loaded" in last[1] and len(last[2]) == 12
+    with pytest.raises(gr.Error, match="could not be loaded"):
+        ui.bound(I.attention, bank)("abc", True, 1, 1, False)
+    demo = ui.build_demo(bank=bank)                    # the page builds and says why
+    assert "Transformer is unavailable" in demo.config["components"][0]["props"]["value"]
+
+
+def test_a_missing_checkpoint_folder_is_reported(tmp_path):
+    bank = ModelBank.load(tmp_path, device="cpu")
+    assert "does not exist" in bank.slots["LSTM"].error
+    with pytest.raises(gr.Error, match="no model could be loaded"):
+        ui.friendly(ui.generate)(bank, "a", 1.0, 0, 1.0, 5, 0).__next__()
+
+
+# ------------------------------------------------------------------------------------------ the demo
+
+def test_every_event_is_named_and_model_events_share_a_bounded_group(bank):
+    demo = ui.build_demo(bank=bank)
+    fns = list(demo.fns.values())
+    names = {f.api_name for f in fns}
+    assert {"generate", "why_token", "attention", "attention_view", "attention_head", "hidden_states",
+            "lstm_gates"} <= names
+    assert all(f.api_name for f in fns)
+    assert all(f.concurrency_id == "models" and f.concurrency_limit == ui.MODEL_CONCURRENCY for f in fns)
+
+
+def test_torch_threads_fit_the_machine():
+    n = configure_torch(concurrency=2)
+    assert 1 <= n <= 4 and torch.get_num_threads() == n
+
+
+def test_prepare_text_keeps_the_start_or_the_end():
+    t = CharTokenizer(list(CHARS))
+    assert prepare_text("abcdef", t, 3).text == "abc"
+    assert prepare_text("abcdef", t, 3, keep="end").text == "def"
+    assert prepare_text("wait…", t, 10).text == "wait..."    # the tokenizer's normalisation
+    with pytest.raises(ValueError, match="empty"):
+        prepare_text("", t, 3)

@@ -1,0 +1,165 @@
+"""The app's figures, called directly: what they draw must match the tensors they are given."""
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from scratchformer import views
+from scratchformer.sampling import make_generator, sample_step
+
+ITOS = list("\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
+
+
+def causal_attention(L, H, T, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mask = torch.ones(T, T, dtype=torch.bool).tril()
+    return [torch.softmax(torch.randn(H, T, T, generator=g).masked_fill(~mask, float("-inf")), -1)
+            for _ in range(L)]
+
+
+def test_display_char_makes_whitespace_visible():
+    assert [views.display_char(c) for c in "\n a\t"] == ["⏎", "␣", "a", "⇥"]
+    assert views.display_char("\x01") == "\\x01"
+
+
+def test_surprise_bits_is_minus_log2_of_the_probability_of_each_next_char():
+    logits = torch.randn(4, 5, generator=torch.Generator().manual_seed(1))
+    ids = [0, 3, 1, 4]
+    bits = views.surprise_bits(logits, ids)
+    assert math.isnan(bits[0])
+    p = torch.softmax(logits, -1)
+    for t in range(1, 4):
+        assert bits[t] == pytest.approx(-math.log2(p[t - 1, ids[t]].item()), rel=1e-5)
+
+
+def test_surprise_html_colours_each_model_and_their_disagreement():
+    out = views.surprise_html(list("ab\n"), {"Transformer": [float("nan"), 1.0, 8.0],
+                                             "LSTM": [float("nan"), 3.0, 8.0]})
+    assert "Transformer" in out and "LSTM" in out and "Disagreement" in out
+    assert "mean 4.50 bits/char" in out and "mean 5.50 bits/char" in out
+    assert "−2.00" not in out and "-2.00 bits" in out  # d = 1 − 3 on 'b'
+    assert "rgb(255,55,55)" in out                      # 8 bits: full red
+    assert "<br>" in out                                # the newline breaks the line
+
+
+def _trace(fig, name_start):
+    return [t for t in fig.data if (t.name or "").startswith(name_start)]
+
+
+def test_distribution_shows_every_token_and_each_filters_cuts():
+    logits = torch.randn(len(ITOS), generator=torch.Generator().manual_seed(3)) * 2
+    step = sample_step(logits, temperature=0.7, top_k=20, top_p=0.6, generator=make_generator(5))
+    fig = views.distribution_figure(step, ITOS)
+    top = fig.data[0]
+    assert len(top.x) == len(ITOS)                                   # the whole vocabulary
+    np.testing.assert_allclose(top.y, step.probs_temperature.numpy(), rtol=1e-6)
+    (cut_k,), (cut_p,) = _trace(fig, "cut by top-k"), _trace(fig, "cut by top-p")
+    assert sorted(cut_k.x) == torch.nonzero(step.cut_by_top_k).flatten().tolist()
+    assert sorted(cut_p.x) == torch.nonzero(step.cut_by_top_p).flatten().tolist()
+    assert len(cut_k.x) == len(ITOS) - 20 and len(cut_p.x) > 0
+    # cut tokens are drawn at their height after temperature, the kept ones sum to 1
+    np.testing.assert_allclose(cut_k.y, step.probs_temperature[step.cut_by_top_k].numpy(), rtol=1e-6)
+    kept = sum(sum(t.y) for t in _trace(fig, "kept") + _trace(fig, "chosen"))
+    assert kept == pytest.approx(1.0)
+    (chosen,) = _trace(fig, "chosen")
+    assert list(chosen.x) == [step.token_id]
+    assert fig.layout.xaxis.ticktext[:2] == ("⏎", "␣")
+
+
+def test_distribution_of_a_greedy_step_cuts_nothing():
+    step = sample_step(torch.randn(len(ITOS)), temperature=0, top_k=0, top_p=1.0)
+    fig = views.distribution_figure(step, ITOS)
+    assert len(_trace(fig, "cut by top-k")[0].x) == 0 and len(_trace(fig, "cut by top-p")[0].x) == 0
+    assert "greedy" in fig.layout.annotations[0].text
+
+
+def test_attention_grid_has_one_panel_per_layer_and_head_and_pools_long_texts():
+    attn = causal_attention(L=3, H=2, T=2 * views.GRID_MAX_CELLS)
+    fig = views.attention_grid(attn)
+    assert len(fig.data) == 6
+    z = np.asarray(fig.data[0].z)
+    assert z.shape == (views.GRID_MAX_CELLS, views.GRID_MAX_CELLS)
+    np.testing.assert_allclose(z[0, 0], attn[0][0, :2, :2].mean().item(), rtol=1e-5)  # 2×2 average
+    assert np.nansum(z) * 4 == pytest.approx(2 * views.GRID_MAX_CELLS, rel=1e-4)   # rows still sum to 1
+    odd = views.attention_grid(causal_attention(L=1, H=1, T=101))
+    assert max(np.asarray(odd.data[0].z).shape) <= views.GRID_MAX_CELLS
+    short = views.attention_grid(causal_attention(L=1, H=1, T=10))
+    np.testing.assert_allclose(np.asarray(short.data[0].z), causal_attention(1, 1, 10)[0][0].numpy(),
+                               rtol=1e-6)
+
+
+def test_attention_grid_payload_stays_small_for_36_heads_and_128_characters():
+    fig = views.attention_grid(causal_attention(L=6, H=6, T=128))
+    assert len(fig.to_json()) < 600_000
+
+
+def test_attention_heatmap_labels_tokens_and_hides_the_first_token():
+    chars = list("to be")
+    w = causal_attention(1, 1, 5)[0][0]
+    fig = views.attention_heatmap(w, chars, title="t")
+    z = np.asarray(fig.data[0].z)
+    np.testing.assert_allclose(z, w.numpy(), rtol=1e-6)
+    assert list(fig.data[0].x) == ["0 t", "1 o", "2 ␣", "3 b", "4 e"]
+    hidden = np.asarray(views.attention_heatmap(w, chars, hide_first=True).data[0].z)
+    assert np.isnan(hidden[:, 0]).all()
+    np.testing.assert_allclose(hidden[:, 1:], w.numpy()[:, 1:], rtol=1e-6)  # not renormalised
+
+
+def test_attention_diff_uses_a_scale_centred_on_zero():
+    d = torch.tensor([[0.5, -0.2], [0.1, 0.0]])
+    trace = views.attention_heatmap(d, ["a", "b"], diverging=True).data[0]
+    assert trace.zmid == 0 and trace.zmin == -0.5 and trace.zmax == 0.5
+
+
+def test_pca_keeps_the_distances_of_points_lying_in_a_plane():
+    g = torch.Generator().manual_seed(0)
+    flat = torch.randn(30, 2, generator=g) * torch.tensor([3.0, 1.0])
+    basis, _ = torch.linalg.qr(torch.randn(10, 2, generator=g))          # an orthonormal 2-D plane
+    x = flat @ basis.T + 5.0
+    coords, frac = views.pca_2d(x)
+    def dist(a):
+        return (a[:, None] - a[None]).norm(dim=-1)
+    torch.testing.assert_close(dist(coords), dist(flat), atol=1e-4, rtol=0)
+    assert frac.sum() == pytest.approx(1.0, abs=1e-5) and frac[0] > frac[1]
+
+
+def test_embedding_pca_labels_every_character():
+    fig = views.embedding_pca_figure(torch.randn(len(ITOS), 8), ITOS)
+    labels = [c for t in fig.data for c in t.text]
+    assert sorted(labels) == sorted(views.display_char(c) for c in ITOS)
+
+
+def test_positional_and_hidden_state_figures_match_their_inputs():
+    pe = torch.randn(16, 8)
+    np.testing.assert_allclose(np.asarray(views.positional_figure(pe).data[0].z), pe.numpy(), rtol=1e-6)
+    hidden = [torch.ones(3, 4), torch.ones(3, 4) * 2, torch.ones(3, 4) * 2]
+    fig = views.hidden_states_figure(hidden, list("abc"))
+    np.testing.assert_allclose(np.asarray(fig.data[0].z), [[2] * 3, [4] * 3, [4] * 3], rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(fig.data[1].z), [[1] * 3, [0] * 3], atol=1e-6)
+
+
+def test_lstm_view_picks_the_most_varying_units():
+    T, hidden = 12, 6
+    cells = torch.zeros(T, hidden)
+    cells[:, 4] = torch.linspace(-3, 3, T)      # varies most
+    cells[:, 1] = torch.linspace(0, 1, T)
+    assert views.top_varying_units(cells, 2) == [4, 1]
+    gates = {k: torch.rand(T, hidden) for k in "ifgo"}
+    fig = views.lstm_gates_figure(gates, cells, list("hello world!"), [4, 1])
+    assert len(fig.data) == 4
+    np.testing.assert_allclose(np.asarray(fig.data[1].z), gates["f"][:, [4, 1]].T.numpy(), rtol=1e-6)
+    html = views.unit_text_html(list("ab"), torch.tensor([1.0, -1.0]), "unit 4")
+    assert "unit 4" in html and "+1.000" in html and "-1.000" in html
+
+
+def test_learning_curves_draw_train_and_validation_per_model():
+    curve = [{"iter": i, "tokens": 100 * (i + 1), "train_loss": 3 - i * 0.1, "val_loss": 3.1 - i * 0.1, "lr": 1e-3}
+             for i in range(4)]
+    fig = views.learning_curves_figure({"Transformer": curve, "LSTM": curve[:2]})
+    names = [t.name for t in fig.data]
+    assert names == ["Transformer train", "Transformer val", "LSTM train", "LSTM val"]
+    assert list(fig.data[1].y) == [c["val_loss"] for c in curve]
+    empty = views.learning_curves_figure({})
+    assert "No learning curves" in json.dumps(empty.to_plotly_json()["layout"]["annotations"])
