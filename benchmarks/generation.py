@@ -11,7 +11,8 @@ same function. GPT-2 has no policy for running past ``n_positions``, so for the 
 ``n_positions = prompt + new tokens`` (its attention then spans up to 506 keys where ours stops at
 block_size); the "inside one block" rows compare both with ``n_positions = block_size``.
 
-Prints a table, then as its last line one JSON object.
+Prints a table, then as its last line one JSON object. The JSON's main figures are wall-clock
+tokens/s; ``per_cpu_second`` holds the same rows per second of this process's CPU time.
 """
 from __future__ import annotations
 
@@ -67,14 +68,26 @@ def lstm_hidden_for(params: int, vocab: int, embd: int, layers: int) -> int:
     return min(range(16, 4096), key=lambda h: abs(count(h) - params))
 
 
-def time_tokens_per_s(run, n_tokens: int, repeats: int) -> float:
-    run(min(n_tokens, 8))  # warm-up
-    times = []
+def time_tokens_per_s(runs: dict, repeats: int) -> tuple[dict, dict]:
+    """{name: (run, n_tokens)} → ({name: tokens per wall-clock second}, {name: tokens per CPU second}),
+    each the median of ``repeats`` timed runs.
+
+    The runs take turns (round-robin), so a burst of load from other processes hits every row alike.
+    CPU time (``time.process_time``) counts only this process's own work: on a busy shared machine it
+    varies less than wall-clock time; with one thread and an idle machine the two agree.
+    """
+    for run, n in runs.values():
+        run(min(n, 8))  # warm-up
+    wall = {name: [] for name in runs}
+    cpu = {name: [] for name in runs}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        run(n_tokens)
-        times.append(time.perf_counter() - t0)
-    return n_tokens / statistics.median(times)
+        for name, (run, n) in runs.items():
+            w0, c0 = time.perf_counter(), time.process_time()
+            run(n)
+            wall[name].append(time.perf_counter() - w0)
+            cpu[name].append(time.process_time() - c0)
+    rate = lambda times: {name: runs[name][1] / statistics.median(t) for name, t in times.items()}  # noqa: E731
+    return rate(wall), rate(cpu)
 
 
 def ours(model, tok, args, use_cache):
@@ -137,19 +150,13 @@ def main(argv=None):
     lstm = LSTMLM(LSTMConfig(vocab_size=tok.vocab_size, n_embd=args.lstm_embd, hidden=hidden,
                              n_layer=args.lstm_layers)).eval()
     n, n_in = args.new_tokens, args.block_size - len(tok.encode(PROMPT))
-    rows = []  # (name, tokens, tokens/s)
-
-    kv = time_tokens_per_s(ours(gpt, tok, args, True), n, args.repeats)
-    rows.append(("ours GPT, KV cache", n, kv))
-    rc = time_tokens_per_s(ours(gpt, tok, args, False), n, args.repeats)
-    rows.append(("ours GPT, full recompute", n, rc))
-    ls = time_tokens_per_s(ours(lstm, tok, args, True), n, args.repeats)
-    rows.append((f"ours LSTM (hidden {hidden})", n, ls))
-    kv_in = time_tokens_per_s(ours(gpt, tok, args, True), n_in, args.repeats)
-    rows.append(("ours GPT, KV cache, inside one block", n_in, kv_in))
-
-    hf_tps = hf_in = max_diff = None
-    hf_error = None
+    runs = {  # name: (run, tokens)
+        "ours GPT, KV cache": (ours(gpt, tok, args, True), n),
+        "ours GPT, full recompute": (ours(gpt, tok, args, False), n),
+        f"ours LSTM (hidden {hidden})": (ours(lstm, tok, args, True), n),
+        "ours GPT, KV cache, inside one block": (ours(gpt, tok, args, True), n_in),
+    }
+    max_diff = hf_error = None
     if args.skip_hf:
         hf_error = "skipped"
     else:
@@ -161,22 +168,24 @@ def main(argv=None):
         ids = torch.tensor([tok.encode(PROMPT)])
         hf = hf_gpt2(gpt, args.block_size)
         with torch.no_grad():
-            probe = torch.randint(0, tok.vocab_size, (1, args.block_size), generator=torch.Generator().manual_seed(1))
+            probe = torch.randint(0, tok.vocab_size, (1, args.block_size),
+                                  generator=torch.Generator().manual_seed(1))
             max_diff = (hf(probe).logits - gpt(probe).logits).abs().max().item()
-        hf_in = time_tokens_per_s(hf_runner(hf, ids, args), n_in, args.repeats)
-        hf_long = hf_gpt2(gpt, ids.size(1) + n)
-        hf_tps = time_tokens_per_s(hf_runner(hf_long, ids, args), n, args.repeats)
-        rows.insert(3, (f"HF GPT-2 generate (n_positions {ids.size(1) + n})", n, hf_tps))
-        rows.append((f"HF GPT-2 generate, inside one block", n_in, hf_in))
+        runs[f"HF GPT-2 generate (n_positions {ids.size(1) + n})"] = (
+            hf_runner(hf_gpt2(gpt, ids.size(1) + n), ids, args), n)
+        runs["HF GPT-2 generate, inside one block"] = (hf_runner(hf, ids, args), n_in)
+    tps, tps_cpu = time_tokens_per_s(runs, args.repeats)
+    kv, rc, ls, kv_in = list(tps.values())[:4]
+    hf_tps, hf_in = (list(tps.values())[4:] + [None, None])[:2]
 
     print(f"GPT: {args.n_layer} layers, {args.n_head} heads, {args.n_embd} dims, block {args.block_size}, "
           f"{gpt.num_params() / 1e6:.2f}M params; LSTM: {args.lstm_layers}×{hidden}, "
           f"{lstm.num_params() / 1e6:.2f}M params")
     print(f"batch 1, CPU, torch {torch.__version__}, {torch.get_num_threads()} thread(s); T={args.temperature}, "
-          f"top_k={args.top_k}, top_p={args.top_p}; median of {args.repeats} runs")
-    print(f"{'':44s} {'tokens':>7s} {'tokens/s':>10s}")
-    for name, toks, tps in rows:
-        print(f"{name:44s} {toks:7d} {tps:10.1f}")
+          f"top_k={args.top_k}, top_p={args.top_p}; median of {args.repeats} runs, taken in turns")
+    print(f"{'':44s} {'tokens':>7s} {'tokens/s':>10s} {'tokens/CPU-s':>13s}")
+    for name, (_, toks) in runs.items():
+        print(f"{name:44s} {toks:7d} {tps[name]:10.1f} {tps_cpu[name]:13.1f}")
     if hf_error:
         print(f"HF GPT-2: missing — {hf_error}")
     else:
@@ -190,6 +199,7 @@ def main(argv=None):
         "kv_cache_in_block_tokens_per_s": round(kv_in, 1),
         "hf_gpt2_in_block_tokens_per_s": None if hf_in is None else round(hf_in, 1),
         "max_logit_diff_vs_hf": max_diff, "hf_error": hf_error,
+        "per_cpu_second": {name: round(v, 1) for name, v in tps_cpu.items()},
         "new_tokens": n, "in_block_tokens": n_in, "threads": torch.get_num_threads(),
         "gpt": {"n_layer": args.n_layer, "n_head": args.n_head, "n_embd": args.n_embd,
                 "block_size": args.block_size, "params": gpt.num_params()},
