@@ -31,6 +31,7 @@ from .generation import generate_stream
 from .sampling import validate_sampling, validate_seed
 from .ui_models import (LSTM_NAME, MAX_PROMPT_CHARS, MODELS, NOTE_MARK, TRANSFORMER, ModelBank, as_int,
                         configure_torch, context_limit, notes_md, prepare_text, run_traced, unk_char)
+from .ui_seq2seq import build_gpt_bert_tab, build_seq2seq_tab
 
 log = logging.getLogger("scratchformer.app")
 
@@ -410,7 +411,8 @@ def build_models_tab(bank: ModelBank) -> None:
 
 # One function per tab, in the order shown. A new section = a new build_*_tab(bank) appended here.
 TABS: list[Callable[[ModelBank], None]] = [build_generate_tab, build_attention_tab, build_embeddings_tab,
-                                           build_lstm_tab, build_models_tab]
+                                           build_lstm_tab, build_seq2seq_tab, build_gpt_bert_tab,
+                                           build_models_tab]
 
 
 def header(bank: ModelBank) -> str:
