@@ -155,3 +155,16 @@ def test_shipped_bert_fills_blanks_and_beats_its_causal_self():
     assert bidirectional["masked_char_accuracy"] > causal["masked_char_accuracy"] + 0.1
     metrics = json.loads((CHECKPOINT / "metrics.json").read_text())
     assert abs(bidirectional["masked_char_accuracy"] - metrics["masked_char_accuracy"]) < 0.08
+
+
+def test_evaluate_prints_masked_char_accuracy_as_its_last_json_line(tmp_path, capsys):
+    from scratchformer import data as D
+    from scratchformer.checkpoint import save_checkpoint
+    from scratchformer.evaluate import main
+    chars = D.default_tokenizer().chars
+    model, tok = tiny_bert(chars="".join(chars), block_size=64)
+    save_checkpoint(tmp_path / "bert", model, tok, {"iters": 0})
+    main([str(tmp_path / "bert"), "--max-batches", "1", "--batch-size", "8"])
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["model_type"] == "bert" and last["masked_chars"] > 0
+    assert 0.0 <= last["masked_char_accuracy"] <= 1.0 and 0.0 <= last["masked_char_accuracy_causal"] <= 1.0

@@ -268,3 +268,16 @@ def test_shipped_checkpoint_meets_its_bar_on_held_out_dates():
     assert exact >= 0.99
     metrics = json.loads((CHECKPOINT / "metrics.json").read_text())
     assert metrics["exact_match"] >= 0.99
+
+
+def test_evaluate_prints_exact_match_as_its_last_json_line(tmp_path, capsys):
+    from scratchformer.checkpoint import save_checkpoint
+    from scratchformer.evaluate import main
+    tok = DatesTask().tokenizer
+    torch.manual_seed(0)
+    model = tiny_model(tok, block_size=40, n_embd=16)
+    save_checkpoint(tmp_path / "s2s", model, tok, {"iters": 0})
+    main([str(tmp_path / "s2s"), "--max-batches", "1", "--batch-size", "16"])
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["model_type"] == "seq2seq" and last["held_out_examples"] == 16
+    assert 0.0 <= last["exact_match"] <= 1.0 and last["val_loss"] > 0
