@@ -58,7 +58,7 @@ def split(data: Tensor | str, tokenizer: Optional[CharTokenizer] = None) -> tupl
 
 def get_batch(data: Tensor, batch_size: int, block_size: int, generator: Optional[torch.Generator] = None,
               device: torch.device | str = "cpu") -> tuple[Tensor, Tensor]:
-    """``batch_size`` random windows of ``data`` → (x [B, T], y [B, T]) with y[:, t] = x[:, t+1]'s successor.
+    """``batch_size`` random windows of ``data`` → (x [B, T], y [B, T]), y the next character of x:
 
     x = data[i : i+T], y = data[i+1 : i+T+1] for random offsets i (drawn with ``generator``).
     """
@@ -67,7 +67,7 @@ def get_batch(data: Tensor, batch_size: int, block_size: int, generator: Optiona
     ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
     offsets = torch.arange(block_size + 1)
     windows = data[ix[:, None] + offsets]          # [B, T+1]
-    x, y = windows[:, :-1], windows[:, 1:]
+    x, y = windows[:, :-1].contiguous(), windows[:, 1:].contiguous()
     device = torch.device(device)
     if device.type == "cuda":
         return x.pin_memory().to(device, non_blocking=True), y.pin_memory().to(device, non_blocking=True)

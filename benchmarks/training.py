@@ -1,0 +1,133 @@
+"""Training throughput (tokens/s) at nanoGPT's CPU configuration.
+
+    python benchmarks/training.py [--threads 1] [--iters 30] [--nanogpt-dir DIR]
+
+Configuration (nanoGPT's README, "I only have a macbook"): 4 layers, 4 heads, 128 dims, block 64,
+batch 12, no dropout, AdamW, gradient clipping 1.0. Every model is timed by the same loop — draw a
+batch, forward, backward, clip, AdamW step — after a few warm-up steps:
+
+* our GPT (scratchformer.transformer.GPT, fused attention path since no weights are asked for);
+* our LSTM at about the same parameter count (embedding 64, 2 layers of 248 hidden units), both
+  through PyTorch's fused LSTM kernel (``--lstm-impl torch``, what train.py uses by default) and
+  through the hand-written step loop (``--lstm-impl scratch``);
+* nanoGPT's own GPT (its ``model.py`` with its ``configure_optimizers``) when ``--nanogpt-dir``
+  points at a folder holding it: with bias=False (its train.py's default) and bias=True (like ours).
+
+Prints a table; the LAST line is one JSON object with gpt_train_tokens_per_s, lstm_train_tokens_per_s
+(the fused kernel), lstm_scratch_train_tokens_per_s and, when measured, nanogpt_train_tokens_per_s.
+The median of ``--repeats`` timed runs is reported (the machine may be shared).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from scratchformer import data as D  # noqa: E402
+from scratchformer.checkpoint import build_model, num_params  # noqa: E402
+from scratchformer.lstm import LSTMConfig  # noqa: E402
+from scratchformer.train import TorchKernelLSTM, make_optimizer  # noqa: E402
+from scratchformer.transformer import TransformerConfig  # noqa: E402
+
+BATCH, BLOCK = 12, 64
+GPT_CFG = dict(n_layer=4, n_head=4, n_embd=128, block_size=BLOCK, dropout=0.0)
+LSTM_CFG = dict(n_embd=64, hidden=248, n_layer=2, block_size=BLOCK)
+
+
+def time_training(step_loss, params, opt, train_ids, iters: int, warmup: int = 3) -> float:
+    """Tokens per second of ``iters`` full training steps (after ``warmup`` untimed ones)."""
+    gen = torch.Generator().manual_seed(0)
+    for i in range(warmup + iters):
+        if i == warmup:
+            t0 = time.perf_counter()
+        x, y = D.get_batch(train_ids, BATCH, BLOCK, gen)
+        loss = step_loss(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+    return iters * BATCH * BLOCK / (time.perf_counter() - t0)
+
+
+def _opt_args():
+    return argparse.Namespace(lr=1e-3, weight_decay=0.1, beta1=0.9, beta2=0.99)
+
+
+def bench_ours(kind: str, train_ids, vocab: int, iters: int):
+    torch.manual_seed(0)
+    if kind == "gpt":
+        model = build_model(TransformerConfig(model_type="gpt", vocab_size=vocab, **GPT_CFG))
+        step = lambda x, y: model(x, y).loss  # noqa: E731
+    else:
+        model = build_model(LSTMConfig(vocab_size=vocab, **LSTM_CFG))
+        fused = TorchKernelLSTM(model)
+        step = (lambda x, y: fused(x, y).loss) if kind == "lstm" else (lambda x, y: model(x, y).loss)
+    model.train()
+    opt = make_optimizer(model, _opt_args(), torch.device("cpu"))
+    return num_params(model), time_training(step, list(model.parameters()), opt, train_ids, iters)
+
+
+def bench_nanogpt(folder: Path, train_ids, vocab: int, iters: int, bias: bool = False):
+    spec = importlib.util.spec_from_file_location("nanogpt_model", folder / "model.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    torch.manual_seed(0)
+    model = mod.GPT(mod.GPTConfig(vocab_size=vocab, bias=bias, **GPT_CFG))
+    model.train()
+    opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99), "cpu")
+    step = lambda x, y: model(x, y)[1]  # noqa: E731
+    n = sum(p.numel() for p in model.parameters())
+    return n, time_training(step, list(model.parameters()), opt, train_ids, iters)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--iters", type=int, default=30, help="timed steps per run (LSTM scratch: a third)")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--nanogpt-dir", type=Path, default=None, help="folder with nanoGPT's model.py")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    text = D.load_corpus()
+    tok = D.default_tokenizer(text)
+    train_ids, _ = D.split(D.encode_corpus(text, tok))
+    runs = {
+        "gpt": lambda: bench_ours("gpt", train_ids, tok.vocab_size, args.iters),
+        "lstm": lambda: bench_ours("lstm", train_ids, tok.vocab_size, args.iters),
+        "lstm_scratch": lambda: bench_ours("lstm_scratch", train_ids, tok.vocab_size, max(3, args.iters // 3)),
+    }
+    if args.nanogpt_dir is not None and (args.nanogpt_dir / "model.py").is_file():
+        runs["nanogpt"] = lambda: bench_nanogpt(args.nanogpt_dir, train_ids, tok.vocab_size, args.iters)
+        runs["nanogpt_bias"] = lambda: bench_nanogpt(args.nanogpt_dir, train_ids, tok.vocab_size, args.iters,
+                                                     bias=True)
+    labels = {"gpt": "scratchformer GPT", "lstm": "scratchformer LSTM (torch kernel)",
+              "lstm_scratch": "scratchformer LSTM (hand-written loop)", "nanogpt": "nanoGPT GPT (bias=False, its default)",
+              "nanogpt_bias": "nanoGPT GPT (bias=True, like ours)"}
+    results, params = {}, {}
+    for _ in range(args.repeats):  # interleaved, so a burst of load elsewhere hits every model
+        for name, fn in runs.items():
+            params[name], tps = fn()
+            results.setdefault(name, []).append(tps)
+    print(f"training tokens/s at nanoGPT's CPU config (batch {BATCH} x block {BLOCK}), "
+          f"{args.threads} thread(s), median of {args.repeats}")
+    print(f"{'model':42s} {'params':>10s} {'tokens/s':>10s}")
+    out = {}
+    for name, values in results.items():
+        med = statistics.median(values)
+        out[f"{name}_train_tokens_per_s"] = round(med, 1)
+        print(f"{labels[name]:42s} {params[name]:>10,d} {med:>10,.0f}")
+    out.update(threads=args.threads, batch_size=BATCH, block_size=BLOCK,
+               gpt_params=params["gpt"], lstm_params=params["lstm"])
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
