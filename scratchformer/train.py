@@ -37,10 +37,9 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm import tqdm
 
@@ -50,7 +49,6 @@ from .checkpoint import (CONFIG_FILE, atomic_save_tensors, build_model, load_wei
 from .lstm import LSTMConfig
 from .tasks import DatesTask, masked_batch_fn
 from .tokenizer import CharTokenizer
-from .trace import ModelOutput
 from .transformer import TransformerConfig
 
 TRAIN_STATE_TENSORS, TRAIN_STATE_JSON = "train_state.safetensors", "train_state.json"
@@ -142,54 +140,9 @@ def masked_char_task(args, device: torch.device):
     return batch_fn, tok, {"train": train_ids, "val": val_ids}
 
 
-class TorchKernelLSTM(nn.Module):
-    """Trains an :class:`~scratchformer.lstm.LSTMLM` through PyTorch's fused LSTM kernel.
-
-    The from-scratch LSTM runs one Python-level step per character (and per layer), forwards and
-    backwards: on a CPU that is ~5x slower than ``nn.LSTM``'s C++ loop. Both compute the same
-    function with the same weight layout (gates stacked i, f, g, o; an input and a recurrent bias), so
-    for training we call ``nn.LSTM`` as a pure function of *our* parameters
-    (``torch.func.functional_call``): gradients land in the LSTMLM's own tensors and the checkpoint is
-    an ordinary LSTMLM. tests/test_train.py checks losses and gradients agree with the hand-written
-    path. ``--lstm-impl scratch`` trains through the hand-written loop instead.
-    """
-
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        cfg = model.config
-        self.model = model
-        # a template whose own (unused) weights are kept out of this module's parameters
-        self._kernel = [nn.LSTM(cfg.n_embd, cfg.hidden, cfg.n_layer, batch_first=True,
-                                dropout=cfg.dropout).to(next(model.parameters()).device)]
-
-    def lstm_params(self) -> dict[str, Tensor]:
-        """Our cells' tensors under nn.LSTM's names (weight_ih_l0 = W_i[ifgo] of layer 0, …)."""
-        params = {}
-        for l, cell in enumerate(self.model.lstm.cells):
-            params.update({f"weight_ih_l{l}": cell.ih.weight, f"weight_hh_l{l}": cell.hh.weight,
-                           f"bias_ih_l{l}": cell.ih.bias, f"bias_hh_l{l}": cell.hh.bias})
-        return params
-
-    def forward(self, ids: Tensor, targets: Optional[Tensor] = None) -> ModelOutput:
-        m = self.model
-        kernel = self._kernel[0]
-        kernel.train(self.training)
-        out, _ = torch.func.functional_call(kernel, self.lstm_params(), (m.drop(m.embed(ids)),))
-        logits = m.lm_head(m.drop(out))
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
-                                   ignore_index=-100)
-        return ModelOutput(logits, loss)
-
-
-def _lstm_for_training(model: nn.Module, args) -> nn.Module:
-    return TorchKernelLSTM(model) if args.lstm_impl == "torch" else model
-
-
 MODEL_KINDS: dict[str, ModelKind] = {
     "gpt": ModelKind(_gpt_config, language_model_task),
-    "lstm": ModelKind(_lstm_config, language_model_task, _lstm_for_training),
+    "lstm": ModelKind(_lstm_config, language_model_task),
     "seq2seq": ModelKind(_seq2seq_config, dates_task),
     "bert": ModelKind(_bert_config, masked_char_task),
 }
@@ -314,9 +267,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--hidden", type=int, default=256)
     g.add_argument("--layers", type=int, default=2)
     g.add_argument("--lstm-embd", type=int, default=64)
-    g.add_argument("--lstm-impl", choices=["torch", "scratch"], default="torch",
-                   help="train through PyTorch's fused LSTM kernel on our weights (fast) or the "
-                        "hand-written step loop (the same function, ~5x slower on a CPU)")
     g = p.add_argument_group("both")
     g.add_argument("--block-size", type=int, default=128)
     g.add_argument("--dropout", type=float, default=0.0)

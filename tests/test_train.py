@@ -117,23 +117,3 @@ def test_resume_continues_exactly(corpus, tmp_path):
 def test_resume_without_state_is_an_error(corpus, tmp_path):
     with pytest.raises(SystemExit, match="no train_state.json"):
         run(corpus, tmp_path / "nothing", "--max-iters", "5", "--resume")
-
-
-def test_torch_kernel_lstm_matches_the_hand_written_lstm():
-    """--lstm-impl torch computes the same loss and the same gradients as the from-scratch loop."""
-    from scratchformer.lstm import LSTMConfig, LSTMLM
-    from scratchformer.train import TorchKernelLSTM
-    torch.manual_seed(0)
-    model = LSTMLM(LSTMConfig(vocab_size=20, n_embd=6, hidden=10, n_layer=2))
-    x = torch.randint(0, 20, (3, 9), generator=torch.Generator().manual_seed(1))
-    y = torch.roll(x, -1, dims=1)
-    ours = model(x, y)
-    ours.loss.backward()
-    ours_grads = {n: p.grad.clone() for n, p in model.named_parameters()}
-    model.zero_grad()
-    fused = TorchKernelLSTM(model)(x, y)
-    fused.loss.backward()
-    assert torch.allclose(fused.logits, ours.logits, atol=1e-6)
-    for n, p in model.named_parameters():
-        assert torch.allclose(p.grad, ours_grads[n], atol=1e-6), n
-    assert list(TorchKernelLSTM(model).parameters()) == list(model.parameters())  # no extra weights
