@@ -29,8 +29,9 @@ from . import ui_inspect as I
 from . import views
 from .generation import generate_stream
 from .sampling import validate_sampling, validate_seed
-from .ui_models import (LSTM_NAME, MAX_PROMPT_CHARS, MODELS, NOTE_MARK, TRANSFORMER, ModelBank, as_int,
-                        configure_torch, context_limit, notes_md, prepare_text, run_traced, unk_char)
+from .ui_models import (LSTM_NAME, MAX_ANALYSIS_CHARS, MAX_PROMPT_CHARS, MODELS, NOTE_MARK, TRANSFORMER,
+                        ModelBank, as_int, configure_torch, context_limit, notes_md, prepare_text, run_traced,
+                        unk_char)
 from .ui_seq2seq import build_gpt_bert_tab, build_seq2seq_tab
 
 log = logging.getLogger("scratchformer.app")
@@ -325,8 +326,9 @@ def build_attention_tab(bank: ModelBank) -> None:
             return
         cfg = bank.get(TRANSFORMER).config
         with gr.Row():
-            text = gr.Textbox(I.DEFAULT_TEXT, label="Text (up to 256 characters)", lines=3, scale=3,
-                              elem_id="attn-text")
+            limit = context_limit(bank.get(TRANSFORMER), MAX_ANALYSIS_CHARS)
+            text = gr.Textbox(I.DEFAULT_TEXT, label=f"Text (the first {limit} characters are read)",
+                              lines=3, scale=3, elem_id="attn-text")
             with gr.Column(scale=2):
                 causal = gr.Checkbox(True, label="causal mask", elem_id="attn-causal")
                 hide_first = gr.Checkbox(False, label="hide attention to the first token",
@@ -378,7 +380,8 @@ def build_lstm_tab(bank: ModelBank) -> None:
         if model_missing(bank, LSTM_NAME):
             return
         cfg = bank.get(LSTM_NAME).config
-        text = gr.Textbox(I.DEFAULT_TEXT, label="Text (up to 256 characters)", lines=3, elem_id="lstm-text")
+        text = gr.Textbox(I.DEFAULT_TEXT, label=f"Text (the first {MAX_ANALYSIS_CHARS} characters are read)",
+                          lines=3, elem_id="lstm-text")
         with gr.Row():
             layer = gr.Slider(1, cfg.n_layer, cfg.n_layer, step=1, label="layer", elem_id="lstm-layer")
             n_units = gr.Slider(1, min(64, cfg.hidden), min(16, cfg.hidden), step=1,

@@ -11,6 +11,8 @@ import html
 import math
 from pathlib import Path
 
+import torch
+
 from . import views
 from .positional import LearnedPositionalEmbedding, sinusoidal_table
 from .ui_models import (LSTM_NAME, MAX_ANALYSIS_CHARS, TRANSFORMER, ModelBank, as_int, check_index,
@@ -169,7 +171,8 @@ def lstm_inside(bank: ModelBank, text, layer, n_units):
     units = views.top_varying_units(cells, n)
     fig = views.lstm_gates_figure(gates, cells, traced.chars, units,
                                   title=f"LSTM layer {l + 1}: the {n} units whose cell state varies most")
-    units_html = "".join(views.unit_text_html(traced.chars, cells[:, u], f"unit {u}") for u in units[:6])
+    units_html = "".join(views.unit_text_html(traced.chars, torch.tanh(cells[:, u]), f"unit {u}: tanh(c_t)")
+                         for u in units[:6])
     return note, fig, units_html
 
 
@@ -177,9 +180,10 @@ LSTM_INTRO = r"""
 At each character the LSTM decides, per unit, what to forget, what to write and what to show:
 $$c_t = f_t \odot c_{t-1} + i_t \odot g_t, \qquad h_t = o_t \odot \tanh(c_t)$$
 with gates $i_t, f_t, o_t = \sigma(W x_t + U h_{t-1} + b)$ between 0 (closed) and 1 (open). The
-heatmaps show the gates and the cell state $c_t$ of the units whose cell varies most over your
-text; below, your text coloured by single units' $c_t$. Try text with quotes, line breaks or
-names and look for a unit that switches on and off with them.
+heatmaps show the gates and the cell state of the units whose $\tanh(c_t)$ varies most over your
+text (units that only drift steadily are skipped); below, your text coloured by single units'
+$\tanh(c_t)$. Try text with quotes, line breaks or names and look for a unit that switches on and
+off with them.
 """
 
 

@@ -182,6 +182,13 @@ def distribution_figure(step, itos: Sequence[str], title: str = "") -> go.Figure
     bars(np.arange(V) == chosen, p_f, f"chosen: {labels[chosen]!r} (p = {step.token_prob:.3f})", CHOSEN, 2)
     bars(cut_k, p_t, "cut by top-k (height: p after temperature)", CUT_K, 2, pattern="/")
     bars(cut_p, p_t, "cut by top-p (height: p after temperature)", CUT_P, 2, pattern="x")
+    for mask, name, colour in ((cut_k, "cut by top-k", CUT_K), (cut_p, "cut by top-p", CUT_P)):
+        # a mark on the axis under every cut token: most cut tokens are far too unlikely for a bar
+        fig.add_trace(go.Scatter(x=x[mask], y=np.zeros(int(mask.sum())), mode="markers", cliponaxis=False,
+                                 marker=dict(symbol="x-thin", size=7, line=dict(width=2, color=colour)),
+                                 customdata=cd[mask], hovertemplate="%{customdata}: cut<extra></extra>",
+                                 showlegend=False, legendgroup=name + " (height: p after temperature)"),
+                      row=2, col=1)
     fig.update_layout(**_LAYOUT, height=480, barmode="overlay", bargap=0.15,
                       title=dict(text=title, x=0.01),
                       legend=dict(orientation="h", y=-0.12, x=0))
@@ -394,11 +401,14 @@ def hidden_states_figure(hidden: Sequence[Tensor], chars: Sequence[str], title: 
 # ------------------------------------------------------------------------------------------------ LSTM
 
 def top_varying_units(cells: Tensor, n: int) -> list[int]:
-    """Indices of the ``n`` units whose cell state c_t varies most over time (largest std over t).
+    """Indices of the ``n`` units whose tanh(c_t) varies most over the text (largest std over t).
 
-    ``cells`` [T, hidden] for one layer and one text.
+    ``cells`` [T, hidden] for one layer and one text. tanh(c_t) is the cell as the output gate shows
+    it (h_t = o_t ⊙ tanh(c_t)); ranking by it rather than by c_t skips units that only drift
+    steadily to large values and favours units that switch on and off.
     """
-    std = cells.detach().float().std(dim=0, unbiased=False) if cells.shape[0] > 1 else cells.abs()[0]
+    shown = torch.tanh(cells.detach().float())
+    std = shown.std(dim=0, unbiased=False) if cells.shape[0] > 1 else shown.abs()[0]
     n = max(1, min(int(n), cells.shape[1]))
     return torch.argsort(std, descending=True, stable=True)[:n].tolist()
 
@@ -427,7 +437,8 @@ def lstm_gates_figure(gates: Mapping[str, Tensor], cells: Tensor, chars: Sequenc
     """Input, forget and output gates and the cell state of the chosen ``units`` over time.
 
     ``gates[k]`` and ``cells`` are [T, hidden] for one layer; rows of each panel are units, columns
-    characters. Gates lie in (0, 1); the cell state is unbounded and gets a red/blue scale.
+    characters. Gates lie in (0, 1); the cell state c_t is unbounded, so it is drawn as tanh(c_t) in
+    (−1, 1) on a red/blue scale.
     """
     names, ticks = _token_axis(chars)
     units = list(units)
@@ -435,16 +446,15 @@ def lstm_gates_figure(gates: Mapping[str, Tensor], cells: Tensor, chars: Sequenc
     panels = [("i", "input gate i_t (how much to write)"), ("f", "forget gate f_t (how much to keep)"),
               ("o", "output gate o_t (how much to show)")]
     fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.05,
-                        subplot_titles=[p[1] for p in panels] + ["cell state c_t"])
+                        subplot_titles=[p[1] for p in panels] + ["cell state, as tanh(c_t) (what o_t can show)"])
     for r, (k, _) in enumerate(panels, start=1):
         fig.add_trace(go.Heatmap(z=_np(gates[k][:, units]).T, x=names, y=ylabels, coloraxis="coloraxis",
                                  hovertemplate=f"{k}: %{{y}}, %{{x}}: %{{z:.2f}}<extra></extra>"),
                       row=r, col=1)
-    c = _np(cells[:, units]).T
-    m = float(np.abs(c).max()) or 1.0
+    c = np.tanh(_np(cells[:, units])).T
     fig.add_trace(go.Heatmap(z=c, x=names, y=ylabels, colorscale="RdBu", reversescale=True, zmid=0,
-                             zmin=-m, zmax=m, colorbar=dict(thickness=10, len=0.22, y=0.11, title="c"),
-                             hovertemplate="c: %{y}, %{x}: %{z:.2f}<extra></extra>"), row=4, col=1)
+                             zmin=-1, zmax=1, colorbar=dict(thickness=10, len=0.22, y=0.11, title="tanh c"),
+                             hovertemplate="tanh(c): %{y}, %{x}: %{z:.2f}<extra></extra>"), row=4, col=1)
     step = max(1, len(chars) // 64)
     fig.update_xaxes(tickmode="array", tickvals=names[::step], ticktext=ticks[::step], tickangle=0,
                      tickfont=dict(family="monospace", size=10), showgrid=False)
