@@ -3,7 +3,8 @@
 Callbacks (:func:`decode_dates`, :func:`fill_in`) are plain functions of the read-only model banks and
 plain values, returning Markdown, HTML and figures; tests call them directly. The builders
 (:func:`build_seq2seq_tab`, :func:`build_gpt_bert_tab`) lay out widgets and wire them through the
-app's shared helpers in ``ui.py`` (concurrency group, error policy).
+app's shared helpers in ``ui.py`` (concurrency group, error policy), imported when a tab is built
+because ``ui.py`` imports this module to list the tabs.
 
 The two models of these tabs live in their own :class:`~scratchformer.ui_models.ModelBank`, loaded
 once per checkpoint folder (:func:`encoder_bank`): ``seq2seq-dates`` and ``bert-shakespeare``. The GPT
@@ -11,8 +12,9 @@ for the comparison is the app's Transformer from the main bank.
 """
 from __future__ import annotations
 
-import html
 from pathlib import Path
+
+import gradio as gr
 
 from . import views
 from . import views_seq2seq as V
@@ -128,14 +130,12 @@ $\log P(Y\mid X) / \left(\frac{5+|Y|}{6}\right)^{\alpha}$ (α = 0: raw log-proba
 """
 
 
-def _index_slider(gr, n: int, label: str, elem_id: str):
+def _index_slider(n: int, label: str, elem_id: str):
     """A 1…n slider for a layer or head; locked at 1 when there is only one."""
     return gr.Slider(1, max(n, 2), 1, step=1, label=label, interactive=n > 1, elem_id=elem_id)
 
 
 def build_seq2seq_tab(bank: ModelBank) -> None:
-    import gradio as gr
-
     from .ui import friendly, md, model_event, model_missing
     enc = encoder_bank(bank)
     with gr.Tab("Encoder-decoder", id="seq2seq"):
@@ -165,8 +165,8 @@ def build_seq2seq_tab(bank: ModelBank) -> None:
         step_html = gr.HTML(elem_id="s2s-step-html")
         grid = gr.Plot(show_label=False, elem_id="s2s-grid")
         with gr.Row():
-            layer = _index_slider(gr, cfg.n_dec_layer or cfg.n_layer, "layer", "s2s-layer")
-            head = _index_slider(gr, cfg.n_head, "head", "s2s-head")
+            layer = _index_slider(cfg.n_dec_layer or cfg.n_layer, "layer", "s2s-layer")
+            head = _index_slider(cfg.n_head, "head", "s2s-head")
         cross_plot = gr.Plot(show_label=False, elem_id="s2s-cross")
         with gr.Row():
             enc_plot = gr.Plot(show_label=False, elem_id="s2s-enc")
@@ -248,8 +248,6 @@ Turn on the **causal mask** on BERT to see what a blank loses when the model can
 
 
 def build_gpt_bert_tab(bank: ModelBank) -> None:
-    import gradio as gr
-
     from .ui import friendly, md, model_event, model_missing, toast_notes
     enc = encoder_bank(bank)
     with gr.Tab("GPT vs BERT", id="gpt-vs-bert"):
@@ -268,8 +266,8 @@ def build_gpt_bert_tab(bank: ModelBank) -> None:
         filled = gr.Markdown(elem_id="bert-filled")
         bars = gr.Plot(show_label=False, elem_id="bert-bars")
         with gr.Row():
-            layer = _index_slider(gr, cfg.n_layer, "layer", "bert-layer")
-            head = _index_slider(gr, cfg.n_head, "head", "bert-head")
+            layer = _index_slider(cfg.n_layer, "layer", "bert-layer")
+            head = _index_slider(cfg.n_head, "head", "bert-head")
         with gr.Row():
             bert_plot = gr.Plot(show_label=False, elem_id="bert-attn")
             gpt_plot = gr.Plot(show_label=False, elem_id="gpt-attn")
