@@ -12,6 +12,7 @@ to a ``gr.State`` (one per browser session), randomness to a generator made from
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import html
 import inspect
@@ -208,7 +209,7 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
             g = next(stream)
             seconds[name] += time.perf_counter() - t0
             texts[name] += g.text
-            steps[name]["steps"].append(g.step)
+            steps[name]["steps"].append(compact(g.step))
         done = i == max_new_tokens - 1
         for name in streams:
             stats[name] = _stats(name, i + 1, seconds[name], bpc[name], done)
@@ -223,6 +224,12 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
     plot, caption = why_token(steps, first, n_steps)
     yield (texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
            steps, gr.update(maximum=max(1, n_steps), value=n_steps), plot, caption)
+
+
+def compact(step):
+    """A Step as kept in the session: float32 probabilities, no raw logits (~1 KB instead of ~2.5)."""
+    return dataclasses.replace(step, logits=step.logits[:0], probs_temperature=step.probs_temperature.float(),
+                               probs_filtered=step.probs_filtered.float())
 
 
 def why_token(steps: Optional[dict], model_name: str, step_number) -> tuple:
@@ -266,8 +273,8 @@ WHY_INTRO = r"""
 Pick a step of the last generation. The top panel is the whole vocabulary after temperature,
 $\mathrm{softmax}(z/T)$; the bottom one is what the model actually sampled from after top-k and
 top-p, renormalised to sum to 1. Characters a filter removed stay visible as hatched ghost bars at
-their height before filtering: grey for top-k, amber for top-p. $T = 0$ means greedy: the most
-likely character is always chosen.
+their height before filtering, and with an ✕ on the axis (most are too unlikely to see as a bar):
+grey for top-k, amber for top-p. $T = 0$ means greedy: the most likely character is always chosen.
 """
 
 
@@ -445,4 +452,6 @@ def build_demo(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBan
 
 def launch_kwargs() -> dict:
     """What ``demo.launch`` gets besides the address (Gradio 6 takes theme and css here)."""
-    return dict(theme=gr.themes.Soft(), css=CSS, footer_links=["api", "gradio"])
+    # state_session_capacity: the per-session gr.State (a generation's steps, ≤ ~2 MB) of at most
+    # this many sessions is kept; the oldest are dropped first.
+    return dict(theme=gr.themes.Soft(), css=CSS, footer_links=["api", "gradio"], state_session_capacity=1000)

@@ -22,7 +22,7 @@ def ckpt_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def bank(ckpt_dir) -> ModelBank:
-    return ModelBank.load(ckpt_dir, device="cpu")
+    return ModelBank.load(ckpt_dir)          # the GPU when there is one, as the app does
 
 
 def run_generate(bank, prompt="ROMEO:\n", **kw):
@@ -82,6 +82,7 @@ def test_why_token_replays_a_step_of_the_last_generation(bank):
     chosen = steps["LSTM"]["steps"][4]
     assert f"step 5 of 12" in caption and f"{chosen.token_prob:.3f}" in caption
     np.testing.assert_allclose(fig.data[0].y, chosen.probs_temperature.numpy(), rtol=1e-6)
+    assert chosen.probs_temperature.dtype == torch.float32 and chosen.logits.numel() == 0  # kept small
     with pytest.raises(gr.Error, match="step must be in 1…12"):
         ui.friendly(ui.why_token)(steps, "LSTM", 13)
     with pytest.raises(gr.Error, match="generate some text first"):
@@ -137,7 +138,7 @@ def test_embeddings_hidden_states_and_lstm_views(bank):
     assert sum(len(t.x) for t in emb.data) == 65
     sinus, learned = I.positional_figures(bank)
     assert z(sinus).shape == (GPT_CONFIG["block_size"], GPT_CONFIG["n_embd"])
-    np.testing.assert_allclose(z(learned), bank.get("Transformer").model.embed.pos.emb.weight.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(z(learned), bank.get("Transformer").model.embed.pos.emb.weight.cpu().numpy(), rtol=1e-6)
     note, fig = I.hidden_states(bank, "Hark!")
     assert z(fig).shape == (GPT_CONFIG["n_layer"] + 1, 5)
     note, fig, units = I.lstm_inside(bank, "\"Hark,\" he said.\n", 2, 4)
@@ -175,6 +176,19 @@ def test_a_missing_checkpoint_folder_is_reported(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ the demo
+
+SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"
+
+
+@pytest.mark.skipif(not all((SHIPPED / f / "model.safetensors").exists() for f in MODELS.values()),
+                    reason="the trained checkpoints are not in checkpoints/")
+def test_the_shipped_checkpoints_load_and_answer():
+    shipped = ModelBank.load(SHIPPED)
+    for name in MODELS:
+        assert shipped.available(name), shipped.slots[name].error
+    note, grid, *_ = I.attention(shipped, "ROMEO:\nWhat light?", True, 1, 1, False)
+    assert len(grid.data) == shipped.get("Transformer").config.n_layer * shipped.get("Transformer").config.n_head
+    assert len(run_generate(shipped, max_new_tokens=5)[-1][2]) == 5
 
 def test_every_event_is_named_and_model_events_share_a_bounded_group(bank):
     demo = ui.build_demo(bank=bank)
