@@ -170,7 +170,7 @@ def lstm_inside(bank: ModelBank, text, layer, n_units):
     cells = traced.trace.cell_states[l, 0]
     units = views.top_varying_units(cells, n)
     fig = views.lstm_gates_figure(gates, cells, traced.chars, units,
-                                  title=f"LSTM layer {l + 1}: the {n} units whose cell state varies most")
+                                  title=f"LSTM layer {l + 1}: the {n} units whose tanh(c_t) varies most")
     units_html = "".join(views.unit_text_html(traced.chars, torch.tanh(cells[:, u]), f"unit {u}: tanh(c_t)")
                          for u in units[:6])
     return note, fig, units_html
