@@ -17,10 +17,8 @@ import functools
 import html
 import inspect
 import logging
-import math
 import os
 import time
-from numbers import Integral, Real
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -148,7 +146,7 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
 
     The two streams are interleaved: one token from the Transformer, one from the LSTM, then an
     update of the page, so both appear to write at once. Each yield is (transformer text, its stats,
-    LSTM text, its stats, surprise HTML, notes, steps, why-slider, why-plot, why-caption); outputs
+    LSTM text, its stats, surprise HTML, notes, steps, why-slider, why-plot, why-caption, why-model); outputs
     that did not change are ``gr.skip()``. tokens/s counts only the time spent in each model's own
     steps. Each model gets its own generator seeded with ``seed``, so a (prompt, settings, seed)
     always gives the same text, whatever else the server is doing.
@@ -200,7 +198,7 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
                                   "itos": bank.get(n).tokenizer.itos} for n in streams}
     skip = gr.skip()
     yield (texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
-           skip, skip, skip, skip)
+           skip, skip, skip, skip, skip)
 
     seconds = {n: 0.0 for n in streams}
     for i in range(max_new_tokens):          # each stream yields exactly max_new_tokens tokens
@@ -215,7 +213,7 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
             stats[name] = _stats(name, i + 1, seconds[name], bpc[name], done)
         if not done:
             yield (texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], skip, skip,
-                   skip, skip, skip, skip)
+                   skip, skip, skip, skip, skip)
 
     for name in streams:
         steps[name]["text"] = texts[name]
@@ -223,7 +221,7 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
     n_steps = len(steps[first]["steps"])
     plot, caption = why_token(steps, first, n_steps)
     yield (texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
-           steps, gr.update(maximum=max(1, n_steps), value=n_steps), plot, caption)
+           steps, gr.update(maximum=max(1, n_steps), value=n_steps), plot, caption, first)
 
 
 def compact(step):
@@ -318,9 +316,9 @@ def build_generate_tab(bank: ModelBank) -> None:
         why_plot = gr.Plot(elem_id="why-plot", show_label=False)
 
         gen_inputs = [prompt, temperature, top_k, top_p, max_new, seed]
-        gen_outputs = outs + [surprise, note, steps_state, why_step, why_plot, why_caption]
+        gen_outputs = outs + [surprise, note, steps_state, why_step, why_plot, why_caption, why_model]
         model_event([button.click, prompt.submit], bound(generate, bank), gen_inputs, gen_outputs, "generate")
-        model_event([why_step.release, why_model.change], friendly(why_token), [steps_state, why_model, why_step],
+        model_event([why_step.release, why_model.input], friendly(why_token), [steps_state, why_model, why_step],
                     [why_plot, why_caption], "why_token")
 
 

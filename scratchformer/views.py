@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import math
 import warnings
-from typing import Mapping, Optional, Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -302,7 +302,8 @@ def attention_heatmap(weights: Tensor, chars: Sequence[str], title: str = "",
     fig.add_trace(go.Heatmap(z=z, x=names, y=names, **color, colorbar=dict(thickness=12),
                              hovertemplate="query %{y} → key %{x}: %{z:.3f}<extra></extra>"))
     step = max(1, len(chars) // 48)
-    tick = dict(tickmode="array", tickvals=names[::step], ticktext=ticks[::step], tickangle=0,
+    # type="category": plotly would otherwise read names such as "3 9" as the number 39
+    tick = dict(type="category", tickmode="array", tickvals=names[::step], ticktext=ticks[::step], tickangle=0,
                 tickfont=dict(family="monospace", size=10), showgrid=False)
     fig.update_xaxes(title_text="key (attended to)", **tick)
     fig.update_yaxes(title_text="query (attending)", autorange="reversed", **tick)
