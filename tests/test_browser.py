@@ -135,7 +135,12 @@ def test_a_person_generates_compares_and_looks_inside(page: Page, shots: Path):
     assert sum(off[i][j] for i in range(n) for j in range(i + 1, n)) > 0.5      # the future is seen
     assert page.locator("#attn-grid").screenshot() != grid_on
 
-    # --- the LSTM's gates and the models' records
+    # --- embeddings, the LSTM's gates and the models' records
+    page.get_by_role("tab", name="Embeddings").click()
+    page.locator("#hidden-btn").click()
+    page.locator("#hidden-plot .js-plotly-plot").wait_for()
+    page.locator("#emb-transformer .js-plotly-plot").wait_for()
+    page.screenshot(path=shots / "embeddings.png", full_page=True)
     page.get_by_role("tab", name="Inside the LSTM").click()
     page.locator("#lstm-btn").click()
     page.locator("#lstm-plot .js-plotly-plot").wait_for()
