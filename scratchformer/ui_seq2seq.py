@@ -48,14 +48,14 @@ def _code(text: str) -> str:
 
 def _steps_md(result, t: int) -> str:
     step = result.steps[t]
-    shown = "".join(views.display_char(c) for c in result.out_tokens[:t])
-    top = " · ".join(f"`{views.display_char(c)}` {p:.3f}" for c, p in step.top)
+    shown = "".join(V.token_label(c) for c in result.out_tokens[:t])
+    top = " · ".join(f"`{V.token_label(c)}` {p:.3f}" for c, p in step.top)
     sampled = ""
     if step.sampled is not None:
         sampled = (f" Sampled from the filtered distribution with probability "
                    f"{step.sampled.token_prob:.3f}.")
     return (f"**Step {t + 1} of {len(result.steps)}.** Having written `{shown or '(nothing yet)'}`, the decoder "
-            f"wrote `{views.display_char(step.text)}` (probability {step.prob:.3f}).{sampled} "
+            f"wrote `{V.token_label(step.text)}` (probability {step.prob:.3f}).{sampled} "
             f"Most likely at this step: {top}.\n\nWhere it looked in the source (last layer, average "
             "over heads; hover for weights):")
 
@@ -97,7 +97,7 @@ def decode_dates(enc: ModelBank, source, method, beam_size, alpha, temperature, 
                                temperature=float(temperature), top_k=top_k, top_p=float(top_p), seed=seed)
     tr = result.trace
     src, out = result.src_tokens, result.out_tokens
-    dec_in = ["<bos>"] + out[:-1]
+    dec_in = [V.token_label(c) for c in ["<bos>"] + out[:-1]]
     n = len(out)
     t = min(max(as_int(step, "step"), 1), n) - 1
     cross = [a[0] for a in tr.cross_attn]                     # L × [H, T_out, T_src]
@@ -230,7 +230,7 @@ def fill_in(bank: ModelBank, enc: ModelBank, text, top_k, causal, layer, head):
     table = V.blanks_table_html(text, positions, columns, top_k)
     bars = V.blank_bars_figure(columns, 0, title="blank 1: each model's top guesses")
     mask = "causal mask ON: each character sees only its left" if causal else "no mask: both sides"
-    bert_fig = views.attention_heatmap(shown.trace.self_attn[l][0, h], shown.tokens,
+    bert_fig = views.attention_heatmap(shown.trace.self_attn[l][0, h], [V.token_label(c) for c in shown.tokens],
                                        title=f"BERT, layer {l + 1}, head {h + 1} ({mask})")
     filled_md = "```\n" + "\n".join(filled) + "\n```"
     return notes_md(notes), table, filled_md, bars, bert_fig, gpt_fig

@@ -19,9 +19,16 @@ from .views import ATTN_SCALE, _figure, display_char
 Guesses = Optional[Sequence[tuple[str, float]]]
 
 
+def token_label(c: str) -> str:
+    """A character as a label; special tokens as ⟨eos⟩ (plotly would read "<eos>" as an HTML tag)."""
+    if len(c) > 1 and c.startswith("<") and c.endswith(">"):
+        return f"⟨{c[1:-1]}⟩"
+    return display_char(c)
+
+
 def _labels(chars: Sequence[str]) -> tuple[list[str], list[str]]:
     """Unique category names ("3 M") for hover, and the characters as tick labels."""
-    return [f"{i} {display_char(c)}" for i, c in enumerate(chars)], [display_char(c) for c in chars]
+    return [f"{i} {token_label(c)}" for i, c in enumerate(chars)], [token_label(c) for c in chars]
 
 
 def cross_attention_heatmap(weights: Tensor, out_chars: Sequence[str], src_chars: Sequence[str],
@@ -36,7 +43,9 @@ def cross_attention_heatmap(weights: Tensor, out_chars: Sequence[str], src_chars
     fig = _figure(title, height=max(300, 22 * len(out_chars) + 160))
     fig.add_trace(go.Heatmap(z=z, x=cols, y=rows, colorscale=ATTN_SCALE, zmin=0, colorbar=dict(thickness=12),
                              hovertemplate="output %{y} looked at source %{x}: %{z:.3f}<extra></extra>"))
-    tick = dict(tickmode="array", tickangle=0, tickfont=dict(family="monospace", size=12), showgrid=False)
+    # type="category": plotly would otherwise read names such as "3 9" as the number 39
+    tick = dict(type="category", tickmode="array", tickangle=0, tickfont=dict(family="monospace", size=12),
+                showgrid=False)
     fig.update_xaxes(title_text="source character (key)", tickvals=cols, ticktext=col_ticks, **tick)
     fig.update_yaxes(title_text="output step (query)", tickvals=rows, ticktext=row_ticks,
                      autorange="reversed", **tick)
@@ -57,7 +66,7 @@ def source_focus_html(src_chars: Sequence[str], weights: Sequence[float]) -> str
         alpha = x / top
         fg = "white" if alpha > 0.55 else "black"
         spans.append(f'<span title="{x:.3f}" style="background: rgba(43,108,176,{alpha:.2f}); color: {fg}; '
-                     f'padding: 2px 1px; border-radius: 2px">{html.escape(display_char(c))}</span>')
+                     f'padding: 2px 1px; border-radius: 2px">{html.escape(token_label(c))}</span>')
     return ('<div style="font-family: ui-monospace, monospace; font-size: 20px; line-height: 1.8">'
             + "".join(spans) + "</div>")
 
@@ -65,7 +74,7 @@ def source_focus_html(src_chars: Sequence[str], weights: Sequence[float]) -> str
 def _cell(guesses: Guesses, n: int) -> str:
     if guesses is None:
         return "<td><i>no left context</i></td>"
-    items = [f"<code>{html.escape(display_char(c))}</code>&nbsp;{p:.2f}" for c, p in list(guesses)[:n]]
+    items = [f"<code>{html.escape(token_label(c))}</code>&nbsp;{p:.2f}" for c, p in list(guesses)[:n]]
     return "<td>" + " · ".join(items) + "</td>"
 
 
@@ -89,10 +98,11 @@ def blank_bars_figure(columns: Mapping[str, Sequence[Guesses]], blank: int, titl
         g = guesses[blank]
         if g is None:
             continue
-        chars = [display_char(c) for c, _ in g][::-1]
+        chars = [token_label(c) for c, _ in g][::-1]
         fig.add_trace(go.Bar(x=[p for _, p in g][::-1], y=[f"{c}" for c in chars], orientation="h",
                              name=name, hovertemplate="%{y}: %{x:.3f}<extra>" + html.escape(name) + "</extra>"))
     fig.update_layout(barmode="group", xaxis=dict(title_text="probability", range=[0, 1]),
                       yaxis=dict(type="category", tickfont=dict(family="monospace", size=13)),
-                      legend=dict(orientation="h", y=-0.25))
+                      legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"),
+                      margin=dict(l=50, r=20, t=80, b=40))
     return fig

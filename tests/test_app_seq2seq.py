@@ -157,3 +157,16 @@ def test_app_serves_gpt_vs_bert_and_reports_errors(client):
     assert table.count("<tr><td>blank") == 1 and "GPT" in table and "BERT" in filled
     with pytest.raises(Exception, match="blank"):
         client.predict("nothing to fill", 3, False, 1, 1, api_name="/fill_in")
+
+
+def test_views_keep_digit_labels_as_categories_and_show_special_tokens():
+    from scratchformer import views
+    from scratchformer.views_seq2seq import cross_attention_heatmap, token_label
+    out = list("1999-03-03") + ["<eos>"]
+    fig = cross_attention_heatmap(torch.rand(11, 4), out, list("3 99"), highlight=2)
+    # names such as "3 9" must stay categories (plotly would read them as the number 39)
+    assert fig.layout.yaxis.type == fig.layout.xaxis.type == "category"
+    assert list(fig.layout.yaxis.ticktext) == [token_label(c) for c in out] and token_label("<eos>") == "⟨eos⟩"
+    assert fig.layout.shapes[0].y0 == 1.5
+    square = views.attention_heatmap(torch.rand(4, 4), list("1 9-"))
+    assert square.layout.xaxis.type == square.layout.yaxis.type == "category"
