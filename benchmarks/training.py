@@ -27,31 +27,29 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from scratchformer import data as D  # noqa: E402
 from scratchformer.checkpoint import build_model, num_params  # noqa: E402
 from scratchformer.lstm import LSTMConfig  # noqa: E402
-from scratchformer.train import make_optimizer  # noqa: E402
 from scratchformer.trace import ModelOutput  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from torch import Tensor, nn  # noqa: E402
-from typing import Optional  # noqa: E402
+from scratchformer.train import make_optimizer  # noqa: E402
 from scratchformer.transformer import TransformerConfig  # noqa: E402
 
-class TorchKernelLSTM(nn.Module):
-    """Reference only (benchmark): an LSTMLM's forward through PyTorch's fused LSTM kernel.
 
-    The from-scratch LSTM runs one Python-level step per character (and per layer), forwards and
-    backwards: on a CPU that is ~5x slower than ``nn.LSTM``'s C++ loop. Both compute the same
-    function with the same weight layout (gates stacked i, f, g, o; an input and a recurrent bias), so
-    for training we call ``nn.LSTM`` as a pure function of *our* parameters
-    (``torch.func.functional_call``): gradients land in the LSTMLM's own tensors and the checkpoint is
-    an ordinary LSTMLM. tests/test_train.py checks losses and gradients agree with the hand-written
-    path. ``--lstm-impl scratch`` trains through the hand-written loop instead.
+class TorchKernelLSTM(nn.Module):
+    """Reference only (this benchmark): an LSTMLM's forward through PyTorch's fused LSTM kernel.
+
+    nn.LSTM computes the same function with the same weight layout (gates stacked i, f, g, o; an
+    input and a recurrent bias), so it is called as a pure function of the LSTMLM's own parameters
+    (``torch.func.functional_call``). It shows how far the from-scratch LSTM (hand-written BPTT in
+    scratchformer.lstm) is from PyTorch's C++ loop; train.py never uses it.
     """
 
     def __init__(self, model: nn.Module):
