@@ -255,6 +255,13 @@ def _grid_layout(rows: int, cols: int, col_titles: Sequence[str], row_titles: Se
     return layout
 
 
+def _token_ticks(names: Sequence[str], ticks: Sequence[str], step: int) -> dict:
+    """Axis settings showing every ``step``-th character. type="category": plotly would otherwise
+    read names such as "3 9" (position 3, character 9) as the number 39."""
+    return dict(type="category", tickmode="array", tickvals=list(names[::step]), ticktext=list(ticks[::step]),
+                tickangle=0, tickfont=dict(family="monospace", size=10))
+
+
 def attention_grid(attn: Sequence[Tensor], hide_first: bool = False, title: str = "") -> go.Figure:
     """Every layer × head as a small heatmap: row = layer, column = head; query ↓, key →.
 
@@ -302,9 +309,7 @@ def attention_heatmap(weights: Tensor, chars: Sequence[str], title: str = "",
     fig.add_trace(go.Heatmap(z=z, x=names, y=names, **color, colorbar=dict(thickness=12),
                              hovertemplate="query %{y} → key %{x}: %{z:.3f}<extra></extra>"))
     step = max(1, len(chars) // 48)
-    # type="category": plotly would otherwise read names such as "3 9" as the number 39
-    tick = dict(type="category", tickmode="array", tickvals=names[::step], ticktext=ticks[::step], tickangle=0,
-                tickfont=dict(family="monospace", size=10), showgrid=False)
+    tick = dict(_token_ticks(names, ticks, step), showgrid=False)
     fig.update_xaxes(title_text="key (attended to)", **tick)
     fig.update_yaxes(title_text="query (attending)", autorange="reversed", **tick)
     fig.update_layout(margin=dict(l=70, r=20, t=50, b=50))
@@ -392,8 +397,7 @@ def hidden_states_figure(hidden: Sequence[Tensor], chars: Sequence[str], title: 
                              colorbar=dict(thickness=10, y=0.21, len=0.42),
                              hovertemplate="%{y}, %{x}: change %{z:.2f}<extra></extra>"), row=2, col=1)
     step = max(1, len(chars) // 64)
-    fig.update_xaxes(tickmode="array", tickvals=names[::step], ticktext=ticks[::step], tickangle=0,
-                     tickfont=dict(family="monospace", size=10), showgrid=False)
+    fig.update_xaxes(**_token_ticks(names, ticks, step), showgrid=False)
     fig.update_yaxes(autorange="reversed", showgrid=False)
     fig.update_layout(**_LAYOUT, title=dict(text=title, x=0.01), height=260 + 40 * len(hidden))
     return fig
@@ -457,8 +461,7 @@ def lstm_gates_figure(gates: Mapping[str, Tensor], cells: Tensor, chars: Sequenc
                              zmin=-1, zmax=1, colorbar=dict(thickness=10, len=0.22, y=0.11, title="tanh c"),
                              hovertemplate="tanh(c): %{y}, %{x}: %{z:.2f}<extra></extra>"), row=4, col=1)
     step = max(1, len(chars) // 64)
-    fig.update_xaxes(tickmode="array", tickvals=names[::step], ticktext=ticks[::step], tickangle=0,
-                     tickfont=dict(family="monospace", size=10), showgrid=False)
+    fig.update_xaxes(**_token_ticks(names, ticks, step), showgrid=False)
     fig.update_yaxes(autorange="reversed", showgrid=False, tickfont=dict(size=9))
     fig.update_layout(**_LAYOUT, title=dict(text=title, x=0.01), height=300 + 4 * 14 * len(units),
                       coloraxis=dict(colorscale="Greens", cmin=0, cmax=1,
