@@ -304,7 +304,12 @@ def decode_with_trace(model: Seq2SeqTransformer, tokenizer: CharTokenizer, sourc
                       method: str = "greedy", *, beam_size: int = 4, alpha: float = DEFAULT_LENGTH_PENALTY,
                       temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
                       max_len: Optional[int] = None, n_top: int = 5) -> DecodeResult:
-    """Decode ``source`` with ``method`` ("greedy", "sample" or "beam") and lay the decode open."""
+    """Decode ``source`` with ``method`` ("greedy", "sample" or "beam") and lay the decode open.
+
+    Whitespace is tidied first as typed text needs (no source in training starts or ends with a
+    space or has two in a row): ``"  3  March 1999 "`` is read as ``"3 March 1999"``.
+    """
+    source = " ".join(str(source).split())
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     model.eval()

@@ -268,6 +268,11 @@ def test_shipped_checkpoint_meets_its_bar_on_held_out_dates():
     assert exact >= 0.99
     metrics = json.loads((CHECKPOINT / "metrics.json").read_text())
     assert metrics["exact_match"] >= 0.99
+    # typed text: stray whitespace is tidied, ambiguous forms follow the documented conventions
+    for source, target in [("  2001-9-11 ", "2001-09-11"), ("03.04.1999", "1999-04-03"),
+                           ("03/04/1999", "1999-03-04"), ("05/06/07", "2007-05-06")]:
+        for method in ("greedy", "beam"):
+            assert decode_with_trace(model, tok, source, method).output == target
 
 
 def test_evaluate_prints_exact_match_as_its_last_json_line(tmp_path, capsys):
