@@ -6,14 +6,16 @@ Configuration (nanoGPT's README, "I only have a macbook"): 4 layers, 4 heads, 12
 batch 12, no dropout, AdamW, gradient clipping 1.0. Every model is timed by the same loop — draw a
 batch, forward, backward, clip, AdamW step — after a few warm-up steps:
 
-* our GPT (scratchformer.transformer.GPT, fused attention path since no weights are asked for);
+* our GPT (scratchformer.transformer.GPT, fused attention path since no weights are asked for), with
+  biases (as shipped and as gpt_train_tokens_per_s) and without (nanoGPT's default);
 * our LSTM at about the same parameter count (embedding 64, 2 layers of 248 hidden units), both
   through the from-scratch LSTM (train.py's path: the hand-written BPTT of lstm.LSTMLayerFunction)
   and, for reference, through PyTorch's fused LSTM kernel on the same weights;
 * nanoGPT's own GPT (its ``model.py`` with its ``configure_optimizers``) when ``--nanogpt-dir``
   points at a folder holding it: with bias=False (its train.py's default) and bias=True (like ours).
 
-Prints a table; the LAST line is one JSON object with gpt_train_tokens_per_s, lstm_train_tokens_per_s
+Prints a table (tokens per wall-clock second, and per CPU second of the process, steadier when
+other jobs share the machine); the LAST line is one JSON object with gpt_train_tokens_per_s, lstm_train_tokens_per_s
 (ours, as train.py trains it), lstm_kernel_train_tokens_per_s (reference) and, when measured,
 nanogpt_train_tokens_per_s.
 The median of ``--repeats`` timed runs is reported (the machine may be shared).
@@ -86,19 +88,21 @@ GPT_CFG = dict(n_layer=4, n_head=4, n_embd=128, block_size=BLOCK, dropout=0.0)
 LSTM_CFG = dict(n_embd=64, hidden=248, n_layer=2, block_size=BLOCK)
 
 
-def time_training(step_loss, params, opt, train_ids, iters: int, warmup: int = 3) -> float:
-    """Tokens per second of ``iters`` full training steps (after ``warmup`` untimed ones)."""
+def time_training(step_loss, params, opt, train_ids, iters: int, warmup: int = 3) -> tuple[float, float]:
+    """(tokens per wall-clock second, tokens per CPU second of this process) of ``iters`` full training
+    steps after ``warmup`` untimed ones. On a shared machine the CPU-time figure is the steadier one."""
     gen = torch.Generator().manual_seed(0)
     for i in range(warmup + iters):
         if i == warmup:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
         x, y = D.get_batch(train_ids, BATCH, BLOCK, gen)
         loss = step_loss(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-    return iters * BATCH * BLOCK / (time.perf_counter() - t0)
+    tokens = iters * BATCH * BLOCK
+    return tokens / (time.perf_counter() - t0), tokens / (time.process_time() - c0)
 
 
 def _opt_args():
@@ -107,8 +111,8 @@ def _opt_args():
 
 def bench_ours(kind: str, train_ids, vocab: int, iters: int):
     torch.manual_seed(0)
-    if kind == "gpt":
-        model = build_model(TransformerConfig(model_type="gpt", vocab_size=vocab, **GPT_CFG))
+    if kind in ("gpt", "gpt_nobias"):
+        model = build_model(TransformerConfig(model_type="gpt", vocab_size=vocab, bias=kind == "gpt", **GPT_CFG))
         step = lambda x, y: model(x, y).loss  # noqa: E731
     else:
         model = build_model(LSTMConfig(vocab_size=vocab, **LSTM_CFG))
@@ -145,6 +149,7 @@ def main() -> None:
     train_ids, _ = D.split(D.encode_corpus(text, tok))
     runs = {
         "gpt": lambda: bench_ours("gpt", train_ids, tok.vocab_size, args.iters),
+        "gpt_nobias": lambda: bench_ours("gpt_nobias", train_ids, tok.vocab_size, args.iters),
         "lstm": lambda: bench_ours("lstm", train_ids, tok.vocab_size, args.iters),
         "lstm_kernel": lambda: bench_ours("lstm_kernel", train_ids, tok.vocab_size, args.iters),
     }
@@ -152,22 +157,25 @@ def main() -> None:
         runs["nanogpt"] = lambda: bench_nanogpt(args.nanogpt_dir, train_ids, tok.vocab_size, args.iters)
         runs["nanogpt_bias"] = lambda: bench_nanogpt(args.nanogpt_dir, train_ids, tok.vocab_size, args.iters,
                                                      bias=True)
-    labels = {"gpt": "scratchformer GPT", "lstm": "scratchformer LSTM (hand-written BPTT)",
+    labels = {"gpt": "scratchformer GPT (bias=True, shipped)", "gpt_nobias": "scratchformer GPT (bias=False)",
+              "lstm": "scratchformer LSTM (hand-written BPTT)",
               "lstm_kernel": "reference: nn.LSTM kernel, same weights", "nanogpt": "nanoGPT GPT (bias=False, its default)",
               "nanogpt_bias": "nanoGPT GPT (bias=True, like ours)"}
-    results, params = {}, {}
+    wall, cpu, params = {}, {}, {}
     for _ in range(args.repeats):  # interleaved, so a burst of load elsewhere hits every model
         for name, fn in runs.items():
-            params[name], tps = fn()
-            results.setdefault(name, []).append(tps)
+            params[name], (w, c) = fn()
+            wall.setdefault(name, []).append(w)
+            cpu.setdefault(name, []).append(c)
     print(f"training tokens/s at nanoGPT's CPU config (batch {BATCH} x block {BLOCK}), "
           f"{args.threads} thread(s), median of {args.repeats}")
-    print(f"{'model':42s} {'params':>10s} {'tokens/s':>10s}")
+    print(f"{'model':42s} {'params':>10s} {'tokens/s':>10s} {'tokens/CPU-s':>13s}")
     out = {}
-    for name, values in results.items():
-        med = statistics.median(values)
-        out[f"{name}_train_tokens_per_s"] = round(med, 1)
-        print(f"{labels[name]:42s} {params[name]:>10,d} {med:>10,.0f}")
+    for name in wall:
+        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+        out[f"{name}_train_tokens_per_s"] = round(w, 1)
+        out[f"{name}_train_tokens_per_cpu_s"] = round(c, 1)
+        print(f"{labels[name]:42s} {params[name]:>10,d} {w:>10,.0f} {c:>13,.0f}")
     out.update(threads=args.threads, batch_size=BATCH, block_size=BLOCK,
                gpt_params=params["gpt"], lstm_params=params["lstm"])
     print(json.dumps(out))
