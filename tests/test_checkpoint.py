@@ -187,3 +187,30 @@ def test_evaluate_of_broken_checkpoint_names_the_file(tmp_path):
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert res.returncode != 0
     assert "missing: checkpoint directory does not exist" in res.stderr
+
+
+# ------------------------------------------------------------------------------ shipped checkpoints
+
+SHIPPED = ROOT / "checkpoints"
+
+
+@pytest.mark.skipif(not (SHIPPED / "gpt-shakespeare").is_dir() or not (SHIPPED / "lstm-shakespeare").is_dir(),
+                    reason="shipped checkpoints not present")
+def test_shipped_checkpoints_keep_their_promises():
+    gpt, lstm = load_checkpoint(SHIPPED / "gpt-shakespeare"), load_checkpoint(SHIPPED / "lstm-shakespeare")
+    for ck in (gpt, lstm):
+        m = ck.metrics
+        for key in ("model_type", "params", "val_loss", "bits_per_char", "train_loss", "iters", "tokens_seen",
+                    "batch_size", "block_size", "hardware", "device", "wall_time_s", "torch_version",
+                    "created_at", "curve", "args"):
+            assert key in m, (ck.path, key)
+        assert m["params"] == ck.model.num_params()
+        assert m["tokens_seen"] == m["iters"] * m["batch_size"] * m["block_size"]
+        assert "whole validation split" in m["val_loss_method"]
+        assert ck.tokenizer.vocab_size == 65
+    assert gpt.config.model_type == "gpt" and lstm.config.model_type == "lstm"
+    assert gpt.metrics["val_loss"] <= 1.70                                    # the bar
+    assert abs(lstm.metrics["params"] / gpt.metrics["params"] - 1) <= 0.10   # same size ±10%
+    assert lstm.metrics["tokens_seen"] == gpt.metrics["tokens_seen"]         # same training tokens
+    for name in ("gpt-shakespeare", "lstm-shakespeare"):
+        assert (SHIPPED / name / "model.safetensors").stat().st_size < 20_000_000
