@@ -62,16 +62,15 @@ BatchFn = Callable[[str, int, torch.Generator], tuple[Tensor, ...]]
 class ModelKind:
     """What ``--model NAME`` means: how to build its config, and the task that feeds it.
 
-    make_config(args, tokenizer) -> config
-    make_task(args, tokenizer, device) -> (batch_fn, tokenizer): ``batch_fn(split, batch_size,
+    make_task(args, device) -> (batch_fn, tokenizer, splits): ``batch_fn(split, batch_size,
         generator)`` returns the tensors passed to ``model(*batch)`` (the last one is the target);
-        the returned tokenizer may add special tokens the task needs.
-    for_training(model, args) -> the module the loop calls (default: the model itself).
+        the tokenizer may add special tokens the task needs; splits maps "train"/"val" to token
+        ids when the task has a corpus (else {}).
+    make_config(args, tokenizer) -> the model's config.
     """
 
     make_config: Callable[[argparse.Namespace, CharTokenizer], object]
     make_task: Callable[[argparse.Namespace, torch.device], tuple[BatchFn, CharTokenizer, dict]]
-    for_training: Callable[[nn.Module, argparse.Namespace], nn.Module] = lambda model, args: model
 
 
 def _gpt_config(args, tok: CharTokenizer) -> TransformerConfig:
@@ -337,11 +336,10 @@ def train(args: argparse.Namespace) -> dict:
         state = load_train_state(out, model, opt, gen)
         if world > 1:  # each rank's RNG continues differently
             gen.manual_seed(args.seed + rank + 7919 * state["iter"])
-    train_model = kind.for_training(model, args)  # what the loop calls; its parameters are the model's
-    ddp_model = train_model
+    ddp_model = model  # what the training step calls; DDP averages the gradients across ranks
     if world > 1:
         ddp_model = nn.parallel.DistributedDataParallel(
-            train_model, device_ids=[device.index] if device.type == "cuda" else None)
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if device.type == "cuda"
                 else contextlib.nullcontext)
     params = num_params(model)
@@ -384,7 +382,7 @@ def train(args: argparse.Namespace) -> dict:
         last_step = it >= args.max_iters or stop["flag"]
         if master and (it % args.eval_interval == 0 or last_step) and (it > state["iter"] or it == 0 or last_step):
             state["wall_time_s"] = wall_before + time.perf_counter() - run_start
-            losses = estimate_loss(train_model, batch_fn, args, autocast)
+            losses = estimate_loss(model, batch_fn, args, autocast)
             lr = lr_at(it, args)
             state["curve"].append({"iter": it, "tokens": it * tokens_per_iter, "train_loss": round(losses["train"], 4),
                                    "val_loss": round(losses["val"], 4), "lr": lr})
