@@ -308,7 +308,7 @@ def attention_heatmap(weights: Tensor, chars: Sequence[str], title: str = "",
     fig = _figure(title, height=min(760, max(360, 9 * len(chars) + 140)))
     fig.add_trace(go.Heatmap(z=z, x=names, y=names, **color, colorbar=dict(thickness=12),
                              hovertemplate="query %{y} → key %{x}: %{z:.3f}<extra></extra>"))
-    step = max(1, len(chars) // 48)
+    step = max(1, math.ceil(len(chars) / 45))   # ~45 labels at most: denser ones overlap
     tick = dict(_token_ticks(names, ticks, step), showgrid=False)
     fig.update_xaxes(title_text="key (attended to)", **tick)
     fig.update_yaxes(title_text="query (attending)", autorange="reversed", **tick)
@@ -490,7 +490,7 @@ def learning_curves_figure(curves: Mapping[str, Sequence[Mapping]], title: str =
                                          line=dict(color=colour, dash=dash), marker=dict(size=4)))
     if not fig.data:
         return message_figure("No learning curves recorded yet.")
-    fig.update_xaxes(title_text="characters seen in training", type="log")
+    fig.update_xaxes(title_text="characters seen in training", rangemode="tozero")
     fig.update_yaxes(title_text="loss (nats / char)")
     fig.update_layout(legend=dict(orientation="h", y=-0.2))
     return fig

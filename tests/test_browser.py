@@ -30,7 +30,8 @@ from scratchformer import ui  # noqa: E402
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-quic"]
-N_TOKENS = 80
+N_TOKENS = 160
+expect.set_options(timeout=60_000)   # assertions wait up to a minute (a busy CI machine), not 5 s
 
 
 def free_port() -> int:
