@@ -91,7 +91,9 @@ class _Embedding(nn.Module):
         if start + T > self.block_size:
             raise ValueError(f"sequence of {start + T} positions is longer than block_size "
                              f"{self.block_size}; crop the context to its last {self.block_size} tokens")
-        tok = self.tok(ids) * self.scale
+        tok = self.tok(ids)
+        if self.scale != 1.0:
+            tok = tok * self.scale
         pos = self.pos(torch.arange(start, start + T, device=ids.device))
         return self.drop(tok + pos), tok, pos
 
