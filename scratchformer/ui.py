@@ -362,15 +362,14 @@ def build_attention_tab(bank: ModelBank) -> None:
 
 
 def build_embeddings_tab(bank: ModelBank) -> None:
-    with gr.Tab("Embeddings", id="embeddings"):
+    with gr.Tab("Embeddings", id="embeddings") as tab:
         md(I.EMBEDDINGS_INTRO)
         with gr.Row():
-            for name in MODELS:
-                gr.Plot(I.embedding_figure(bank, name), show_label=False, elem_id=f"emb-{name.lower()}")
-        if bank.available(TRANSFORMER):
-            with gr.Row():
-                for k, fig in enumerate(I.positional_figures(bank)):
-                    gr.Plot(fig, show_label=False, elem_id=f"pos-{k}")
+            tables = [gr.Plot(show_label=False, elem_id=f"emb-{name.lower()}") for name in MODELS]
+        with gr.Row():
+            tables += [gr.Plot(show_label=False, elem_id=f"pos-{k}") for k in range(2)]
+        # drawn when the tab is opened, not at start-up: faster start, lighter page for everyone else
+        model_event([tab.select], bound(I.embedding_tables, bank), [], tables, "embedding_tables")
         text = gr.Textbox(I.DEFAULT_TEXT, label="Text", lines=2, elem_id="hidden-text")
         button = gr.Button("Show hidden states", elem_id="hidden-btn")
         note = gr.Markdown()

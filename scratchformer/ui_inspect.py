@@ -138,6 +138,13 @@ def embedding_figure(bank: ModelBank, name: str):
                                       title=f"{name}: token embeddings, PCA to 2-D")
 
 
+def embedding_tables(bank: ModelBank) -> tuple:
+    """(Transformer embeddings PCA, LSTM embeddings PCA, sinusoidal encodings, learned positions)."""
+    positions = (positional_figures(bank) if bank.available(TRANSFORMER)
+                 else [views.message_figure(bank.slots[TRANSFORMER].error or "")] * 2)
+    return (embedding_figure(bank, TRANSFORMER), embedding_figure(bank, LSTM_NAME), *positions)
+
+
 def hidden_states(bank: ModelBank, text):
     """The Transformer's hidden states for ``text`` layer by layer: (notes, figure)."""
     loaded, prep, note = _prepared(bank, TRANSFORMER, text)

@@ -11,8 +11,8 @@ from app_checkpoints import make_checkpoints
 from scratchformer import ui
 
 SETTINGS = dict(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=20)
-PUBLIC = {"/generate", "/why_token", "/attention", "/attention_view", "/attention_head", "/hidden_states",
-          "/lstm_gates"}
+PUBLIC = {"/generate", "/why_token", "/attention", "/attention_view", "/attention_head", "/embedding_tables",
+          "/hidden_states", "/lstm_gates"}
 
 
 def free_port() -> int:
@@ -86,6 +86,8 @@ def test_attention_endpoints(client):
 
 
 def test_hidden_states_and_lstm_endpoints(client):
+    tables = client.predict(api_name="/embedding_tables")
+    assert len(tables) == 4 and "PCA" in tables[0]["plot"] and "positional" in tables[3]["plot"]
     note, fig = client.predict("Hark!", api_name="/hidden_states")
     assert "hidden states" in fig["plot"]
     note, fig, units = client.predict("\"Peace,\" said he.", 1, 3, api_name="/lstm_gates")

@@ -134,9 +134,8 @@ def test_analysis_crops_long_text_and_reports_unknown_characters(bank):
 # ----------------------------------------------------------------------------- embeddings, LSTM, models
 
 def test_embeddings_hidden_states_and_lstm_views(bank):
-    emb = I.embedding_figure(bank, "LSTM")
-    assert sum(len(t.x) for t in emb.data) == 65
-    sinus, learned = I.positional_figures(bank)
+    emb_t, emb_l, sinus, learned = I.embedding_tables(bank)
+    assert sum(len(t.x) for t in emb_l.data) == sum(len(t.x) for t in emb_t.data) == 65
     assert z(sinus).shape == (GPT_CONFIG["block_size"], GPT_CONFIG["n_embd"])
     np.testing.assert_allclose(z(learned), bank.get("Transformer").model.embed.pos.emb.weight.cpu().numpy(), rtol=1e-6)
     note, fig = I.hidden_states(bank, "Hark!")
@@ -194,8 +193,8 @@ def test_every_event_is_named_and_model_events_share_a_bounded_group(bank):
     demo = ui.build_demo(bank=bank)
     fns = list(demo.fns.values())
     names = {f.api_name for f in fns}
-    assert {"generate", "why_token", "attention", "attention_view", "attention_head", "hidden_states",
-            "lstm_gates"} <= names
+    assert {"generate", "why_token", "attention", "attention_view", "attention_head", "embedding_tables",
+            "hidden_states", "lstm_gates"} <= names
     assert all(f.api_name for f in fns)
     assert all(f.concurrency_id == "models" and f.concurrency_limit == ui.MODEL_CONCURRENCY for f in fns)
 
