@@ -124,7 +124,7 @@ output step $t$ looked: the year digits look at the year, the month at the month
 Conventions the model was trained on: dates 1900–2099; dots are day.month.year (`03.04.1999` is
 3 April), slashes with the year last are month/day/year (`03/04/1999` is 4 March); two-digit years
 follow Python's `%y` (69–99 → 19xx, 00–68 → 20xx). A tenth of all calendar days was never shown in
-training, in any format; on those it writes the exact date 99%+ of the time.
+training, in any format; on 2,000 examples of those the shipped model writes every date exactly.
 Beam search keeps the `beam size` most likely prefixes; hypotheses are ranked by
 $\log P(Y\mid X) / \left(\frac{5+|Y|}{6}\right)^{\alpha}$ (α = 0: raw log-probability).
 """
