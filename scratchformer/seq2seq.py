@@ -306,13 +306,14 @@ def decode_with_trace(model: Seq2SeqTransformer, tokenizer: CharTokenizer, sourc
                       max_len: Optional[int] = None, n_top: int = 5) -> DecodeResult:
     """Decode ``source`` with ``method`` ("greedy", "sample" or "beam") and lay the decode open.
 
-    Whitespace is tidied first as typed text needs (no source in training starts or ends with a
-    space or has two in a row): ``"  3  March 1999 "`` is read as ``"3 March 1999"``.
+    The model should be in eval mode (as ``load_checkpoint`` returns it); it is only read, never
+    changed, so one loaded model can serve many requests. Whitespace is tidied first, as typed text
+    needs (no training source starts or ends with a space or has two in a row):
+    ``"  3  March 1999 "`` is read as ``"3 March 1999"``.
     """
     source = " ".join(str(source).split())
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    model.eval()
     device = next(model.parameters()).device
     src = encode_source(tokenizer, source, model.config.block_size).to(device)
     sampled: list[Optional[Step]] = []
