@@ -1,8 +1,10 @@
-"""Tiny random-weight checkpoints for the app's tests (the app must work whatever the weights are).
+"""Tiny random-weight checkpoints for the app's tests (the app must work whatever the weights are),
+and ``serve(demo)``, which launches a demo in-process for gradio_client and the browser.
 
 ``make_checkpoints(folder)`` writes gpt-shakespeare/ and lstm-shakespeare/ with the corpus's 65
 characters, small enough that building the whole app takes well under a second of model work.
 """
+import socket
 from pathlib import Path
 
 import torch
@@ -33,3 +35,18 @@ def make_checkpoints(folder: Path, gpt: dict | None = None, lstm: dict | None = 
                       ("lstm-shakespeare", LSTMConfig(**(lstm or LSTM_CONFIG)))):
         save_checkpoint(folder / name, build_model(cfg).eval(), tok, _metrics(cfg.model_type))
     return folder
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def serve(demo) -> str:
+    """Queue and launch ``demo`` in this process on a free loopback port; returns its URL."""
+    from scratchformer import ui
+    demo.queue(default_concurrency_limit=4, max_size=32)
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
+                            quiet=True, **ui.launch_kwargs())
+    return url

@@ -1,13 +1,12 @@
 """The app launched in-process on a free port and driven with gradio_client, as an API user would."""
 import json
-import socket
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from app_checkpoints import make_checkpoints
+from app_checkpoints import make_checkpoints, serve
 from scratchformer import ui
 
 SETTINGS = dict(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=20)
@@ -15,19 +14,10 @@ PUBLIC = {"/generate", "/why_token", "/attention", "/attention_view", "/attentio
           "/hidden_states", "/lstm_gates"}
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
     demo = ui.build_demo(make_checkpoints(tmp_path_factory.mktemp("ckpts")))
-    demo.queue(default_concurrency_limit=4, max_size=32)
-    _, local_url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
-                                  quiet=True, **ui.launch_kwargs())
-    yield local_url
+    yield serve(demo)
     demo.close()
 
 

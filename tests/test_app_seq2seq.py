@@ -1,7 +1,6 @@
 """The app's encoder-decoder and GPT-vs-BERT sections: callbacks called directly, then the whole app
 through gradio_client. Tiny random-weight checkpoints: the sections must work whatever the weights."""
 import json
-import socket
 from pathlib import Path
 
 import gradio as gr
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from app_checkpoints import CHARS, make_checkpoints
+from app_checkpoints import CHARS, make_checkpoints, serve
 from scratchformer import ui
 from scratchformer.checkpoint import build_model, save_checkpoint
 from scratchformer.tasks import dates_tokenizer
@@ -122,21 +121,13 @@ def test_sections_say_when_their_checkpoints_are_missing(tmp_path):
 
 # ------------------------------------------------------------------------------- through the server
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def client(ckpt_dir):
     from gradio_client import Client
     demo = ui.build_demo(ckpt_dir)
-    demo.queue()
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    url = serve(demo)
     try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+        yield Client(url, verbose=False)
     finally:
         demo.close()
 

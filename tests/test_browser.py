@@ -12,7 +12,6 @@ mask and checks the attention heatmap changes, and saves screenshots along the w
           python -m pytest -q tests/test_browser.py
 """
 import os
-import socket
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ if not CHROMIUM.exists() and not CI:
 
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
-from app_checkpoints import make_checkpoints  # noqa: E402
+from app_checkpoints import make_checkpoints, serve  # noqa: E402
 from scratchformer import ui  # noqa: E402
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -34,20 +33,11 @@ N_TOKENS = 160
 expect.set_options(timeout=60_000)   # assertions wait up to a minute (a busy CI machine), not 5 s
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
     ckpts = os.environ.get("SCRATCHFORMER_TEST_CHECKPOINTS") or make_checkpoints(tmp_path_factory.mktemp("c"))
     demo = ui.build_demo(ckpts)
-    demo.queue(default_concurrency_limit=4, max_size=32)
-    _, local_url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
-                                  quiet=True, **ui.launch_kwargs())
-    yield local_url
+    yield serve(demo)
     demo.close()
 
 
