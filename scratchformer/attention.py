@@ -2,7 +2,7 @@
 
 Mask convention everywhere in scratchformer: a boolean tensor, **True = may attend**, broadcastable
 to ``[batch, heads, query, key]``. (torch's ``scaled_dot_product_attention`` uses the same; the
-opposite convention of ``nn.MultiheadAttention`` is converted only in the tests.)
+opposite convention of PyTorch's ``MultiheadAttention`` is converted only in the tests.)
 """
 from __future__ import annotations
 

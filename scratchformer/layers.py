@@ -5,7 +5,7 @@ Every sublayer is wrapped in a residual connection and a LayerNorm, in one of tw
 * post-norm (the paper):  x = LayerNorm(x + Sublayer(x))
 * pre-norm (GPT-2 on):    x = x + Sublayer(LayerNorm(x))   — trains more stably when deep
 
-Attribute names (``self_attn``, ``linear1``, ``norm1`` …) follow ``nn.TransformerEncoderLayer`` so
+Attribute names (``self_attn``, ``linear1``, ``norm1`` …) follow PyTorch's ``TransformerEncoderLayer`` so
 the tests can copy PyTorch's weights into ours.
 """
 from __future__ import annotations

@@ -9,7 +9,7 @@ At each step t, with input x_t and the previous hidden state h_{t-1} and cell c_
     c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
     h_t = o_t ⊙ tanh(c_t)
 
-The four gates' weights are stacked in the order i, f, g, o (as in ``nn.LSTM``) so that one matrix
+The four gates' weights are stacked in the order i, f, g, o (as in PyTorch's ``LSTM``) so that one matrix
 product computes all of them.
 """
 from __future__ import annotations
@@ -67,7 +67,7 @@ class LSTMLayerFunction(torch.autograd.Function):
 
     and then, in one matrix product over all steps, dW_hh = Σ_t dz_tᵀ h_{t-1} and db_hh = Σ_t dz_t.
     The gradient for the input part x_proj is dz itself (autograd carries it on to W_ih and x).
-    tests/test_lstm.py checks it against autograd on the step loop and against ``nn.LSTM``.
+    tests/test_lstm.py checks it against autograd on the step loop and against PyTorch's ``LSTM``.
     """
 
     @staticmethod

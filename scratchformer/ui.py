@@ -31,7 +31,7 @@ from .sampling import validate_sampling, validate_seed
 from .ui_models import (LSTM_NAME, MAX_ANALYSIS_CHARS, MAX_PROMPT_CHARS, MODELS, NOTE_MARK, TRANSFORMER,
                         ModelBank, as_int, configure_torch, context_limit, notes_md, prepare_text, run_traced,
                         unk_char)
-from .ui_seq2seq import build_gpt_bert_tab, build_seq2seq_tab
+from .seq2seq_ui import build_gpt_bert_tab, build_seq2seq_tab
 
 log = logging.getLogger("scratchformer.app")
 

@@ -15,7 +15,7 @@ from scratchformer.tasks import dates_tokenizer
 from scratchformer.tokenizer import CharTokenizer
 from scratchformer.transformer import TransformerConfig
 from scratchformer.ui_models import ModelBank, ModelUnavailable
-from scratchformer.ui_seq2seq import DEFAULT_BLANKS, DEFAULT_SOURCE, decode_dates, encoder_bank, fill_in
+from scratchformer.seq2seq_ui import DEFAULT_BLANKS, DEFAULT_SOURCE, decode_dates, encoder_bank, fill_in
 
 DECODE = dict(method="greedy", beam_size=3, alpha=0.6, temperature=1.0, top_k=0, top_p=1.0, seed=0,
               layer=1, head=1, step=1)
@@ -112,7 +112,7 @@ def test_sections_say_when_their_checkpoints_are_missing(tmp_path):
     with pytest.raises(ModelUnavailable, match="seq2seq-dates"):
         decode(enc)
     with gr.Blocks() as demo:
-        from scratchformer.ui_seq2seq import build_gpt_bert_tab, build_seq2seq_tab
+        from scratchformer.seq2seq_ui import build_gpt_bert_tab, build_seq2seq_tab
         with gr.Tabs():
             build_seq2seq_tab(bank)
             build_gpt_bert_tab(bank)
@@ -152,7 +152,7 @@ def test_app_serves_gpt_vs_bert_and_reports_errors(client):
 
 def test_views_keep_digit_labels_as_categories_and_show_special_tokens():
     from scratchformer import views
-    from scratchformer.views_seq2seq import cross_attention_heatmap, token_label
+    from scratchformer.seq2seq_views import cross_attention_heatmap, token_label
     out = list("1999-03-03") + ["<eos>"]
     fig = cross_attention_heatmap(torch.rand(11, 4), out, list("3 99"), highlight=2)
     # names such as "3 9" must stay categories (plotly would read them as the number 39)

@@ -18,7 +18,7 @@ READY_MADE = {"MultiheadAttention", "Transformer", "TransformerEncoder", "Transf
               "_native_multi_head_attention", "_transformer_encoder_layer_fwd"}
 READY_MADE_MODULES = ("torch.nn.modules.rnn", "torch.nn.modules.transformer")
 FIGURE_PACKAGES = {"gradio", "plotly", "matplotlib"}
-MAY_DRAW = {"views.py", "ui.py", "views_seq2seq.py", "ui_seq2seq.py"}  # the last two: the encoder-decoder/BERT tabs
+MAY_DRAW = {"views.py", "ui.py", "seq2seq_views.py", "seq2seq_ui.py"}  # the last two: the encoder-decoder/BERT tabs
 
 
 def _root(node: ast.AST):

@@ -17,7 +17,7 @@ from pathlib import Path
 import gradio as gr
 
 from . import views
-from . import views_seq2seq as V
+from . import seq2seq_views as V
 from .blanks import BLANK, fill_blanks, gpt_fill_blanks
 from .seq2seq import METHODS, MAX_BEAM_SIZE, decode_with_trace
 from .sampling import validate_seed
