@@ -142,6 +142,8 @@ class MultiHeadAttention(nn.Module):
             k, v = cache.append(layer, k, v)
         p = self.dropout if self.training else 0.0
         T_q, T_k = q.size(-2), k.size(-2)
+        # one query that is the newest position (incremental decoding) may see every key: no mask needed
+        causal = causal and T_q > 1
         fused_causal = causal and mask is None and T_q == T_k and not need_weights
         if causal and not fused_causal:
             mask = combine_masks(causal_mask(T_q, T_k, device=q.device), mask)
