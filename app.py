@@ -7,12 +7,12 @@ is one. On a Hugging Face Space this file is the entry point (README.md's front 
 """
 import os
 
-from scratchformer.ui import build_demo, launch_kwargs
+from scratchformer.app.blocks import build_demo, launch_kwargs
 
 QUEUE_MAX_SIZE = int(os.environ.get("SCRATCHFORMER_QUEUE_SIZE", "64"))
 
 demo = build_demo()
-# Events that run a model share the "models" concurrency group (limit set in scratchformer/ui.py);
+# Events that run a model share the "models" concurrency group (limit set in scratchformer/app/events.py);
 # everything else runs at most 4 at a time. Past QUEUE_MAX_SIZE waiting requests, new ones are
 # turned away with a "queue is full" message instead of piling up.
 demo.queue(default_concurrency_limit=4, max_size=QUEUE_MAX_SIZE)

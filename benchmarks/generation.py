@@ -28,7 +28,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from scratchformer import GPT, LSTMLM, CharTokenizer, LSTMConfig, TransformerConfig  # noqa: E402
-from scratchformer.generation import generate_stream  # noqa: E402
+from scratchformer.inference.generation import generate_stream  # noqa: E402
 
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "tinyshakespeare.txt")
 PROMPT = "ROMEO:\n"

@@ -6,7 +6,7 @@ Configuration (nanoGPT's README, "I only have a macbook"): 4 layers, 4 heads, 12
 batch 12, no dropout, AdamW, gradient clipping 1.0. Every model is timed by the same loop — draw a
 batch, forward, backward, clip, AdamW step — after a few warm-up steps:
 
-* our GPT (scratchformer.transformer.GPT, fused attention path since no weights are asked for), with
+* our GPT (scratchformer.model.transformer.GPT, fused attention path since no weights are asked for), with
   biases (as shipped and as gpt_train_tokens_per_s) and without (nanoGPT's default);
 * our LSTM at about the same parameter count (embedding 64, 2 layers of 248 hidden units), both
   through the from-scratch LSTM (train.py's path: the hand-written BPTT of lstm.LSTMLayerFunction)
@@ -37,12 +37,12 @@ from torch import Tensor, nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scratchformer import data as D  # noqa: E402
+from scratchformer.training import data as D  # noqa: E402
 from scratchformer.checkpoint import build_model, num_params  # noqa: E402
-from scratchformer.lstm import LSTMConfig  # noqa: E402
-from scratchformer.trace import ModelOutput  # noqa: E402
-from scratchformer.train import make_optimizer  # noqa: E402
-from scratchformer.transformer import TransformerConfig  # noqa: E402
+from scratchformer.model.lstm import LSTMConfig  # noqa: E402
+from scratchformer.model.trace import ModelOutput  # noqa: E402
+from scratchformer.training.train import make_optimizer  # noqa: E402
+from scratchformer.model.transformer import TransformerConfig  # noqa: E402
 
 
 class TorchKernelLSTM(nn.Module):
@@ -51,7 +51,7 @@ class TorchKernelLSTM(nn.Module):
     nn.LSTM computes the same function with the same weight layout (gates stacked i, f, g, o; an
     input and a recurrent bias), so it is called as a pure function of the LSTMLM's own parameters
     (``torch.func.functional_call``). It shows how far the from-scratch LSTM (hand-written BPTT in
-    scratchformer.lstm) is from PyTorch's C++ loop; train.py never uses it.
+    scratchformer.model.lstm) is from PyTorch's C++ loop; train.py never uses it.
     """
 
     def __init__(self, model: nn.Module):

@@ -1,20 +1,20 @@
-"""scratchformer: a Transformer and an LSTM written from scratch in PyTorch, laid open for learning."""
-from .attention import (KVCache, MultiHeadAttention, causal_mask, combine_masks, padding_mask,
-                        scaled_dot_product_attention, subsequent_mask)
-from .device import pick_device
-from .layers import DecoderLayer, EncoderLayer, FeedForward
-from .lstm import LSTM, LSTMCell, LSTMConfig, LSTMLM
-from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding, sinusoidal_table
-from .tokenizer import CharTokenizer
-from .trace import ModelOutput, Trace
-from .transformer import (GPT, BertLM, Seq2SeqTransformer, TransformerConfig, TransformerLM,
-                          build_transformer, shift_right)
+"""scratchformer: a Transformer and an LSTM written from scratch in PyTorch, laid open for learning.
 
-__all__ = [
-    "KVCache", "MultiHeadAttention", "causal_mask", "combine_masks", "padding_mask",
-    "scaled_dot_product_attention", "subsequent_mask", "pick_device", "DecoderLayer", "EncoderLayer",
-    "FeedForward", "LSTM", "LSTMCell", "LSTMConfig", "LSTMLM", "LearnedPositionalEmbedding",
-    "SinusoidalPositionalEncoding", "sinusoidal_table", "CharTokenizer", "ModelOutput", "Trace", "GPT",
-    "BertLM", "Seq2SeqTransformer", "TransformerConfig", "TransformerLM", "build_transformer",
-    "shift_right",
-]
+The folders are the layers, and imports only go down (tests/test_layering.py keeps it so):
+
+    tokenizer, device     text ↔ ids; where to compute
+    model/                the networks, read next to the paper
+    checkpoint            safetensors + JSON on disk ↔ a model
+    inference/            sampling, generation, decoding, fill-in-the-blanks, traced passes
+    training/             data, tasks, the training loop, every metric
+    views/                pure functions: numbers → figures (import no model code)
+    app/                  the Gradio app
+
+The names below are the model layer's, for ``from scratchformer import GPT``.
+"""
+from .device import pick_device
+from .model import *  # noqa: F401,F403
+from .model import __all__ as _model_names
+from .tokenizer import CharTokenizer
+
+__all__ = ["pick_device", "CharTokenizer", *_model_names]

@@ -23,9 +23,10 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from .lstm import LSTMConfig, LSTMLM
+from .model.basics import num_params
+from .model.lstm import LSTMConfig, LSTMLM
+from .model.transformer import MODEL_TYPES, TransformerConfig, build_transformer
 from .tokenizer import CharTokenizer
-from .transformer import MODEL_TYPES, TransformerConfig, build_transformer
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.json"
@@ -88,14 +89,10 @@ def model_tensors(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items() if k not in tied}
 
 
-def num_params(model: nn.Module) -> int:
-    """Parameter count, a tied matrix counted once."""
-    return sum(p.numel() for p in model.parameters())
-
-
 # -------------------------------------------------------------------------------------------- saving
 
-def _atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temporary name, then rename over ``path``: a reader never sees half a file."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
@@ -120,8 +117,8 @@ def save_checkpoint(path: str | Path, model: nn.Module, tokenizer: CharTokenizer
     metrics = {"model_type": cfg.model_type, "params": num_params(model), **metrics}
     atomic_save_tensors(path / WEIGHTS_FILE, model_tensors(model), metadata={"format": "pt"})
     config = {"format_version": FORMAT_VERSION, "model": cfg.to_dict(), "tokenizer": tokenizer.to_dict()}
-    _atomic_write_text(path / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
-    _atomic_write_text(path / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    atomic_write_text(path / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
+    atomic_write_text(path / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
 
 
 # ------------------------------------------------------------------------------------------- loading

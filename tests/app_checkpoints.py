@@ -10,9 +10,9 @@ from pathlib import Path
 import torch
 
 from scratchformer.checkpoint import build_model, save_checkpoint
-from scratchformer.lstm import LSTMConfig
+from scratchformer.model.lstm import LSTMConfig
 from scratchformer.tokenizer import CharTokenizer
-from scratchformer.transformer import TransformerConfig
+from scratchformer.model.transformer import TransformerConfig
 
 CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # tiny Shakespeare's 65
 
@@ -45,7 +45,7 @@ def free_port() -> int:
 
 def serve(demo) -> str:
     """Queue and launch ``demo`` in this process on a free loopback port; returns its URL."""
-    from scratchformer import ui
+    from scratchformer.app import blocks as ui
     demo.queue(default_concurrency_limit=4, max_size=32)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(),
                             quiet=True, **ui.launch_kwargs())

@@ -7,7 +7,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from app_checkpoints import make_checkpoints, serve
-from scratchformer import ui
+from scratchformer.app import blocks as ui  # noqa: E402
 
 SETTINGS = dict(temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=20)
 PUBLIC = {"/generate", "/why_token", "/attention", "/attention_view", "/attention_head", "/embedding_tables",

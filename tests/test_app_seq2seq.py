@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from app_checkpoints import CHARS, make_checkpoints, serve
-from scratchformer import ui
+from scratchformer.app import blocks as ui  # noqa: E402
 from scratchformer.checkpoint import build_model, save_checkpoint
-from scratchformer.tasks import dates_tokenizer
+from scratchformer.training.tasks import dates_tokenizer
 from scratchformer.tokenizer import CharTokenizer
-from scratchformer.transformer import TransformerConfig
-from scratchformer.ui_models import ModelBank, ModelUnavailable
-from scratchformer.seq2seq_ui import DEFAULT_BLANKS, DEFAULT_SOURCE, decode_dates, encoder_bank, fill_in
+from scratchformer.model.transformer import TransformerConfig
+from scratchformer.app.bank import ModelBank, ModelUnavailable
+from scratchformer.app.seq2seq_tabs import DEFAULT_BLANKS, DEFAULT_SOURCE, decode_dates, fill_in
 
 DECODE = dict(method="greedy", beam_size=3, alpha=0.6, temperature=1.0, top_k=0, top_p=1.0, seed=0,
               layer=1, head=1, step=1)
@@ -44,7 +44,7 @@ def ckpt_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def banks(ckpt_dir):
     bank = ModelBank.load(ckpt_dir, device="cpu")
-    return bank, encoder_bank(bank)
+    return bank, bank   # one bank holds all four models
 
 
 def decode(enc, source=DEFAULT_SOURCE, **kw):
@@ -88,31 +88,31 @@ def test_decode_clips_the_step_and_rejects_bad_settings(banks):
 
 def test_fill_in_compares_bert_both_ways_and_gpt(banks):
     bank, enc = banks
-    note, table, filled, bars, bert_fig, gpt_fig = fill_in(bank, enc, DEFAULT_BLANKS, 3, False, 1, 1)
+    note, table, filled, bars, bert_fig, gpt_fig = fill_in(bank, DEFAULT_BLANKS, 3, False, 1, 1)
     assert table.count("<tr><td>blank") == DEFAULT_BLANKS.count("_") == 3
     assert "BERT (reads both sides)" in table and "causal mask" in table and "GPT" in table
     assert "_" not in filled.split("\n", 1)[1]
     n = len(DEFAULT_BLANKS)
     both = np.asarray(bert_fig.data[0].z, dtype=float)
     assert both.shape == (n, n) and not np.allclose(np.triu(both, 1), 0)
-    causal = np.asarray(fill_in(bank, enc, DEFAULT_BLANKS, 3, True, 1, 1)[4].data[0].z, dtype=float)
+    causal = np.asarray(fill_in(bank, DEFAULT_BLANKS, 3, True, 1, 1)[4].data[0].z, dtype=float)
     assert np.allclose(np.triu(causal, 1), 0)                         # the toggle hides the right
     assert np.allclose(np.triu(np.asarray(gpt_fig.data[0].z, dtype=float), 1), 0)
     with pytest.raises(ValueError, match="blank"):
-        fill_in(bank, enc, "no blanks", 3, False, 1, 1)
+        fill_in(bank, "no blanks", 3, False, 1, 1)
     with pytest.raises(ValueError, match="top_k"):
-        fill_in(bank, enc, "a_", 0, False, 1, 1)
+        fill_in(bank, "a_", 0, False, 1, 1)
     with pytest.raises(ValueError, match="block_size"):
-        fill_in(bank, enc, "a" * 200 + "_", 3, False, 1, 1)
+        fill_in(bank, "a" * 200 + "_", 3, False, 1, 1)
 
 
 def test_sections_say_when_their_checkpoints_are_missing(tmp_path):
     bank = ModelBank.load(make_checkpoints(tmp_path), device="cpu")
-    enc = encoder_bank(bank)
+    enc = bank
     with pytest.raises(ModelUnavailable, match="seq2seq-dates"):
         decode(enc)
     with gr.Blocks() as demo:
-        from scratchformer.seq2seq_ui import build_gpt_bert_tab, build_seq2seq_tab
+        from scratchformer.app.seq2seq_tabs import build_gpt_bert_tab, build_seq2seq_tab
         with gr.Tabs():
             build_seq2seq_tab(bank)
             build_gpt_bert_tab(bank)
@@ -152,7 +152,7 @@ def test_app_serves_gpt_vs_bert_and_reports_errors(client):
 
 def test_views_keep_digit_labels_as_categories_and_show_special_tokens():
     from scratchformer import views
-    from scratchformer.seq2seq_views import cross_attention_heatmap, token_label
+    from scratchformer.views import cross_attention_heatmap, token_label
     out = list("1999-03-03") + ["<eos>"]
     fig = cross_attention_heatmap(torch.rand(11, 4), out, list("3 99"), highlight=2)
     # names such as "3 9" must stay categories (plotly would read them as the number 39)

@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scratchformer.attention import (KVCache, MultiHeadAttention, causal_mask, combine_masks,
+from scratchformer.model.attention import (LayerCache, MultiHeadAttention, causal_mask, combine_masks,
                                      padding_mask, scaled_dot_product_attention, subsequent_mask)
 
 D = torch.float64
@@ -186,7 +186,7 @@ def test_mha_kv_cache_matches_full_causal_pass(need_weights):
     ours, _ = mha_pair(seed=8)
     x = torch.randn(2, 6, 8, dtype=D, generator=torch.Generator().manual_seed(9))
     full, _ = ours(x, x, x, causal=True)
-    cache = KVCache(n_layer=1)
+    cache = LayerCache()
     first, _ = ours(x[:, :2], x[:, :2], x[:, :2], causal=True, cache=cache, need_weights=need_weights)
     steps = [first]
     for t in range(2, 6):

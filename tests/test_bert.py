@@ -5,10 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from scratchformer.blanks import fill_blanks, gpt_fill_blanks, masked_char_metrics
-from scratchformer.tasks import mask_tokens, masked_batch_fn
+from scratchformer.inference.blanks import fill_blanks, gpt_fill_blanks
+from scratchformer.training.evaluate import masked_char_metrics
+from scratchformer.training.tasks import mask_tokens, masked_batch_fn
 from scratchformer.tokenizer import CharTokenizer
-from scratchformer.transformer import GPT, BertLM, TransformerConfig
+from scratchformer.model.transformer import GPT, BertLM, TransformerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT = ROOT / "checkpoints" / "bert-shakespeare"
@@ -143,7 +144,7 @@ def test_tiny_bert_learns_a_pattern_and_the_causal_mask_costs_it():
                     reason="checkpoints/bert-shakespeare is not shipped in this tree")
 def test_shipped_bert_fills_blanks_and_beats_its_causal_self():
     from scratchformer.checkpoint import load_checkpoint
-    from scratchformer import data as D
+    from scratchformer.training import data as D
     loaded = load_checkpoint(CHECKPOINT)
     model, tok = loaded.model, loaded.tokenizer
     result = fill_blanks(model, tok, "My l_rd, the k_ng is d_ad.")
@@ -158,9 +159,9 @@ def test_shipped_bert_fills_blanks_and_beats_its_causal_self():
 
 
 def test_evaluate_prints_masked_char_accuracy_as_its_last_json_line(tmp_path, capsys):
-    from scratchformer import data as D
+    from scratchformer.training import data as D
     from scratchformer.checkpoint import save_checkpoint
-    from scratchformer.evaluate import main
+    from scratchformer.training.evaluate import main
     chars = D.default_tokenizer().chars
     model, tok = tiny_bert(chars="".join(chars), block_size=64)
     save_checkpoint(tmp_path / "bert", model, tok, {"iters": 0})

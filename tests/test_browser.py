@@ -25,7 +25,7 @@ if not CHROMIUM.exists() and not CI:
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 from app_checkpoints import make_checkpoints, serve  # noqa: E402
-from scratchformer import ui  # noqa: E402
+from scratchformer.app import blocks as ui  # noqa: E402
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--disable-quic"]

@@ -10,9 +10,9 @@ from safetensors.torch import load_file, save_file
 
 from scratchformer.checkpoint import (CheckpointError, build_model, config_from_dict, load_checkpoint,
                                       save_checkpoint)
-from scratchformer.lstm import LSTMConfig
+from scratchformer.model.lstm import LSTMConfig
 from scratchformer.tokenizer import CharTokenizer
-from scratchformer.transformer import TransformerConfig
+from scratchformer.model.transformer import TransformerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 TOK = CharTokenizer.from_text("\n !',.:;?abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scratchformer import data as D
+from scratchformer.training import data as D
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,5 +1,5 @@
 """The library is written from scratch: no module of scratchformer/ uses PyTorch's ready-made attention,
-Transformer or LSTM, and only the view and UI modules import plotting or Gradio.
+Transformer or LSTM, and only views/ and app/ import plotting or Gradio.
 
 The check reads each module's syntax tree (so docstrings that *mention* nn.LSTM for comparison are
 fine): imports, attribute chains rooted at a torch import, getattr/import_module with string names.
@@ -18,7 +18,7 @@ READY_MADE = {"MultiheadAttention", "Transformer", "TransformerEncoder", "Transf
               "_native_multi_head_attention", "_transformer_encoder_layer_fwd"}
 READY_MADE_MODULES = ("torch.nn.modules.rnn", "torch.nn.modules.transformer")
 FIGURE_PACKAGES = {"gradio", "plotly", "matplotlib"}
-MAY_DRAW = {"views.py", "ui.py", "seq2seq_views.py", "seq2seq_ui.py"}  # the last two: the encoder-decoder/BERT tabs
+MAY_DRAW = {"views", "app"}   # the folders that draw: the views and the Gradio app
 
 
 def _root(node: ast.AST):
@@ -129,15 +129,17 @@ def test_scanner_catches_figure_imports(snippet):
 # ------------------------------------------------------------------------------- the library
 
 def test_there_are_modules_to_scan():
-    names = {p.name for p in MODULES}
-    assert {"attention.py", "layers.py", "lstm.py", "transformer.py"} <= names
+    names = {str(p.relative_to(PACKAGE)) for p in MODULES}
+    assert {"model/attention.py", "model/layers.py", "model/lstm.py", "model/lstm_bptt.py",
+            "model/transformer.py"} <= names
 
 
-@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_module_builds_its_own_attention_transformer_and_lstm(path):
     assert ready_made_uses(path.read_text(encoding="utf-8")) == []
 
 
-@pytest.mark.parametrize("path", [p for p in MODULES if p.name not in MAY_DRAW], ids=lambda p: p.name)
-def test_only_views_and_ui_import_gradio_plotly_matplotlib(path):
+@pytest.mark.parametrize("path", [p for p in MODULES if p.relative_to(PACKAGE).parts[0] not in MAY_DRAW],
+                         ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_only_views_and_app_import_gradio_plotly_matplotlib(path):
     assert figure_imports(path.read_text(encoding="utf-8")) == []

@@ -3,8 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from scratchformer.attention import padding_mask, subsequent_mask
-from scratchformer.layers import DecoderLayer, EncoderLayer, FeedForward
+from scratchformer.model.attention import padding_mask, subsequent_mask
+from scratchformer.model.layers import DecoderLayer, EncoderLayer, FeedForward
 from test_attention import copy_mha
 
 D = torch.float64

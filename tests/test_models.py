@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scratchformer.attention import KVCache, subsequent_mask
-from scratchformer.lstm import LSTMLM, LSTMConfig
-from scratchformer.positional import SinusoidalPositionalEncoding, make_positional, sinusoidal_table
-from scratchformer.transformer import (GPT, BertLM, Seq2SeqTransformer, TransformerConfig,
+from scratchformer.model.attention import KVCache, subsequent_mask
+from scratchformer.model.lstm import LSTMLM, LSTMConfig
+from scratchformer.model.positional import SinusoidalPositionalEncoding, make_positional, sinusoidal_table
+from scratchformer.model.transformer import (GPT, BertLM, Seq2SeqTransformer, TransformerConfig,
                                        build_transformer, shift_right)
 from test_layers import copy_decoder_layer, copy_encoder_layer, jitter
 

@@ -4,8 +4,9 @@ import math
 import pytest
 import torch
 
-from scratchformer.sampling import (MAX_NEW_TOKENS, filter_top_k, filter_top_p, make_generator,
-                                    renormalize, sample_step, validate_sampling)
+from scratchformer.inference.sampling import (MAX_NEW_TOKENS, filter_top_k, filter_top_p, make_generator,
+                                    renormalize, sample_step, validate_max_new_tokens,
+                                              SamplingSettings)
 
 
 def kept(mask):
@@ -76,7 +77,7 @@ def test_filtered_distribution_sums_to_one_and_matches_masks():
     g = make_generator(0)
     z = torch.randn(65, generator=torch.Generator().manual_seed(3))
     for T, k, p in [(1.0, 0, 1.0), (0.7, 10, 1.0), (1.3, 0, 0.6), (0.9, 5, 0.5), (2.0, 1, 1.0)]:
-        s = sample_step(z, T, k, p, g)
+        s = sample_step(z, SamplingSettings(T, k, p), g)
         assert math.isclose(float(s.probs_filtered.sum()), 1.0, abs_tol=1e-9)
         assert math.isclose(float(s.probs_temperature.sum()), 1.0, abs_tol=1e-9)
         removed = s.cut_by_top_k | s.cut_by_top_p
@@ -95,7 +96,7 @@ def test_filtered_distribution_sums_to_one_and_matches_masks():
 def test_top_k_then_top_p_on_the_renormalised_rest():
     # after temperature 1: [0.4, 0.3, 0.2, 0.1]; top-k 3 leaves [0.4, 0.3, 0.2] / 0.9
     # = [0.444, 0.333, 0.222]; top-p 0.7 then keeps two tokens (0.444 < 0.7 ≤ 0.778)
-    s = sample_step(logits_of([0.4, 0.3, 0.2, 0.1]), 1.0, 3, 0.7, make_generator(0))
+    s = sample_step(logits_of([0.4, 0.3, 0.2, 0.1]), SamplingSettings(1.0, 3, 0.7), make_generator(0))
     assert kept(s.cut_by_top_k) == [3]
     assert kept(s.cut_by_top_p) == [2]                  # token 3 is not counted again
     torch.testing.assert_close(s.probs_filtered, torch.tensor([4 / 7, 3 / 7, 0, 0], dtype=torch.float64))
@@ -103,8 +104,8 @@ def test_top_k_then_top_p_on_the_renormalised_rest():
 
 def test_temperature_changes_the_distribution():
     z = logits_of([0.5, 0.3, 0.2])
-    cold = sample_step(z, 0.5, 0, 1.0, make_generator(0)).probs_temperature
-    hot = sample_step(z, 2.0, 0, 1.0, make_generator(0)).probs_temperature
+    cold = sample_step(z, SamplingSettings(0.5, 0, 1.0), make_generator(0)).probs_temperature
+    hot = sample_step(z, SamplingSettings(2.0, 0, 1.0), make_generator(0)).probs_temperature
     assert cold[0] > 0.5 > hot[0]                       # T < 1 sharpens, T > 1 flattens
     torch.testing.assert_close(cold, torch.softmax(z.double() * 2, -1))
 
@@ -112,11 +113,11 @@ def test_temperature_changes_the_distribution():
 def test_temperature_zero_is_greedy():
     z = torch.tensor([0.1, 2.0, 2.0, -1.0])            # tie: the lower id wins
     for seed in range(5):
-        s = sample_step(z, 0.0, 0, 1.0, make_generator(seed))
+        s = sample_step(z, SamplingSettings(0.0, 0, 1.0), make_generator(seed))
         assert s.token_id == 1 and s.token_prob == 1.0 and s.greedy
         torch.testing.assert_close(s.probs_filtered, torch.tensor([0, 1, 0, 0], dtype=torch.float64))
         torch.testing.assert_close(s.probs_temperature, torch.softmax(z.double(), -1))
-    s = sample_step(z, 0.0, 2, 0.5, make_generator(0))    # filters shown, argmax survives them
+    s = sample_step(z, SamplingSettings(0.0, 2, 0.5), make_generator(0))    # filters shown, argmax survives them
     assert s.token_id == 1 and kept(s.cut_by_top_k) == [0, 3] and kept(s.cut_by_top_p) == [2]
 
 
@@ -124,13 +125,13 @@ def test_k_one_and_tiny_p_are_greedy_at_any_temperature():
     z = torch.randn(30, generator=torch.Generator().manual_seed(1))
     best = int(z.argmax())
     for seed in range(10):
-        assert sample_step(z, 1.5, 1, 1.0, make_generator(seed)).token_id == best
-        assert sample_step(z, 1.5, 0, 1e-6, make_generator(seed)).token_id == best
-        assert sample_step(z, 1.5, 0, 0.0, make_generator(seed)).token_id == best
+        assert sample_step(z, SamplingSettings(1.5, 1, 1.0), make_generator(seed)).token_id == best
+        assert sample_step(z, SamplingSettings(1.5, 0, 1e-6), make_generator(seed)).token_id == best
+        assert sample_step(z, SamplingSettings(1.5, 0, 0.0), make_generator(seed)).token_id == best
 
 
 def test_tiny_temperature_stays_finite():
-    s = sample_step(torch.tensor([1.0, 3.0, 2.0]), 1e-300, 0, 1.0, make_generator(0))
+    s = sample_step(torch.tensor([1.0, 3.0, 2.0]), SamplingSettings(1e-300, 0, 1.0), make_generator(0))
     assert s.token_id == 1 and torch.isfinite(s.probs_temperature).all()
 
 
@@ -139,7 +140,7 @@ def test_sampling_follows_the_filtered_distribution():
     g = make_generator(123)
     counts = torch.zeros(4)
     for _ in range(3000):
-        counts[sample_step(z, 1.0, 3, 1.0, g).token_id] += 1
+        counts[sample_step(z, SamplingSettings(1.0, 3, 1.0), g).token_id] += 1
     assert counts[3] == 0
     freq = counts / counts.sum()
     torch.testing.assert_close(freq, torch.tensor([0.5, 0.3, 0.15, 0]) / 0.95, atol=0.03, rtol=0)
@@ -149,14 +150,14 @@ def test_same_seed_same_tokens_and_global_rng_untouched():
     z = torch.randn(65, generator=torch.Generator().manual_seed(0))
     torch.manual_seed(1)
     before = torch.get_rng_state()
-    a = [sample_step(z, 1.0, 0, 1.0, g).token_id for g in [make_generator(7)] for _ in range(50)]
+    a = [sample_step(z, SamplingSettings(1.0, 0, 1.0), g).token_id for g in [make_generator(7)] for _ in range(50)]
     assert torch.equal(torch.get_rng_state(), before)
     torch.manual_seed(999)                              # the global seed does not matter
     g = make_generator(7)
-    b = [sample_step(z, 1.0, 0, 1.0, g).token_id for _ in range(50)]
+    b = [sample_step(z, SamplingSettings(1.0, 0, 1.0), g).token_id for _ in range(50)]
     assert a == b
     g = make_generator(8)
-    assert [sample_step(z, 1.0, 0, 1.0, g).token_id for _ in range(50)] != a
+    assert [sample_step(z, SamplingSettings(1.0, 0, 1.0), g).token_id for _ in range(50)] != a
 
 
 # ---------------------------------------------------------------------------------- validation
@@ -172,24 +173,31 @@ def test_same_seed_same_tokens_and_global_rng_untouched():
     (dict(top_p=-0.01), "top_p"),
     (dict(top_p=1.01), "top_p"),
     (dict(top_p=float("nan")), "top_p"),
-    (dict(max_new_tokens=0), "max_new_tokens"),
-    (dict(max_new_tokens=MAX_NEW_TOKENS + 1), "max_new_tokens"),
-    (dict(max_new_tokens=10.0), "max_new_tokens"),
+    (dict(temperature=None), "temperature"),
+    (dict(top_k=None), "top_k"),
+    (dict(top_p=None), "top_p"),
 ])
-def test_bad_values_rejected_with_parameter_name(kwargs, name):
-    args = dict(temperature=1.0, top_k=0, top_p=1.0)
-    args.update(kwargs)
+def test_bad_settings_rejected_with_their_name_and_range(kwargs, name):
     with pytest.raises(ValueError, match=name) as e:
-        validate_sampling(**args)
+        SamplingSettings(**kwargs)
     assert any(ch.isdigit() for ch in str(e.value))     # the allowed range is stated
-    if "max_new_tokens" not in kwargs:
-        with pytest.raises(ValueError, match=name):
-            sample_step(torch.zeros(3), **args)
 
 
-def test_good_edge_values_accepted():
-    validate_sampling(0.0, 0, 0.0, 1)
-    validate_sampling(100.0, 40.0, 1.0, MAX_NEW_TOKENS)  # a whole float top_k (from a slider) is fine
+@pytest.mark.parametrize("n", [0, MAX_NEW_TOKENS + 1, 10.0, None, True])
+def test_bad_max_new_tokens_rejected(n):
+    with pytest.raises(ValueError, match="max_new_tokens") as e:
+        validate_max_new_tokens(n)
+    assert str(MAX_NEW_TOKENS) in str(e.value)
+
+
+def test_good_edge_values_accepted_and_settings_are_frozen():
+    SamplingSettings(0.0, 0, 0.0)
+    s = SamplingSettings(100.0, 40.0, 1.0)          # a whole float top_k (from a slider) is fine
+    assert s.top_k == 40 and isinstance(s.top_k, int)
+    validate_max_new_tokens(1)
+    validate_max_new_tokens(MAX_NEW_TOKENS)
+    with pytest.raises(AttributeError):
+        s.temperature = 2.0                           # a request's settings cannot change mid-way
 
 
 @pytest.mark.parametrize("seed", [-1, 2**63, 1.5, "3", None])

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from scratchformer.sampling import make_generator
-from scratchformer.seq2seq import (beam_search, decode_with_trace, encode_source, greedy_decode,
+from scratchformer.inference.sampling import SamplingSettings, make_generator
+from scratchformer.inference.seq2seq import (beam_search, decode_with_trace, encode_source, greedy_decode,
                                    length_penalty, sample_decode, sequence_logprob)
-from scratchformer.tasks import (FORMATS, MAX_SOURCE_LEN, TWO_DIGIT_FORMATS, DatesTask, encode_pairs,
+from scratchformer.training.tasks import (FORMATS, MAX_SOURCE_LEN, TWO_DIGIT_FORMATS, DatesTask, encode_pairs,
                                  format_date, ordinal, split_dates)
 from scratchformer.tokenizer import CharTokenizer
-from scratchformer.trace import Trace
-from scratchformer.transformer import Seq2SeqTransformer, TransformerConfig, shift_right
+from scratchformer.model.trace import Trace
+from scratchformer.model.transformer import Seq2SeqTransformer, TransformerConfig, shift_right
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT = ROOT / "checkpoints" / "seq2seq-dates"
@@ -195,13 +195,13 @@ def test_wide_beam_finds_the_exact_best_output():
 def test_sampling_temperature_zero_is_greedy_and_seeds_repeat(copy_model):
     model, tok, _ = copy_model
     src = encode_source(tok, "cafe", 12)
-    ids, steps = sample_decode(model, src, temperature=0, max_len=8)
+    ids, steps = sample_decode(model, src, settings=SamplingSettings(temperature=0), max_len=8)
     assert ids == greedy_decode(model, src, 8)[0] and len(steps) == len(ids)
-    hot = dict(temperature=3.0, top_k=0, top_p=1.0, max_len=8)
+    hot = dict(settings=SamplingSettings(temperature=3.0, top_k=0, top_p=1.0), max_len=8)
     runs = [sample_decode(model, src, generator=make_generator(s), **hot)[0] for s in range(8)]
     assert runs[0] == sample_decode(model, src, generator=make_generator(0), **hot)[0]
     assert len({tuple(r) for r in runs}) > 1
-    ids, steps = sample_decode(model, src, temperature=1.0, top_k=1, max_len=8)
+    ids, steps = sample_decode(model, src, settings=SamplingSettings(temperature=1.0, top_k=1), max_len=8)
     assert ids == greedy_decode(model, src, 8)[0]        # top-k 1 keeps only the argmax
     assert all(s.token_prob == 1.0 for s in steps)
 
@@ -229,7 +229,7 @@ def test_traced_decode_rows_are_what_each_step_saw(copy_model):
     assert all(0 < s.prob <= 1 and s.top[0][1] >= s.prob - 1e-6 for s in result.steps)
     beam = decode_with_trace(model, tok, "badce", "beam", beam_size=4)
     assert beam.output == "badce" and beam.beams[0].ids == [tok.stoi[c] for c in beam.out_tokens]
-    sampled = decode_with_trace(model, tok, "badce", "sample", temperature=0.5, seed=3)
+    sampled = decode_with_trace(model, tok, "badce", "sample", settings=SamplingSettings(temperature=0.5), seed=3)
     assert all(s.sampled is not None for s in sampled.steps)
 
 
@@ -249,7 +249,7 @@ def test_decoding_rejects_bad_requests(copy_model):
     with pytest.raises(ValueError, match="method"):
         decode_with_trace(model, tok, "abc", "nucleus")
     with pytest.raises(ValueError, match="temperature"):
-        decode_with_trace(model, tok, "abc", "sample", temperature=-1)
+        decode_with_trace(model, tok, "abc", "sample", settings=SamplingSettings(temperature=-1))
 
 
 # -------------------------------------------------------------------------------- the shipped model
@@ -277,7 +277,7 @@ def test_shipped_checkpoint_meets_its_bar_on_held_out_dates():
 
 def test_evaluate_prints_exact_match_as_its_last_json_line(tmp_path, capsys):
     from scratchformer.checkpoint import save_checkpoint
-    from scratchformer.evaluate import main
+    from scratchformer.training.evaluate import main
     tok = DatesTask().tokenizer
     torch.manual_seed(0)
     model = tiny_model(tok, block_size=40, n_embd=16)

@@ -6,10 +6,10 @@ from argparse import Namespace
 import pytest
 import torch
 
-from scratchformer import data as D
+from scratchformer.training import data as D
 from scratchformer.checkpoint import load_checkpoint, read_tensors
-from scratchformer.train import lr_at, make_optimizer, parse_args, train
-from scratchformer.transformer import GPT, TransformerConfig
+from scratchformer.training.train import lr_at, make_optimizer, parse_args, train
+from scratchformer.model.transformer import GPT, TransformerConfig
 
 
 @pytest.fixture(scope="module")

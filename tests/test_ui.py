@@ -7,10 +7,13 @@ import pytest
 import torch
 
 from app_checkpoints import CHARS, GPT_CONFIG, make_checkpoints
-from scratchformer import ui
-from scratchformer import ui_inspect as I
+from scratchformer.app import blocks as ui
+from scratchformer.app import events
+from scratchformer.app import generate_tab as G
+from scratchformer.app import inspect_tabs as I
+from scratchformer.app.bank import LANGUAGE_MODELS, MODELS, ModelBank, configure_torch
+from scratchformer.app.policy import prepare_text
 from scratchformer.tokenizer import CharTokenizer
-from scratchformer.ui_models import MODELS, ModelBank, configure_torch, prepare_text
 
 SETTINGS = dict(temperature=0.9, top_k=0, top_p=0.95, max_new_tokens=12, seed=3)
 
@@ -27,7 +30,7 @@ def bank(ckpt_dir) -> ModelBank:
 
 def run_generate(bank, prompt="ROMEO:\n", **kw):
     s = {**SETTINGS, **kw}
-    generate = ui.bound(ui.generate, bank)            # as the app calls it: errors become gr.Error
+    generate = events.bound(G.generate, bank)            # as the app calls it: errors become gr.Error
     return list(generate(prompt, s["temperature"], s["top_k"], s["top_p"], s["max_new_tokens"], s["seed"]))
 
 
@@ -46,7 +49,7 @@ def test_generate_streams_both_models_token_by_token(bank):
     assert len(last[0]) == len(last[2]) == 12
     assert "12 tokens" in last[1] and "tokens/s" in last[1] and "generating" not in last[1]
     steps = last[6]
-    assert set(steps) == set(MODELS) and len(steps["LSTM"]["steps"]) == 12
+    assert set(steps) == set(LANGUAGE_MODELS) and len(steps["LSTM"]["steps"]) == 12
     assert "".join(steps["Transformer"]["itos"][s.token_id] for s in steps["Transformer"]["steps"]) == last[0]
 
 
@@ -78,15 +81,15 @@ def test_generate_accepts_empty_emoji_and_huge_prompts_with_a_note(bank):
 def test_why_token_replays_a_step_of_the_last_generation(bank):
     last = run_generate(bank)[-1]
     steps = last[6]
-    fig, caption = ui.why_token(steps, "LSTM", 5)
+    fig, caption = G.why_token(steps, "LSTM", 5)
     chosen = steps["LSTM"]["steps"][4]
     assert f"step 5 of 12" in caption and f"{chosen.token_prob:.3f}" in caption
     np.testing.assert_allclose(fig.data[0].y, chosen.probs_temperature.numpy(), rtol=1e-6)
     assert chosen.probs_temperature.dtype == torch.float32 and chosen.logits.numel() == 0  # kept small
     with pytest.raises(gr.Error, match="step must be in 1…12"):
-        ui.friendly(ui.why_token)(steps, "LSTM", 13)
+        events.friendly(G.why_token)(steps, "LSTM", 13)
     with pytest.raises(gr.Error, match="generate some text first"):
-        ui.friendly(ui.why_token)(None, "LSTM", 1)
+        events.friendly(G.why_token)(None, "LSTM", 1)
 
 
 # ------------------------------------------------------------------------------------------ attention
@@ -121,13 +124,13 @@ def test_attention_toggles_and_sliders_redraw_only_their_part(bank):
     (("abc", True, 1.5, 1, False), "layer must be a whole number")])
 def test_attention_bad_input_gives_a_clear_error(bank, args, message):
     with pytest.raises(gr.Error, match=message):
-        ui.bound(I.attention, bank)(*args)
+        events.bound(I.attention, bank)(*args)
 
 
 def test_analysis_crops_long_text_and_reports_unknown_characters(bank):
     note, *_ = I.attention(bank, "x" * 100_000, True, 1, 1, False)
     assert "100,000 characters" in note and f"reads {GPT_CONFIG['block_size']}" in note
-    note, *_ = ui.bound(I.attention, bank)("a 😀 b", True, 1, 1, False)
+    note, *_ = events.bound(I.attention, bank)("a 😀 b", True, 1, 1, False)
     assert "replaced" in note and "😀" in note
 
 
@@ -143,7 +146,7 @@ def test_embeddings_hidden_states_and_lstm_views(bank):
     note, fig, units = I.lstm_inside(bank, "\"Hark,\" he said.\n", 2, 4)
     assert len(fig.data) == 4 and z(fig).shape == (4, 17) and units.count("unit ") == 4
     with pytest.raises(gr.Error, match="units must be in"):
-        ui.bound(I.lstm_inside, bank)("abc", 1, 1000)
+        events.bound(I.lstm_inside, bank)("abc", 1, 1000)
 
 
 def test_models_table_lists_size_loss_and_hardware(bank):
@@ -162,7 +165,7 @@ def test_a_broken_checkpoint_leaves_the_other_model_working(ckpt_dir, tmp_path):
     last = run_generate(bank)[-1]
     assert "⚠️" in last[1] and "could not be loaded" in last[1] and len(last[2]) == 12
     with pytest.raises(gr.Error, match="could not be loaded"):
-        ui.bound(I.attention, bank)("abc", True, 1, 1, False)
+        events.bound(I.attention, bank)("abc", True, 1, 1, False)
     demo = ui.build_demo(bank=bank)                    # the page builds and says why
     assert "Transformer is unavailable" in demo.config["components"][0]["props"]["value"]
 
@@ -171,7 +174,7 @@ def test_a_missing_checkpoint_folder_is_reported(tmp_path):
     bank = ModelBank.load(tmp_path, device="cpu")
     assert "does not exist" in bank.slots["LSTM"].error
     with pytest.raises(gr.Error, match="no model could be loaded"):
-        ui.friendly(ui.generate)(bank, "a", 1.0, 0, 1.0, 5, 0).__next__()
+        events.friendly(G.generate)(bank, "a", 1.0, 0, 1.0, 5, 0).__next__()
 
 
 # ------------------------------------------------------------------------------------------ the demo
@@ -179,11 +182,11 @@ def test_a_missing_checkpoint_folder_is_reported(tmp_path):
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"
 
 
-@pytest.mark.skipif(not all((SHIPPED / f / "model.safetensors").exists() for f in MODELS.values()),
+@pytest.mark.skipif(not all((SHIPPED / f / "model.safetensors").exists() for f in (MODELS[n].folder for n in LANGUAGE_MODELS)),
                     reason="the trained checkpoints are not in checkpoints/")
 def test_the_shipped_checkpoints_load_and_answer():
     shipped = ModelBank.load(SHIPPED)
-    for name in MODELS:
+    for name in LANGUAGE_MODELS:
         assert shipped.available(name), shipped.slots[name].error
     note, grid, *_ = I.attention(shipped, "ROMEO:\nWhat light?", True, 1, 1, False)
     assert len(grid.data) == shipped.get("Transformer").config.n_layer * shipped.get("Transformer").config.n_head
@@ -196,7 +199,7 @@ def test_every_event_is_named_and_model_events_share_a_bounded_group(bank):
     assert {"generate", "why_token", "attention", "attention_view", "attention_head", "embedding_tables",
             "hidden_states", "lstm_gates"} <= names
     assert all(f.api_name for f in fns)
-    assert all(f.concurrency_id == "models" and f.concurrency_limit == ui.MODEL_CONCURRENCY for f in fns)
+    assert all(f.concurrency_id == "models" and f.concurrency_limit == events.MODEL_CONCURRENCY for f in fns)
 
 
 def test_torch_threads_fit_the_machine():

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from scratchformer import views
-from scratchformer.sampling import make_generator, sample_step
+from scratchformer.inference.traced import surprise_bits
+from scratchformer.inference.sampling import SamplingSettings, make_generator, sample_step
 
 ITOS = list("\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz")
 
@@ -27,7 +28,7 @@ def test_display_char_makes_whitespace_visible():
 def test_surprise_bits_is_minus_log2_of_the_probability_of_each_next_char():
     logits = torch.randn(4, 5, generator=torch.Generator().manual_seed(1))
     ids = [0, 3, 1, 4]
-    bits = views.surprise_bits(logits, ids)
+    bits = surprise_bits(logits, ids)
     assert math.isnan(bits[0])
     p = torch.softmax(logits, -1)
     for t in range(1, 4):
@@ -50,7 +51,7 @@ def _trace(fig, name_start):
 
 def test_distribution_shows_every_token_and_each_filters_cuts():
     logits = torch.randn(len(ITOS), generator=torch.Generator().manual_seed(3)) * 2
-    step = sample_step(logits, temperature=0.7, top_k=20, top_p=0.6, generator=make_generator(5))
+    step = sample_step(logits, SamplingSettings(temperature=0.7, top_k=20, top_p=0.6), generator=make_generator(5))
     fig = views.distribution_figure(step, ITOS)
     top = fig.data[0]
     assert len(top.x) == len(ITOS)                                   # the whole vocabulary
@@ -69,7 +70,7 @@ def test_distribution_shows_every_token_and_each_filters_cuts():
 
 
 def test_distribution_of_a_greedy_step_cuts_nothing():
-    step = sample_step(torch.randn(len(ITOS)), temperature=0, top_k=0, top_p=1.0)
+    step = sample_step(torch.randn(len(ITOS)), SamplingSettings(temperature=0, top_k=0, top_p=1.0))
     fig = views.distribution_figure(step, ITOS)
     assert len(_trace(fig, "cut by top-k")[0].x) == 0 and len(_trace(fig, "cut by top-p")[0].x) == 0
     assert "greedy" in fig.layout.annotations[0].text

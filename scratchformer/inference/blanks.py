@@ -16,18 +16,14 @@ tokens such as ``<mask>`` are never a guess), so the top-k probabilities of a bl
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import data as D
-from .tasks import mask_tokens
-from .tokenizer import CharTokenizer
-from .trace import Trace
+from ..model.trace import Trace
+from ..tokenizer import CharTokenizer
 
 BLANK = "_"
 MAX_TOP_K = 20
@@ -137,57 +133,3 @@ def gpt_fill_blanks(model: nn.Module, tokenizer: CharTokenizer, text: str, *, to
             context.append(tokenizer.stoi[g.best])
         context += tokenizer.encode(piece)
     return guesses
-
-
-@torch.no_grad()
-def masked_char_metrics(model: nn.Module, ids: Tensor, block_size: int, mask_id: int, n_chars: int, *,
-                        batch_size: int = 32, seed: int = 0, causal: bool = False,
-                        max_batches: Optional[int] = None) -> dict:
-    """Loss and accuracy at masked characters over non-overlapping windows of ``ids``.
-
-    In each window 15% of the characters, chosen with a generator seeded by ``seed`` (so every run
-    masks the same ones), are replaced by ``<mask>`` — all of them, as blanks in the app are (no
-    80/10/10 rule). loss = mean −log p(true char) at those positions (nats, softmax over the whole
-    vocabulary as in training); accuracy = share where the most likely character is the true one.
-    """
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    gen = torch.Generator().manual_seed(seed)
-    n_windows = len(ids) // block_size
-    windows = ids[: n_windows * block_size].view(n_windows, block_size)
-    total_loss, correct, count = 0.0, 0, 0
-    for b, start in enumerate(range(0, n_windows, batch_size)):
-        if max_batches is not None and b >= max_batches:
-            break
-        x = windows[start:start + batch_size]
-        inputs, targets = mask_tokens(x, mask_id, n_chars, gen, rule_80_10_10=False)
-        inputs, targets = inputs.to(device), targets.to(device)
-        logits = model(inputs, causal=causal).logits.float()
-        chosen = targets != -100
-        total_loss += F.cross_entropy(logits[chosen], targets[chosen], reduction="sum").item()
-        correct += (logits[chosen][:, :n_chars].argmax(-1) == targets[chosen]).sum().item()
-        count += int(chosen.sum())
-    model.train(was_training)
-    loss = total_loss / max(count, 1)
-    return {"masked_loss": loss, "masked_bits_per_char": loss / math.log(2),
-            "masked_char_accuracy": correct / max(count, 1), "masked_chars": count, "causal": causal}
-
-
-def evaluate_masked(model: nn.Module, tokenizer: CharTokenizer, data=None, *, batch_size: int = 32,
-                    max_batches: Optional[int] = None) -> dict:
-    """The BERT-style model on the validation split (last 10% of the corpus): masked-character loss
-    and accuracy (see :func:`masked_char_metrics`), bidirectional and, for contrast, with the causal mask.
-    """
-    ids = torch.tensor(tokenizer.encode(D.load_corpus(data)), dtype=torch.long)
-    _, val = D.split(ids)
-    args = (model, val, model.config.block_size, model.config.mask_id, len(tokenizer.chars))
-    both = masked_char_metrics(*args, batch_size=batch_size, max_batches=max_batches)
-    causal = masked_char_metrics(*args, batch_size=batch_size, max_batches=max_batches, causal=True)
-    return {"masked_char_accuracy": both["masked_char_accuracy"], "val_loss": both["masked_loss"],
-            "bits_per_char": both["masked_bits_per_char"], "masked_chars": both["masked_chars"],
-            "masked_char_accuracy_causal": causal["masked_char_accuracy"],
-            "val_loss_causal": causal["masked_loss"],
-            "val_loss_method": (f"loss at masked characters: 15% of each non-overlapping {args[2]}-character "
-                                f"window of the validation split replaced by <mask> (seed 0), "
-                                f"{both['masked_chars']:,} characters scored")}

@@ -18,9 +18,10 @@ from dataclasses import asdict, dataclass, fields
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .basics import lm_loss, num_params
+from .lstm_bptt import LSTMLayerFunction
 from .trace import ModelOutput, Trace
 
 State = tuple[Tensor, Tensor]  # (h, c), each [layers, B, hidden]
@@ -50,73 +51,6 @@ class LSTMCell(nn.Module):
         """x [B, input], (h, c) [B, hidden] → (h', c')."""
         h, c, _ = self.step(self.ih(x), *state)
         return h, c
-
-
-class LSTMLayerFunction(torch.autograd.Function):
-    """One LSTM layer over a whole sequence, with backpropagation through time written by hand.
-
-    Autograd could differentiate the step loop itself, but it records ~10 tiny operations per step
-    and computes the recurrent weight's gradient in T small products; on a CPU that is ~7× slower
-    than this. Forward is the same recurrence as :meth:`LSTMCell.step`. Backward walks the steps in
-    reverse (σ' = σ(1-σ), tanh' = 1-tanh²):
-
-        dh_t  += dL/dh_t (from the layer above) ;   dc_t += dh_t ⊙ o_t ⊙ (1 - tanh²(c_t))
-        dz_i = dc_t ⊙ g_t ⊙ i_t(1-i_t)      dz_f = dc_t ⊙ c_{t-1} ⊙ f_t(1-f_t)
-        dz_g = dc_t ⊙ i_t ⊙ (1-g_t²)        dz_o = dh_t ⊙ tanh(c_t) ⊙ o_t(1-o_t)
-        dc_{t-1} = dc_t ⊙ f_t               dh_{t-1} = dz_t · W_hh
-
-    and then, in one matrix product over all steps, dW_hh = Σ_t dz_tᵀ h_{t-1} and db_hh = Σ_t dz_t.
-    The gradient for the input part x_proj is dz itself (autograd carries it on to W_ih and x).
-    tests/test_lstm.py checks it against autograd on the step loop and against PyTorch's ``LSTM``.
-    """
-
-    @staticmethod
-    def forward(ctx, x_proj: Tensor, w_hh: Tensor, b_hh: Tensor, h0: Tensor, c0: Tensor):
-        """x_proj [B, T, 4H] = x·W_ihᵀ + b_ih; h0, c0 [B, H] → (outputs [B, T, H], h_T, c_T)."""
-        B, T, H4 = x_proj.shape
-        H = H4 // 4
-        zx = x_proj.transpose(0, 1) + b_hh                  # [T, B, 4H]
-        hs = x_proj.new_empty(T + 1, B, H)                  # h_0 … h_T
-        cs = x_proj.new_empty(T + 1, B, H)                  # c_0 … c_T
-        acts = x_proj.new_empty(T, B, H4)                   # gates i, f, g, o per step
-        hs[0], cs[0] = h0, c0
-        w_t = w_hh.t()
-        for t in range(T):
-            z = torch.addmm(zx[t], hs[t], w_t)              # z = x_proj + h_{t-1}·W_hhᵀ + b_hh
-            a = acts[t]
-            torch.sigmoid(z, out=a)                         # i, f, o (g is overwritten next)
-            torch.tanh(z[:, 2 * H:3 * H], out=a[:, 2 * H:3 * H])
-            i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-            torch.addcmul(f * cs[t], i, g, out=cs[t + 1])   # c_t = f ⊙ c_{t-1} + i ⊙ g
-            torch.mul(o, torch.tanh(cs[t + 1]), out=hs[t + 1])  # h_t = o ⊙ tanh(c_t)
-        ctx.save_for_backward(w_hh, hs, cs, acts)
-        return hs[1:].transpose(0, 1), hs[T].clone(), cs[T].clone()
-
-    @staticmethod
-    def backward(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor):
-        w_hh, hs, cs, acts = ctx.saved_tensors
-        T, B, H4 = acts.shape
-        H = H4 // 4
-        d_out = d_out.transpose(0, 1) if d_out is not None else torch.zeros_like(hs[1:])
-        dz_all = acts.new_empty(T, B, H4)
-        dh = d_hT.clone() if d_hT is not None else torch.zeros_like(hs[0])
-        dc = d_cT.clone() if d_cT is not None else torch.zeros_like(cs[0])
-        for t in range(T - 1, -1, -1):
-            a = acts[t]
-            i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-            dh = dh + d_out[t]
-            tanh_c = torch.tanh(cs[t + 1])
-            dc = dc + dh * o * (1 - tanh_c * tanh_c)
-            dz = dz_all[t]
-            torch.mul(dc * g, i * (1 - i), out=dz[:, :H])
-            torch.mul(dc * cs[t], f * (1 - f), out=dz[:, H:2 * H])
-            torch.mul(dc * i, 1 - g * g, out=dz[:, 2 * H:3 * H])
-            torch.mul(dh * tanh_c, o * (1 - o), out=dz[:, 3 * H:])
-            dc = dc * f
-            dh = dz @ w_hh
-        dz_flat = dz_all.reshape(T * B, H4)
-        d_w_hh = dz_flat.t() @ hs[:-1].reshape(T * B, H)
-        return dz_all.transpose(0, 1), d_w_hh, dz_flat.sum(0), dh, dc
 
 
 class LSTM(nn.Module):
@@ -216,7 +150,20 @@ class LSTMLM(nn.Module):
                 cell.ih.bias[cfg.hidden:2 * cfg.hidden].fill_(1.0)
 
     def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        return num_params(self)
+
+    def token_embedding_table(self) -> Tensor:
+        """The embedding matrix [V, n_embd] (row i: the vector of token i)."""
+        return self.embed.weight
+
+    def position_table(self) -> None:
+        """None: an LSTM knows order from reading step by step, it adds no position vectors."""
+        return None
+
+    @property
+    def context_length(self) -> None:
+        """None: the state (h, c) carries the whole text, there is no window."""
+        return None
 
     def forward(self, ids: Tensor, targets: Optional[Tensor] = None, *, state: Optional[State] = None,
                 trace: bool = False, causal: Optional[bool] = None) -> ModelOutput:
@@ -232,8 +179,7 @@ class LSTMLM(nn.Module):
         logits = self.lm_head(self.drop(out))
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
-                                   ignore_index=-100)
+            loss = lm_loss(logits, targets)
         tr = None
         if trace:
             g = rec["gates"].detach()  # [L, 4, B, T, hidden]

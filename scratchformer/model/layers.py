@@ -15,7 +15,7 @@ from typing import Optional
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import KVCache, MultiHeadAttention
+from .attention import LayerCache, MultiHeadAttention
 
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
@@ -40,12 +40,6 @@ class FeedForward(nn.Module):
         return self.linear2(self.dropout(self.act(self.linear1(x))))
 
 
-def _self_attention(attn: MultiHeadAttention, x: Tensor, mask: Optional[Tensor], causal: bool,
-                    need_weights: bool, cache: Optional[KVCache], layer: int):
-    """Self-attention of x on itself; with ``causal`` position i sees only positions ≤ i."""
-    return attn(x, x, x, mask=mask, causal=causal, need_weights=need_weights, cache=cache, layer=layer)
-
-
 class EncoderLayer(nn.Module):
     """Self-attention then feed-forward, each with residual + LayerNorm.
 
@@ -54,27 +48,30 @@ class EncoderLayer(nn.Module):
     """
 
     def __init__(self, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
-                 activation: str = "relu", norm_first: bool = False, bias: bool = True,
-                 layer_norm_eps: float = 1e-5):
+                 activation: str = "relu", norm_first: bool = False, bias: bool = True):
         super().__init__()
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, n_head, dropout, bias)
         self.ff = FeedForward(d_model, d_ff, dropout, activation, bias)
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm1 = nn.LayerNorm(d_model, bias=bias)
+        self.norm2 = nn.LayerNorm(d_model, bias=bias)
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None, causal: bool = False,
-                need_weights: bool = False, cache: Optional[KVCache] = None,
-                layer: int = 0) -> tuple[Tensor, Optional[Tensor]]:
-        """x [B, T, d_model] → (x' [B, T, d_model], self-attention weights [B, h, T, T] or None)."""
+                need_weights: bool = False,
+                cache: Optional[LayerCache] = None) -> tuple[Tensor, Optional[Tensor]]:
+        """x [B, T, d_model] → (x' [B, T, d_model], self-attention weights [B, h, T, T] or None).
+
+        ``cache``: this layer's keys and values of earlier positions (incremental decoding).
+        """
         if self.norm_first:
-            a, w = _self_attention(self.self_attn, self.norm1(x), mask, causal, need_weights, cache, layer)
+            h = self.norm1(x)
+            a, w = self.self_attn(h, h, h, mask=mask, causal=causal, need_weights=need_weights, cache=cache)
             x = x + self.dropout1(a)
             x = x + self.dropout2(self.ff(self.norm2(x)))
         else:
-            a, w = _self_attention(self.self_attn, x, mask, causal, need_weights, cache, layer)
+            a, w = self.self_attn(x, x, x, mask=mask, causal=causal, need_weights=need_weights, cache=cache)
             x = self.norm1(x + self.dropout1(a))
             x = self.norm2(x + self.dropout2(self.ff(x)))
         return x, w
@@ -88,16 +85,15 @@ class DecoderLayer(nn.Module):
     """
 
     def __init__(self, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
-                 activation: str = "relu", norm_first: bool = False, bias: bool = True,
-                 layer_norm_eps: float = 1e-5):
+                 activation: str = "relu", norm_first: bool = False, bias: bool = True):
         super().__init__()
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, n_head, dropout, bias)
         self.cross_attn = MultiHeadAttention(d_model, n_head, dropout, bias)
         self.ff = FeedForward(d_model, d_ff, dropout, activation, bias)
-        self.norm1 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm2 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
-        self.norm3 = nn.LayerNorm(d_model, eps=layer_norm_eps, bias=bias)
+        self.norm1 = nn.LayerNorm(d_model, bias=bias)
+        self.norm2 = nn.LayerNorm(d_model, bias=bias)
+        self.norm3 = nn.LayerNorm(d_model, bias=bias)
         self.dropout1 = nn.Dropout(dropout)
         self.dropout2 = nn.Dropout(dropout)
         self.dropout3 = nn.Dropout(dropout)
@@ -107,14 +103,15 @@ class DecoderLayer(nn.Module):
                 need_weights: bool = False) -> tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
         """x [B, T_tgt, d], memory [B, T_src, d] → (x', self weights, cross weights)."""
         if self.norm_first:
-            a, sw = _self_attention(self.self_attn, self.norm1(x), self_mask, causal, need_weights, None, 0)
+            h = self.norm1(x)
+            a, sw = self.self_attn(h, h, h, mask=self_mask, causal=causal, need_weights=need_weights)
             x = x + self.dropout1(a)
             h = self.norm2(x)
             c, cw = self.cross_attn(h, memory, memory, mask=memory_mask, need_weights=need_weights)
             x = x + self.dropout2(c)
             x = x + self.dropout3(self.ff(self.norm3(x)))
         else:
-            a, sw = _self_attention(self.self_attn, x, self_mask, causal, need_weights, None, 0)
+            a, sw = self.self_attn(x, x, x, mask=self_mask, causal=causal, need_weights=need_weights)
             x = self.norm1(x + self.dropout1(a))
             c, cw = self.cross_attn(x, memory, memory, mask=memory_mask, need_weights=need_weights)
             x = self.norm2(x + self.dropout2(c))

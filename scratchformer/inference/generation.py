@@ -7,7 +7,7 @@
 How each model gets the logits of the next token:
 
 * **GPT with a KV cache** (``use_cache=True``, the default). The prompt is read once (the "prefill"),
-  each layer keeping its keys and values in a :class:`~scratchformer.attention.KVCache`; afterwards
+  each layer keeping its keys and values in a :class:`~scratchformer.model.attention.KVCache`; afterwards
   only the newest token is fed, at the next position, and attends over the cached keys and values.
   Learned positions only go up to ``block_size - 1``, and sliding the window by one token would
   shift every cached position, so the cache cannot just drop its oldest entry. Policy: when the cache
@@ -40,10 +40,10 @@ from typing import Iterator, Optional
 import torch
 from torch import Tensor, nn
 
-from .attention import KVCache
-from .lstm import LSTMLM
-from .sampling import Step, make_generator, sample_step, validate_sampling, validate_seed
-from .transformer import TransformerLM
+from ..model.attention import KVCache
+from ..model.lstm import LSTMLM
+from ..model.transformer import TransformerLM
+from .sampling import SamplingSettings, Step, make_generator, sample_step, validate_max_new_tokens
 
 START_TEXT = "\n"   # what an empty prompt becomes
 
@@ -60,7 +60,7 @@ class GenStep:
     index          0 for the first generated token, 1 for the next …
     token_id       the token chosen
     text           its text (``tokenizer.decode([token_id])``)
-    step           the sampling record (:class:`~scratchformer.sampling.Step`)
+    step           the sampling record (:class:`~scratchformer.inference.sampling.Step`)
     elapsed_s      seconds spent computing this and the earlier tokens of the stream, prefill included
                    (time the consumer spends between tokens is not counted)
     prompt_ids     the ids of the prompt as the model read it (the same list object in every GenStep)
@@ -148,38 +148,37 @@ def _next_logits_source(model: nn.Module, use_cache: bool, device: torch.device)
 
 # ----------------------------------------------------------------------------------- the stream
 
-def generate_stream(model: nn.Module, tokenizer, prompt: str, *, max_new_tokens: int = 200,
-                    temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
-                    use_cache: bool = True, device=None) -> Iterator[GenStep]:
+def generate_stream(model: nn.Module, tokenizer, prompt: str, *,
+                    settings: SamplingSettings = SamplingSettings(), max_new_tokens: int = 200,
+                    seed: int = 0, use_cache: bool = True, device=None) -> Iterator[GenStep]:
     """Yield ``max_new_tokens`` :class:`GenStep` records, one per generated token.
 
     ``model`` is a GPT (``TransformerLM`` with causal attention) or an ``LSTMLM``, already in eval
-    mode. Settings are checked here, before anything runs: bad values raise ``ValueError`` naming
-    the parameter (see :func:`~scratchformer.sampling.validate_sampling`). ``device``: where the
+    mode. ``settings`` were checked when they were made; ``max_new_tokens`` and ``seed`` are checked
+    here, before anything runs (``ValueError`` naming the parameter). ``device``: where the
     input ids are put; default the model's own device (the model is never moved).
     Context cropping and the KV-cache policy are described in the module docstring.
     """
-    validate_sampling(temperature, top_k, top_p, max_new_tokens)
-    validate_seed(seed)
+    validate_max_new_tokens(max_new_tokens)
+    generator = make_generator(seed)   # checks the seed
     if not isinstance(prompt, str):
         raise ValueError(f"prompt must be text (a str), got {type(prompt).__name__}")
     if device is None:
         device = next(model.parameters()).device
     source = _next_logits_source(model, use_cache, torch.device(device))
     prompt_ids = tokenizer.encode(prompt) or tokenizer.encode(START_TEXT)
-    return _stream(source, tokenizer, prompt_ids, max_new_tokens, temperature, top_k, top_p, seed)
+    return _stream(source, tokenizer, prompt_ids, max_new_tokens, settings, generator)
 
 
-def _stream(source, tokenizer, prompt_ids: list[int], max_new_tokens: int, temperature: float,
-            top_k: int, top_p: float, seed: int) -> Iterator[GenStep]:
-    generator = make_generator(seed)
+def _stream(source, tokenizer, prompt_ids: list[int], max_new_tokens: int, settings: SamplingSettings,
+            generator: torch.Generator) -> Iterator[GenStep]:
     seq = list(prompt_ids)
     elapsed = 0.0
     for index in range(max_new_tokens):
         t0 = time.perf_counter()
         with torch.no_grad():   # per call, not around the yield: the caller's grad mode is untouched
             logits, start = source.next_logits(seq)
-        step = sample_step(logits, temperature, top_k, top_p, generator)
+        step = sample_step(logits, settings, generator)
         elapsed += time.perf_counter() - t0
         context_len = len(seq) - start
         seq.append(step.token_id)

@@ -1,42 +1,28 @@
 """The app's encoder-decoder tab and its GPT-vs-BERT tab: plain callbacks, and the two tab builders.
 
-Callbacks (:func:`decode_dates`, :func:`fill_in`) are plain functions of the read-only model banks and
-plain values, returning Markdown, HTML and figures; tests call them directly. The builders
-(:func:`build_seq2seq_tab`, :func:`build_gpt_bert_tab`) lay out widgets and wire them through the
-app's shared helpers in ``ui.py`` (concurrency group, error policy), imported when a tab is built
-because ``ui.py`` imports this module to list the tabs.
-
-The two models of these tabs live in their own :class:`~scratchformer.ui_models.ModelBank`, loaded
-once per checkpoint folder (:func:`encoder_bank`): ``seq2seq-dates`` and ``bert-shakespeare``. The GPT
-for the comparison is the app's Transformer from the main bank.
+Callbacks (:func:`decode_dates`, :func:`fill_in`) are plain functions of the read-only model bank and
+plain values, returning Markdown, HTML and figures; tests call them directly. The models are the
+bank's ``Encoder-decoder`` (seq2seq-dates) and ``BERT`` (bert-shakespeare); the GPT for the
+comparison is the bank's Transformer.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from typing import NamedTuple
 
 import gradio as gr
 
-from . import views
-from . import seq2seq_views as V
-from .blanks import BLANK, fill_blanks, gpt_fill_blanks
-from .seq2seq import METHODS, MAX_BEAM_SIZE, decode_with_trace
-from .sampling import validate_seed
-from .ui_models import TRANSFORMER, ModelBank, as_int, check_index, notes_md, run_traced
+from .. import views
+from ..inference.blanks import BLANK, fill_blanks, gpt_fill_blanks
+from ..inference.sampling import SamplingSettings, validate_seed
+from ..inference.seq2seq import MAX_BEAM_SIZE, METHODS, decode_with_trace
+from ..inference.traced import run_traced
+from .bank import BERT, ENCDEC, TRANSFORMER, ModelBank
+from .events import friendly, md, model_event, model_missing, toast_notes
+from .policy import as_int, check_index, notes_md
 
-ENCDEC, BERT = "Encoder-decoder", "BERT"
-ENCODER_MODELS = {ENCDEC: "seq2seq-dates", BERT: "bert-shakespeare"}
 DEFAULT_SOURCE = "3rd of March 1999"
 DEFAULT_BLANKS = "To be, or not to b_, that is the qu_stion:\nWhether 'tis nobler in the m_nd to suffer"
 MAX_TOP_K = 10
-_BANKS: dict[tuple[str, str], ModelBank] = {}
-
-
-def encoder_bank(bank: ModelBank) -> ModelBank:
-    """The encoder-decoder and BERT checkpoints from ``bank``'s folder, loaded once per folder."""
-    key = (str(Path(bank.checkpoint_dir).resolve()), str(bank.device))
-    if key not in _BANKS:
-        _BANKS[key] = ModelBank.load(bank.checkpoint_dir, bank.device, models=ENCODER_MODELS)
-    return _BANKS[key]
 
 
 # -------------------------------------------------------------------------------- encoder-decoder
@@ -48,14 +34,14 @@ def _code(text: str) -> str:
 
 def _steps_md(result, t: int) -> str:
     step = result.steps[t]
-    shown = "".join(V.token_label(c) for c in result.out_tokens[:t])
-    top = " · ".join(f"`{V.token_label(c)}` {p:.3f}" for c, p in step.top)
+    shown = "".join(views.token_label(c) for c in result.out_tokens[:t])
+    top = " · ".join(f"`{views.token_label(c)}` {p:.3f}" for c, p in step.top)
     sampled = ""
     if step.sampled is not None:
         sampled = (f" Sampled from the filtered distribution with probability "
                    f"{step.sampled.token_prob:.3f}.")
     return (f"**Step {t + 1} of {len(result.steps)}.** Having written `{shown or '(nothing yet)'}`, the decoder "
-            f"wrote `{V.token_label(step.text)}` (probability {step.prob:.3f}).{sampled} "
+            f"wrote `{views.token_label(step.text)}` (probability {step.prob:.3f}).{sampled} "
             f"Most likely at this step: {top}.\n\nWhere it looked in the source (last layer, average "
             "over heads; hover for weights):")
 
@@ -72,11 +58,25 @@ def _summary_md(result, itos: list[str]) -> str:
     return "\n".join(lines)
 
 
+class DecodeViews(NamedTuple):
+    """The encoder-decoder tab's views, in the order of its outputs, plus the step count and step shown."""
+
+    summary: str
+    cross_grid: object
+    encoder_self: object
+    decoder_self: object
+    cross_head: object
+    step_md: str
+    step_html: str
+    n_steps: int
+    step: int
+
+
 def decode_dates(enc: ModelBank, source, method, beam_size, alpha, temperature, top_k, top_p, seed,
                  layer, head, step):
     """Decode ``source`` and lay it open → (summary Markdown, cross-attention grid, encoder
     self-attention, decoder self-attention, cross-attention of the chosen head, step Markdown,
-    step HTML, number of steps, the step shown).
+    step HTML, number of steps, the step shown) as :class:`DecodeViews`.
 
     ``layer`` / ``head`` (1-based) pick the single-head heatmaps; ``step`` (1-based, clipped to the
     number of output steps) the decoding step whose attention over the source is shown.
@@ -89,15 +89,16 @@ def decode_dates(enc: ModelBank, source, method, beam_size, alpha, temperature, 
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
     beam_size, top_k, seed = as_int(beam_size, "beam size"), as_int(top_k, "top_k"), as_int(seed, "seed")
     validate_seed(seed)
+    settings = SamplingSettings(temperature, top_k, top_p)
     cfg = model.config
     l = check_index(layer, "layer", cfg.n_dec_layer or cfg.n_layer)
     le = min(l, cfg.n_layer - 1)
     h = check_index(head, "head", cfg.n_head)
     result = decode_with_trace(model, tok, source.strip(), method, beam_size=beam_size, alpha=float(alpha),
-                               temperature=float(temperature), top_k=top_k, top_p=float(top_p), seed=seed)
+                               settings=settings, seed=seed)
     tr = result.trace
     src, out = result.src_tokens, result.out_tokens
-    dec_in = [V.token_label(c) for c in ["<bos>"] + out[:-1]]
+    dec_in = [views.token_label(c) for c in ["<bos>"] + out[:-1]]
     n = len(out)
     t = min(max(as_int(step, "step"), 1), n) - 1
     cross = [a[0] for a in tr.cross_attn]                     # L × [H, T_out, T_src]
@@ -106,10 +107,11 @@ def decode_dates(enc: ModelBank, source, method, beam_size, alpha, temperature, 
                                       title=f"encoder self-attention, layer {le + 1}, head {h + 1}")
     dec_fig = views.attention_heatmap(tr.self_attn[l][0, h], dec_in,
                                       title=f"decoder masked self-attention, layer {l + 1}, head {h + 1}")
-    cross_fig = V.cross_attention_heatmap(cross[l][h], out, src, highlight=t,
+    cross_fig = views.cross_attention_heatmap(cross[l][h], out, src, highlight=t,
                                           title=f"cross-attention, layer {l + 1}, head {h + 1}")
-    focus = V.source_focus_html(src, cross[-1][:, t].mean(0).tolist())
-    return _summary_md(result, tok.itos), grid, enc_fig, dec_fig, cross_fig, _steps_md(result, t), focus, n, t + 1
+    focus = views.source_focus_html(src, cross[-1][:, t].mean(0).tolist())
+    return DecodeViews(_summary_md(result, tok.itos), grid, enc_fig, dec_fig, cross_fig, _steps_md(result, t),
+                       focus, n, t + 1)
 
 
 SEQ2SEQ_INTRO = r"""
@@ -136,8 +138,7 @@ def _index_slider(n: int, label: str, elem_id: str):
 
 
 def build_seq2seq_tab(bank: ModelBank) -> None:
-    from .ui import friendly, md, model_event, model_missing
-    enc = encoder_bank(bank)
+    enc = bank
     with gr.Tab("Encoder-decoder", id="seq2seq"):
         md(SEQ2SEQ_INTRO)
         if model_missing(enc, ENCDEC):
@@ -186,11 +187,22 @@ def build_seq2seq_tab(bank: ModelBank) -> None:
 
 # ------------------------------------------------------------------------------------ GPT vs BERT
 
-def fill_in(bank: ModelBank, enc: ModelBank, text, top_k, causal, layer, head):
+class FillInViews(NamedTuple):
+    """The GPT-vs-BERT tab's views, in the order of its outputs."""
+
+    notes: str
+    table: str
+    filled: str
+    bars: object
+    bert_attention: object
+    gpt_attention: object
+
+
+def fill_in(bank: ModelBank, text, top_k, causal, layer, head) -> FillInViews:
     """The blanks of ``text`` through BERT (both ways and with the causal mask) and the GPT →
     (notes Markdown, table HTML, filled-text Markdown, figure of blank 1's guesses,
     BERT attention heatmap (as ``causal`` says), GPT attention heatmap on the same text)."""
-    loaded = enc.get(BERT)
+    loaded = bank.get(BERT)
     model, tok = loaded.model, loaded.tokenizer
     top_k = as_int(top_k, "top_k")
     if not 1 <= top_k <= MAX_TOP_K:
@@ -219,21 +231,20 @@ def fill_in(bank: ModelBank, enc: ModelBank, text, top_k, causal, layer, head):
             chars[pos] = g.best if g else " "
         gpt_text = "".join(chars)[: gpt.config.block_size]
         filled.append(f"GPT:                {gpt_text}")
-        traced = run_traced(gpt, gpt.tokenizer.encode(gpt_text))
+        traced = run_traced(gpt.model, gpt.tokenizer.itos, gpt.tokenizer.encode(gpt_text))
         gl = min(l, gpt.config.n_layer - 1)
         gh = min(h, gpt.config.n_head - 1)
         gpt_fig = views.attention_heatmap(traced.trace.self_attn[gl][0, gh], traced.chars,
                                           title=f"GPT, layer {gl + 1}, head {gh + 1} (blanks filled by its guesses)")
     else:
         notes.append("The GPT checkpoint is not loaded: only BERT's guesses are shown.")
-    positions = [b.position for b in both.blanks]
-    table = V.blanks_table_html(text, positions, columns, top_k)
-    bars = V.blank_bars_figure(columns, 0, title="blank 1: each model's top guesses")
+    table = views.blanks_table_html(text, columns, top_k, BLANK)
+    bars = views.blank_bars_figure(columns, 0, title="blank 1: each model's top guesses")
     mask = "causal mask ON: each character sees only its left" if causal else "no mask: both sides"
-    bert_fig = views.attention_heatmap(shown.trace.self_attn[l][0, h], [V.token_label(c) for c in shown.tokens],
+    bert_fig = views.attention_heatmap(shown.trace.self_attn[l][0, h], [views.token_label(c) for c in shown.tokens],
                                        title=f"BERT, layer {l + 1}, head {h + 1} ({mask})")
     filled_md = "```\n" + "\n".join(filled) + "\n```"
-    return notes_md(notes), table, filled_md, bars, bert_fig, gpt_fig
+    return FillInViews(notes_md(notes), table, filled_md, bars, bert_fig, gpt_fig)
 
 
 GPT_BERT_INTRO = r"""
@@ -248,8 +259,7 @@ Turn on the **causal mask** on BERT to see what a blank loses when the model can
 
 
 def build_gpt_bert_tab(bank: ModelBank) -> None:
-    from .ui import friendly, md, model_event, model_missing, toast_notes
-    enc = encoder_bank(bank)
+    enc = bank
     with gr.Tab("GPT vs BERT", id="gpt-vs-bert"):
         md(GPT_BERT_INTRO)
         if model_missing(enc, BERT):
@@ -273,7 +283,7 @@ def build_gpt_bert_tab(bank: ModelBank) -> None:
             gpt_plot = gr.Plot(show_label=False, elem_id="gpt-attn")
 
         def blanks(text, top_k, causal, layer, head):
-            return toast_notes(fill_in(bank, enc, text, top_k, causal, layer, head))
+            return toast_notes(fill_in(bank, text, top_k, causal, layer, head))
 
         inputs = [text, top_k, causal, layer, head]
         outputs = [note, table, filled, bars, bert_plot, gpt_plot]

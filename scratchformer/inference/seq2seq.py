@@ -7,7 +7,7 @@ the decoder would save little and is left out to keep the loop plain.)
 
 * **greedy**: y_t = argmax_v P(v | y_<t, x).
 * **sampled**: y_t drawn with temperature → top-k → top-p, exactly as the language models sample
-  (:func:`scratchformer.sampling.sample_step`), from a per-request generator.
+  (:func:`scratchformer.inference.sampling.sample_step`), from a per-request generator.
 * **beam search** (beam size B): keep the B most likely prefixes; extend each by every token; keep the
   B best of the B·V candidates; a candidate ending in ``<eos>`` is finished. Hypotheses are compared by
 
@@ -29,11 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .sampling import Step, make_generator, sample_step, validate_sampling
-from .tasks import DatesTask, encode_pairs
-from .tokenizer import CharTokenizer
-from .trace import Trace
-from .transformer import Seq2SeqTransformer
+from ..model.trace import Trace
+from ..model.transformer import Seq2SeqTransformer
+from ..tokenizer import CharTokenizer
+from .sampling import SamplingSettings, Step, make_generator, sample_step
 
 METHODS = ("greedy", "sample", "beam")
 MAX_BEAM_SIZE = 32
@@ -108,58 +107,16 @@ def greedy_decode(model: Seq2SeqTransformer, src: Tensor, max_len: Optional[int]
     return result
 
 
-@torch.no_grad()
-def exact_match(model: Seq2SeqTransformer, tokenizer: CharTokenizer, pairs: list[tuple[str, str]],
-                batch_size: int = 500) -> float:
-    """Share of (source, target) pairs whose greedy output equals the target exactly."""
-    device = next(model.parameters()).device
-    eos = model.config.eos_id
-    hits = 0
-    for i in range(0, len(pairs), batch_size):
-        chunk = pairs[i:i + batch_size]
-        src = encode_pairs(chunk, tokenizer)[0].to(device)
-        for ids, (_, target) in zip(greedy_decode(model, src), chunk):
-            hits += ids[-1:] == [eos] and tokenizer.decode(ids) == target
-    return hits / len(pairs)
-
-
-HELD_OUT_EXAMPLES = 2000
-
-
-@torch.no_grad()
-def evaluate_dates(model: Seq2SeqTransformer, tokenizer: CharTokenizer, n: int = HELD_OUT_EXAMPLES,
-                   batch_size: int = 500) -> dict:
-    """The dates model on the first ``n`` examples of the fixed held-out set (days never trained on).
-
-    exact_match: greedy output == target; val_loss: teacher-forced cross-entropy per target token
-    (the ten characters and <eos>), in nats.
-    """
-    pairs = DatesTask().held_out(HELD_OUT_EXAMPLES)[:n]
-    device = next(model.parameters()).device
-    total, tokens = 0.0, 0
-    for i in range(0, len(pairs), batch_size):
-        src, tgt_in, targets = (t.to(device) for t in encode_pairs(pairs[i:i + batch_size], tokenizer))
-        n_tok = int((targets != -100).sum())
-        total += model(src, tgt_in, targets).loss.item() * n_tok
-        tokens += n_tok
-    loss = total / tokens
-    return {"exact_match": exact_match(model, tokenizer, pairs, batch_size), "held_out_examples": len(pairs),
-            "val_loss": loss, "bits_per_char": loss / math.log(2),
-            "val_loss_method": f"teacher-forced, {len(pairs)} held-out dates ({tokens} target tokens)",
-            "decoding": "greedy"}
-
-
 # ------------------------------------------------------------------------------------------ sampled
 
 @torch.no_grad()
-def sample_decode(model: Seq2SeqTransformer, src: Tensor, temperature: float = 1.0, top_k: int = 0,
-                  top_p: float = 1.0, generator: Optional[torch.Generator] = None,
+def sample_decode(model: Seq2SeqTransformer, src: Tensor, settings: SamplingSettings = SamplingSettings(),
+                  generator: Optional[torch.Generator] = None,
                   max_len: Optional[int] = None) -> tuple[list[int], list[Step]]:
     """One source [1, S] → (output tokens, one :class:`Step` per token), sampled token by token.
 
     Temperature 0 gives the greedy output.
     """
-    validate_sampling(temperature, top_k, top_p)
     max_len = _default_max_len(model, max_len)
     _, bos, eos = _special_ids(model)
     generator = generator if generator is not None else make_generator(0)
@@ -168,7 +125,7 @@ def sample_decode(model: Seq2SeqTransformer, src: Tensor, temperature: float = 1
     steps: list[Step] = []
     for _ in range(max_len):
         logits = _next_logits(model, torch.tensor([prefix], device=src.device), memory, src_mask)[0]
-        step = sample_step(logits, temperature, top_k, top_p, generator)
+        step = sample_step(logits, settings, generator)
         steps.append(step)
         prefix.append(step.token_id)
         if step.token_id == eos:
@@ -302,7 +259,7 @@ def token_text(tokenizer: CharTokenizer, i: int) -> str:
 @torch.no_grad()
 def decode_with_trace(model: Seq2SeqTransformer, tokenizer: CharTokenizer, source: str,
                       method: str = "greedy", *, beam_size: int = 4, alpha: float = DEFAULT_LENGTH_PENALTY,
-                      temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0, seed: int = 0,
+                      settings: SamplingSettings = SamplingSettings(), seed: int = 0,
                       max_len: Optional[int] = None, n_top: int = 5) -> DecodeResult:
     """Decode ``source`` with ``method`` ("greedy", "sample" or "beam") and lay the decode open.
 
@@ -321,7 +278,7 @@ def decode_with_trace(model: Seq2SeqTransformer, tokenizer: CharTokenizer, sourc
     if method == "greedy":
         ids = greedy_decode(model, src, max_len)[0]
     elif method == "sample":
-        ids, steps = sample_decode(model, src, temperature, top_k, top_p, make_generator(seed), max_len)
+        ids, steps = sample_decode(model, src, settings, make_generator(seed), max_len)
         sampled = list(steps)
     else:
         beams = beam_search(model, src, beam_size, alpha, max_len)

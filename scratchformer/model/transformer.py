@@ -11,12 +11,12 @@ from dataclasses import asdict, dataclass, fields
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import KVCache, padding_mask
+from .basics import lm_loss, num_params
 from .layers import DecoderLayer, EncoderLayer
-from .positional import make_positional
+from .positional import LearnedPositionalEmbedding, make_positional
 from .trace import ModelOutput, Trace
 
 MODEL_TYPES = ("gpt", "bert", "seq2seq")
@@ -121,7 +121,22 @@ class TransformerLM(nn.Module):
             self.lm_head.weight = self.embed.tok.weight
 
     def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        return num_params(self)
+
+    # small accessors, so that code outside the model need not know its attribute names
+    def token_embedding_table(self) -> Tensor:
+        """The token-embedding matrix [V, d_model] (row i: the vector of token i, before any √d scaling)."""
+        return self.embed.tok.weight
+
+    def position_table(self) -> Optional[Tensor]:
+        """The learned position vectors [block_size, d_model]; None for fixed sinusoidal encodings."""
+        pos = self.embed.pos
+        return pos.emb.weight if isinstance(pos, LearnedPositionalEmbedding) else None
+
+    @property
+    def context_length(self) -> int:
+        """The most positions one pass can read (block_size)."""
+        return self.config.block_size
 
     def forward(self, ids: Tensor, targets: Optional[Tensor] = None, *, causal: Optional[bool] = None,
                 trace: bool = False, cache: Optional[KVCache] = None) -> ModelOutput:
@@ -137,15 +152,15 @@ class TransformerLM(nn.Module):
         tr = Trace(tokens=ids, causal=causal, token_embeddings=tok.detach(),
                    positional_embeddings=pos.detach(), hidden_states=[x.detach()]) if trace else None
         for i, layer in enumerate(self.layers):
-            x, w = layer(x, causal=causal, need_weights=trace, cache=cache, layer=i)
+            x, w = layer(x, causal=causal, need_weights=trace,
+                         cache=cache.layers[i] if cache is not None else None)
             if tr is not None:
                 tr.self_attn.append(w.detach())
                 tr.hidden_states.append(x.detach())
         logits = self.lm_head(self.ln_f(x))
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
-                                   ignore_index=-100)
+            loss = lm_loss(logits, targets)
         if tr is not None:
             tr.logits = logits.detach()
         return ModelOutput(logits, loss, tr)
@@ -193,7 +208,22 @@ class Seq2SeqTransformer(nn.Module):
             self.lm_head.weight = self.embed.tok.weight
 
     def num_params(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        return num_params(self)
+
+    # small accessors, so that code outside the model need not know its attribute names
+    def token_embedding_table(self) -> Tensor:
+        """The token-embedding matrix [V, d_model] (row i: the vector of token i, before any √d scaling)."""
+        return self.embed.tok.weight
+
+    def position_table(self) -> Optional[Tensor]:
+        """The learned position vectors [block_size, d_model]; None for fixed sinusoidal encodings."""
+        pos = self.embed.pos
+        return pos.emb.weight if isinstance(pos, LearnedPositionalEmbedding) else None
+
+    @property
+    def context_length(self) -> int:
+        """The most positions one pass can read (block_size)."""
+        return self.config.block_size
 
     def encode(self, src: Tensor, trace: Optional[Trace] = None) -> tuple[Tensor, Tensor]:
         """src [B, S] → (memory [B, S, d], source padding mask [B, 1, 1, S])."""
@@ -234,8 +264,7 @@ class Seq2SeqTransformer(nn.Module):
         logits = self.decode(tgt_in, memory, src_mask, causal=causal, trace=tr)
         loss = None
         if targets is not None:
-            loss = F.cross_entropy(logits.reshape(-1, logits.size(-1)), targets.reshape(-1),
-                                   ignore_index=-100)
+            loss = lm_loss(logits, targets)
         if tr is not None:
             tr.logits = logits.detach()
         return ModelOutput(logits, loss, tr)

@@ -20,10 +20,9 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .tasks import DatesTask, mask_tokens, masked_batch_fn  # noqa: F401  the synthetic tasks (tasks.py)
-from .tokenizer import CharTokenizer
+from ..tokenizer import CharTokenizer
 
-DEFAULT_CORPUS = Path(__file__).resolve().parent.parent / "data" / "tinyshakespeare.txt"
+DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "data" / "tinyshakespeare.txt"
 TRAIN_FRACTION = 0.9
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from torch import Tensor
 
-from .views import ATTN_SCALE, _figure, display_char
+from .common import ATTN_SCALE, display_char, figure
 
 Guesses = Optional[Sequence[tuple[str, float]]]
 
@@ -40,7 +40,7 @@ def cross_attention_heatmap(weights: Tensor, out_chars: Sequence[str], src_chars
     z = weights.detach().float().cpu().numpy().astype(np.float32)
     rows, row_ticks = _labels(out_chars)
     cols, col_ticks = _labels(src_chars)
-    fig = _figure(title, height=max(300, 22 * len(out_chars) + 160))
+    fig = figure(title, height=max(300, 22 * len(out_chars) + 160))
     fig.add_trace(go.Heatmap(z=z, x=cols, y=rows, colorscale=ATTN_SCALE, zmin=0, colorbar=dict(thickness=12),
                              hovertemplate="output %{y} looked at source %{x}: %{z:.3f}<extra></extra>"))
     # type="category": plotly would otherwise read names such as "3 9" as the number 39
@@ -78,22 +78,26 @@ def _cell(guesses: Guesses, n: int) -> str:
     return "<td>" + " · ".join(items) + "</td>"
 
 
-def blanks_table_html(text: str, positions: Sequence[int], columns: Mapping[str, Sequence[Guesses]],
-                      n: int = 5) -> str:
-    """One row per blank (its number and the text around it), one column per model: the model's top
-    guesses with their probabilities."""
+def blanks_table_html(text: str, columns: Mapping[str, Sequence[Guesses]], n: int = 5, blank: str = "_",
+                      around: int = 8) -> str:
+    """One row per blank of ``text`` (its number and up to ``around`` characters each side of it), one
+    column per model: the model's top guesses with their probabilities."""
     head = "".join(f"<th>{html.escape(name)}</th>" for name in columns)
     rows = []
+    positions = [i for i, c in enumerate(text) if c == blank]
     for k, pos in enumerate(positions):
+        left = "".join(display_char(c) for c in text[max(0, pos - around):pos])
+        right = "".join(display_char(c) for c in text[pos + 1:pos + 1 + around])
+        where = f"<code>{html.escape(left)}<b>{html.escape(blank)}</b>{html.escape(right)}</code>"
         cells = "".join(_cell(guesses[k], n) for guesses in columns.values())
-        rows.append(f"<tr><td>blank {k + 1}</td>{cells}</tr>")
+        rows.append(f"<tr><td>blank {k + 1}: {where}</td>{cells}</tr>")
     return (f'<table class="blanks" style="font-size: 14px"><thead><tr><th></th>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
 def blank_bars_figure(columns: Mapping[str, Sequence[Guesses]], blank: int, title: str = "") -> go.Figure:
     """For one blank: each model's top guesses as horizontal bars, side by side."""
-    fig = _figure(title, height=300)
+    fig = figure(title, height=300)
     for name, guesses in columns.items():
         g = guesses[blank]
         if g is None:

@@ -45,7 +45,7 @@ class Step:
                        For T = 0 it is one-hot on the argmax
     cut_by_top_k       True for tokens that top-k removed
     cut_by_top_p       True for tokens that top-p removed (only tokens that survived top-k count)
-    temperature, top_k, top_p   the settings used
+    settings           the :class:`SamplingSettings` used (``step.temperature`` etc. read them)
 
     For T = 0 the two filters are still evaluated on ``probs_temperature`` so their effect can be
     shown; greedy decoding then picks the argmax, which every filter keeps.
@@ -58,9 +58,19 @@ class Step:
     probs_filtered: Tensor
     cut_by_top_k: Tensor
     cut_by_top_p: Tensor
-    temperature: float
-    top_k: int
-    top_p: float
+    settings: "SamplingSettings"
+
+    @property
+    def temperature(self) -> float:
+        return self.settings.temperature
+
+    @property
+    def top_k(self) -> int:
+        return self.settings.top_k
+
+    @property
+    def top_p(self) -> float:
+        return self.settings.top_p
 
     @property
     def greedy(self) -> bool:
@@ -74,25 +84,44 @@ def _is_real(x) -> bool:
     return isinstance(x, Real) and not isinstance(x, bool)
 
 
-def validate_sampling(temperature, top_k, top_p, max_new_tokens=None) -> None:
-    """Raise ``ValueError`` naming the parameter and its allowed range when a setting is invalid.
-
-    temperature     a finite number ≥ 0 (0 = greedy)
-    top_k           an integer ≥ 0 (0 = off); a whole float such as 40.0 (from a slider) is accepted
-    top_p           a number in [0, 1] (1 = off)
-    max_new_tokens  if given, an integer in [1, MAX_NEW_TOKENS]
-    """
+def _check_settings(temperature, top_k, top_p) -> None:
+    """Raise ``ValueError`` naming the setting and its allowed range when one is invalid."""
     if not _is_real(temperature) or not math.isfinite(temperature) or temperature < 0:
         raise ValueError(f"temperature must be a finite number ≥ 0 (0 = greedy), got {temperature!r}")
     if (not _is_real(top_k) or not math.isfinite(top_k) or top_k != int(top_k) or top_k < 0):
         raise ValueError(f"top_k must be a whole number ≥ 0 (0 = off), got {top_k!r}")
     if not _is_real(top_p) or not 0.0 <= top_p <= 1.0:  # NaN fails both comparisons
         raise ValueError(f"top_p must be a number in [0, 1] (1 = off), got {top_p!r}")
-    if max_new_tokens is not None:
-        if (not isinstance(max_new_tokens, Integral) or isinstance(max_new_tokens, bool)
-                or not 1 <= max_new_tokens <= MAX_NEW_TOKENS):
-            raise ValueError(f"max_new_tokens must be an integer in [1, {MAX_NEW_TOKENS}], "
-                             f"got {max_new_tokens!r}")
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """temperature → top-k → top-p, checked once, here, when the settings are made.
+
+    temperature  a finite number ≥ 0 (0 = greedy)
+    top_k        a whole number ≥ 0 (0 = off); a whole float such as 40.0 (from a slider) is accepted
+    top_p        a number in [0, 1] (1 = off)
+
+    Invalid values raise ``ValueError`` naming the setting and its range. Frozen: a request's settings
+    cannot change half-way through its generation.
+    """
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+
+    def __post_init__(self):
+        _check_settings(self.temperature, self.top_k, self.top_p)
+        object.__setattr__(self, "temperature", float(self.temperature))
+        object.__setattr__(self, "top_k", int(self.top_k))
+        object.__setattr__(self, "top_p", float(self.top_p))
+
+
+def validate_max_new_tokens(max_new_tokens) -> None:
+    """Raise ``ValueError`` unless ``max_new_tokens`` is an integer in [1, MAX_NEW_TOKENS]."""
+    if (not isinstance(max_new_tokens, Integral) or isinstance(max_new_tokens, bool)
+            or not 1 <= max_new_tokens <= MAX_NEW_TOKENS):
+        raise ValueError(f"max_new_tokens must be an integer in [1, {MAX_NEW_TOKENS}], got {max_new_tokens!r}")
 
 
 def validate_seed(seed) -> None:
@@ -156,7 +185,7 @@ def renormalize(probs: Tensor, keep: Tensor) -> Tensor:
 
 # -------------------------------------------------------------------------------------- one step
 
-def sample_step(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
+def sample_step(logits: Tensor, settings: SamplingSettings = SamplingSettings(),
                 generator: Optional[torch.Generator] = None) -> Step:
     """Choose the next token from ``logits`` [V]; return the :class:`Step` record.
 
@@ -170,8 +199,7 @@ def sample_step(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p:
     ``generator`` must be a CPU generator (:func:`make_generator`); without one a fresh generator
     seeded with 0 is used, so the global random state is never read or changed.
     """
-    validate_sampling(temperature, top_k, top_p)
-    top_k = int(top_k)
+    temperature, top_k, top_p = settings.temperature, settings.top_k, settings.top_p
     z = logits.detach().reshape(-1).float().cpu()
     z_shifted = z.double() - z.max()   # float64: a tiny T (1e-300) must not round to 0 and give 0/0
     probs_t = torch.softmax(z_shifted / (temperature if temperature > 0 else 1.0), dim=-1)
@@ -190,5 +218,4 @@ def sample_step(logits: Tensor, temperature: float = 1.0, top_k: int = 0, top_p:
         token_id = int(torch.multinomial(probs_f, 1, generator=generator))
     return Step(token_id=token_id, token_prob=float(probs_f[token_id]), logits=z,
                 probs_temperature=probs_t, probs_filtered=probs_f, cut_by_top_k=~keep_k,
-                cut_by_top_p=keep_k & ~keep_p, temperature=float(temperature), top_k=top_k,
-                top_p=float(top_p))
+                cut_by_top_p=keep_k & ~keep_p, settings=settings)

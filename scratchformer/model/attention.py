@@ -72,29 +72,55 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Optional
 
 # ------------------------------------------------------------------------------------ the KV cache
 
-class KVCache:
-    """Keys and values of earlier positions, one ``(k, v)`` pair per layer, each ``[B, H, T, d_head]``.
+class LayerCache:
+    """The keys and values one attention layer has already computed, each ``[B, h, T, d_head]``.
 
-    Incremental decoding feeds only the new token; each self-attention layer appends its new key and
-    value here and attends over everything stored. ``length`` is the number of cached positions.
+    Incremental decoding feeds only the new token; the layer appends its new key and value here and
+    attends over everything stored. ``length`` is the number of cached positions.
     """
 
-    def __init__(self, n_layer: int):
-        self.layers: list[Optional[tuple[Tensor, Tensor]]] = [None] * n_layer
+    def __init__(self):
+        self.k: Optional[Tensor] = None
+        self.v: Optional[Tensor] = None
 
     @property
     def length(self) -> int:
-        first = self.layers[0]
-        return 0 if first is None else first[0].size(-2)
+        return 0 if self.k is None else self.k.size(-2)
 
-    def append(self, layer: int, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
-        """Store the new ``k, v`` after the cached ones; return the full keys and values."""
-        past = self.layers[layer]
-        if past is not None:
-            k = torch.cat([past[0], k], dim=-2)
-            v = torch.cat([past[1], v], dim=-2)
-        self.layers[layer] = (k, v)
+    def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """Store the new ``k, v`` after the cached ones; return all keys and values."""
+        if self.k is not None:
+            k = torch.cat([self.k, k], dim=-2)
+            v = torch.cat([self.v, v], dim=-2)
+        self.k, self.v = k, v
         return k, v
+
+
+class KVCache:
+    """One :class:`LayerCache` per layer: ``cache.layers[i]`` belongs to layer i's self-attention."""
+
+    def __init__(self, n_layer: int):
+        self.layers = [LayerCache() for _ in range(n_layer)]
+
+    @property
+    def length(self) -> int:
+        """Positions cached so far (the same in every layer)."""
+        return self.layers[0].length
+
+
+# ------------------------------------------------------------------------- the same maths, faster
+
+def fused_attention(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor], causal: bool,
+                    dropout_p: float) -> Tensor:
+    """:func:`scaled_dot_product_attention`'s output without its weights, through PyTorch's fused
+    kernel (``F.scaled_dot_product_attention``): the same maths, faster, and the weights are never
+    stored. ``causal`` is the square causal mask (queries and keys are the same positions).
+    Fully masked query rows come out as zeros, as in the manual path (tests check the two agree).
+    """
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, is_causal=causal)
+    if mask is not None:
+        out = out.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
+    return out
 
 
 # --------------------------------------------------------------------------------- multi-head
@@ -104,8 +130,9 @@ class MultiHeadAttention(nn.Module):
 
     One module serves self-attention (query = key = value = x) and cross-attention (query from the
     decoder, key = value = encoder output; the lengths may differ). The h heads' projections are
-    stored together as one ``d_model × d_model`` linear layer each for Q, K and V; head i owns columns
-    ``i·d_head … (i+1)·d_head``, with ``d_head = d_model / h``.
+    stored together as one ``d_model × d_model`` linear layer each for Q, K and V (``q_proj``,
+    ``k_proj``, ``v_proj``; ``out_proj`` is W^O); head i owns columns ``i·d_head … (i+1)·d_head``,
+    with ``d_head = d_k = d_v = d_model / h``.
     """
 
     def __init__(self, d_model: int, n_head: int, dropout: float = 0.0, bias: bool = True):
@@ -119,42 +146,42 @@ class MultiHeadAttention(nn.Module):
         self.v_proj = nn.Linear(d_model, d_model, bias=bias)
         self.out_proj = nn.Linear(d_model, d_model, bias=bias)
 
-    def _split_heads(self, x: Tensor) -> Tensor:
+    def split_heads(self, x: Tensor) -> Tensor:
         """[B, T, d_model] → [B, h, T, d_head]"""
         B, T, _ = x.shape
         return x.view(B, T, self.n_head, self.d_head).transpose(1, 2)
 
+    def concat_heads(self, x: Tensor) -> Tensor:
+        """[B, h, T, d_head] → [B, T, d_model]: Concat(head_1, …, head_h)"""
+        B, _, T, _ = x.shape
+        return x.transpose(1, 2).reshape(B, T, self.d_model)
+
     def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Optional[Tensor] = None,
-                causal: bool = False, need_weights: bool = False, cache: Optional[KVCache] = None,
-                layer: int = 0) -> tuple[Tensor, Optional[Tensor]]:
+                causal: bool = False, need_weights: bool = False,
+                cache: Optional[LayerCache] = None) -> tuple[Tensor, Optional[Tensor]]:
         """query [B, T_q, d_model], key/value [B, T_k, d_model] → (output [B, T_q, d_model], weights).
 
-        ``weights`` is ``[B, h, T_q, T_k]`` when ``need_weights`` else None. Without weights the fused
-        ``torch.nn.functional.scaled_dot_product_attention`` computes the same thing faster (tests check
-        the two agree). With ``cache`` the new keys/values are appended to ``cache.layers[layer]`` and
-        the queries attend over all of them. ``causal=True`` adds the causal mask (``causal_mask``,
-        which also accounts for cached earlier positions) to ``mask``.
+        ``weights`` is ``[B, h, T_q, T_k]`` when ``need_weights`` else None (the fused kernel then
+        computes the same output faster). ``causal=True`` adds the causal mask to ``mask``. With a
+        ``cache`` (this layer's :class:`LayerCache`) the new keys and values are appended to the
+        earlier ones and the queries attend over all of them.
         """
-        q = self._split_heads(self.q_proj(query))
-        k = self._split_heads(self.k_proj(key))
-        v = self._split_heads(self.v_proj(value))
+        # 1. project: Q·W^Q, K·W^K, V·W^V, and split d_model into h heads of d_head
+        q = self.split_heads(self.q_proj(query))
+        k = self.split_heads(self.k_proj(key))
+        v = self.split_heads(self.v_proj(value))
         if cache is not None:
-            k, v = cache.append(layer, k, v)
+            k, v = cache.append(k, v)
+        # 2. attend: every head at once, softmax(q·kᵀ/√d_k + M)·v
         p = self.dropout if self.training else 0.0
         T_q, T_k = q.size(-2), k.size(-2)
-        # one query that is the newest position (incremental decoding) may see every key: no mask needed
-        causal = causal and T_q > 1
-        fused_causal = causal and mask is None and T_q == T_k and not need_weights
-        if causal and not fused_causal:
-            mask = combine_masks(causal_mask(T_q, T_k, device=q.device), mask)
+        causal = causal and T_q > 1   # one newest query (incremental decoding) may see every key
+        if need_weights or (causal and (mask is not None or T_q != T_k)):
+            mask = combine_masks(causal_mask(T_q, T_k, device=q.device) if causal else None, mask)
+            causal = False
         if need_weights:
             out, weights = scaled_dot_product_attention(q, k, v, mask, p, self.training)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
-                                                 is_causal=fused_causal)
-            if mask is not None:  # fully masked query rows → zeros, as in the manual path
-                out = out.masked_fill(~mask.any(dim=-1, keepdim=True), 0.0)
-            weights = None
-        B, _, T_q, _ = out.shape
-        out = out.transpose(1, 2).reshape(B, T_q, self.d_model)  # concat heads
-        return self.out_proj(out), weights
+            out, weights = fused_attention(q, k, v, mask, causal, p), None
+        # 3. concatenate the heads and mix them: Concat(head_1, …, head_h)·W^O
+        return self.out_proj(self.concat_heads(out)), weights

@@ -1,7 +1,8 @@
-"""Callbacks of the app's "look inside" tabs: attention, embeddings, the LSTM's gates, the models.
+"""The app's "look inside" tabs: attention, embeddings, the LSTM's gates, the models.
 
-Plain functions, no Gradio: each takes the read-only ModelBank and plain values (text, numbers,
-booleans) and returns figures and Markdown; ``ui.py`` wires them to widgets. A person's mistakes
+Callbacks are plain functions: each takes the read-only ModelBank and plain values (text, numbers,
+booleans) and returns figures and Markdown; the ``build_*_tab`` functions at the end wire them to
+widgets. A person's mistakes
 raise ValueError naming the setting; notes about the input (cropped, characters replaced) come back
 as the first output.
 """
@@ -11,21 +12,34 @@ import html
 import math
 from pathlib import Path
 
+from typing import NamedTuple
+
+import gradio as gr
 import torch
 
-from . import views
-from .positional import LearnedPositionalEmbedding, sinusoidal_table
-from .ui_models import (LSTM_NAME, MAX_ANALYSIS_CHARS, TRANSFORMER, ModelBank, as_int, check_index,
-                        context_limit, describe_model, notes_md, prepare_text, run_traced, top1_text,
-                        unk_char)
+from .. import views
+from ..inference.traced import run_traced
+from ..model.positional import sinusoidal_table
+from .bank import LANGUAGE_MODELS, LSTM_NAME, TRANSFORMER, ModelBank, describe_model
+from .events import bound, md, model_event, model_missing
+from .policy import MAX_ANALYSIS_CHARS, as_int, check_index, context_limit, notes_md, prepare_text, unk_char
 
 DEFAULT_TEXT = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;"
 
 
 def _prepared(bank: ModelBank, name: str, text):
     loaded = bank.get(name)
-    prep = prepare_text(text, loaded.tokenizer, context_limit(loaded, MAX_ANALYSIS_CHARS))
+    prep = prepare_text(text, loaded.tokenizer, context_limit(loaded.model, MAX_ANALYSIS_CHARS))
     return loaded, prep, notes_md(prep.notes(unk_char(loaded.tokenizer)))
+
+
+def _traced(loaded, ids, causal=None):
+    return run_traced(loaded.model, loaded.tokenizer.itos, ids, causal)
+
+
+def top1_text(logits: torch.Tensor, itos: list[str]) -> str:
+    """The most likely next character at every position, as display characters."""
+    return "".join(views.display_char(itos[i]) for i in logits.argmax(-1).tolist())
 
 
 # ------------------------------------------------------------------------------------------ attention
@@ -68,37 +82,60 @@ def _comparison(loaded, prep, on, off) -> str:
             f"```\ntext      {text}\nmask on    {p_on[:-1]}\nmask off   {p_off[:-1]}\n```")
 
 
-def attention(bank: ModelBank, text, causal, layer, head, hide_first):
-    """Everything in the attention tab for ``text``: (notes, grid, head, average, diff, comparison).
+class AttentionViews(NamedTuple):
+    """Everything in the attention tab, in the order of its outputs."""
+
+    notes: str
+    grid: object
+    head: object
+    average: object
+    diff: object
+    comparison: str
+
+
+class AttentionMatrices(NamedTuple):
+    grid: object
+    head: object
+    average: object
+
+
+class AttentionHead(NamedTuple):
+    head: object
+    diff: object
+
+
+def attention(bank: ModelBank, text, causal, layer, head, hide_first) -> AttentionViews:
+    """Everything in the attention tab for ``text`` (:class:`AttentionViews`).
 
     Runs the Transformer twice, with the causal mask on and off, so the diff and the comparison
     of predictions and loss are always at hand; the matrices shown follow ``causal``.
     """
     loaded, prep, note, l, h = _attention_inputs(bank, text, layer, head)
-    on = run_traced(loaded, prep.ids, causal=True)
-    off = run_traced(loaded, prep.ids, causal=False)
+    on = _traced(loaded, prep.ids, causal=True)
+    off = _traced(loaded, prep.ids, causal=False)
     chars = on.chars
     grid, head_fig, avg = _attention_figures(on if causal else off, chars, l, h, bool(hide_first), bool(causal))
-    return note, grid, head_fig, avg, _diff_figure(on, off, chars, l, h), _comparison(loaded, prep, on, off)
+    return AttentionViews(note, grid, head_fig, avg, _diff_figure(on, off, chars, l, h),
+                          _comparison(loaded, prep, on, off))
 
 
-def attention_view(bank: ModelBank, text, causal, layer, head, hide_first):
+def attention_view(bank: ModelBank, text, causal, layer, head, hide_first) -> AttentionMatrices:
     """After the causal toggle or the first-token option: (grid, head, average) only."""
     loaded, prep, _, l, h = _attention_inputs(bank, text, layer, head)
-    traced = run_traced(loaded, prep.ids, causal=bool(causal))
-    return _attention_figures(traced, traced.chars, l, h, bool(hide_first), bool(causal))
+    traced = _traced(loaded, prep.ids, causal=bool(causal))
+    return AttentionMatrices(*_attention_figures(traced, traced.chars, l, h, bool(hide_first), bool(causal)))
 
 
-def attention_head(bank: ModelBank, text, causal, layer, head, hide_first):
+def attention_head(bank: ModelBank, text, causal, layer, head, hide_first) -> AttentionHead:
     """After moving the layer or head slider: (the big head, its mask-off − mask-on diff) only."""
     loaded, prep, _, l, h = _attention_inputs(bank, text, layer, head)
-    on = run_traced(loaded, prep.ids, causal=True)
-    off = run_traced(loaded, prep.ids, causal=False)
+    on = _traced(loaded, prep.ids, causal=True)
+    off = _traced(loaded, prep.ids, causal=False)
     shown = on if causal else off
     mask = "causal mask on" if causal else "causal mask OFF"
     head_fig = views.attention_heatmap(shown.trace.self_attn[l][0, h], on.chars, hide_first=bool(hide_first),
                                        title=f"layer {l + 1}, head {h + 1} ({mask})")
-    return head_fig, _diff_figure(on, off, on.chars, l, h)
+    return AttentionHead(head_fig, _diff_figure(on, off, on.chars, l, h))
 
 
 ATTENTION_INTRO = r"""
@@ -121,9 +158,9 @@ def positional_figures(bank: ModelBank) -> list:
     cfg = loaded.config
     figs = [views.positional_figure(sinusoidal_table(cfg.block_size, cfg.n_embd),
                                     title=f"sinusoidal encodings, {cfg.block_size} positions × {cfg.n_embd} dims")]
-    pos = loaded.model.embed.pos
-    if isinstance(pos, LearnedPositionalEmbedding):
-        figs.append(views.positional_figure(pos.emb.weight, title="this model's learned positional embeddings"))
+    learned = loaded.model.position_table()
+    if learned is not None:
+        figs.append(views.positional_figure(learned, title="this model's learned positional embeddings"))
     else:
         figs.append(views.message_figure("This model uses the sinusoidal encodings above (nothing learned)."))
     return figs
@@ -133,8 +170,7 @@ def embedding_figure(bank: ModelBank, name: str):
     if not bank.available(name):
         return views.message_figure(bank.slots[name].error or f"{name} is not loaded")
     loaded = bank.get(name)
-    return views.embedding_pca_figure(loaded.model.embed.weight if name == LSTM_NAME
-                                      else loaded.model.embed.tok.weight, loaded.tokenizer.itos,
+    return views.embedding_pca_figure(loaded.model.token_embedding_table(), loaded.tokenizer.itos,
                                       title=f"{name}: token embeddings, PCA to 2-D")
 
 
@@ -148,7 +184,7 @@ def embedding_tables(bank: ModelBank) -> tuple:
 def hidden_states(bank: ModelBank, text):
     """The Transformer's hidden states for ``text`` layer by layer: (notes, figure)."""
     loaded, prep, note = _prepared(bank, TRANSFORMER, text)
-    traced = run_traced(loaded, prep.ids)
+    traced = _traced(loaded, prep.ids)
     hidden = [h[0] for h in traced.trace.hidden_states]
     return note, views.hidden_states_figure(hidden, traced.chars, title="Transformer: hidden states by layer")
 
@@ -172,7 +208,7 @@ def lstm_inside(bank: ModelBank, text, layer, n_units):
     n = as_int(n_units, "units")
     if not 1 <= n <= loaded.config.hidden:
         raise ValueError(f"units must be in 1…{loaded.config.hidden}, got {n}")
-    traced = run_traced(loaded, prep.ids)
+    traced = _traced(loaded, prep.ids)
     gates = {k: v[l, 0] for k, v in traced.trace.gates.items()}       # [T, hidden]
     cells = traced.trace.cell_states[l, 0]
     units = views.top_varying_units(cells, n)
@@ -206,12 +242,13 @@ def models_table(bank: ModelBank) -> str:
     """One Markdown row per model: size, shape, validation loss, training budget and hardware."""
     rows = ["| model | parameters | shape | validation loss | bits / char | trained for | hardware |",
             "|---|---|---|---|---|---|---|"]
-    for name, slot in bank.slots.items():
+    for name in LANGUAGE_MODELS:
+        slot = bank.slots[name]
         if slot.loaded is None:
             rows.append(f"| {name} | ⚠️ not loaded: {html.escape(slot.error or '')} | | | | | |")
             continue
         m = slot.loaded.metrics or {}
-        params = sum(p.numel() for p in slot.loaded.model.parameters())
+        params = slot.loaded.model.num_params()
         trained = (f"{_fmt(m.get('iters'), ',')} steps, {_fmt((m.get('tokens_seen') or 0) / 1e6, ',.1f')} M "
                    f"chars, {_fmt(m.get('wall_time_s'), ',.0f', ' s')}")
         rows.append(f"| {name} | {params / 1e6:.2f} M | {describe_model(slot.loaded)} "
@@ -243,3 +280,92 @@ def learning_curves_png(bank: ModelBank) -> str | None:
     return str(png) if png.is_file() else None
 
 
+# ------------------------------------------------------------------------------------------ the tabs
+
+def build_attention_tab(bank: ModelBank) -> None:
+    with gr.Tab("Attention", id="attention"):
+        md(ATTENTION_INTRO)
+        if model_missing(bank, TRANSFORMER):
+            return
+        cfg = bank.get(TRANSFORMER).config
+        with gr.Row():
+            limit = context_limit(bank.get(TRANSFORMER).model, MAX_ANALYSIS_CHARS)
+            text = gr.Textbox(DEFAULT_TEXT, label=f"Text (the first {limit} characters are read)",
+                              lines=3, scale=3, elem_id="attn-text")
+            with gr.Column(scale=2):
+                causal = gr.Checkbox(True, label="causal mask", elem_id="attn-causal")
+                hide_first = gr.Checkbox(False, label="hide attention to the first token",
+                                         elem_id="attn-hide-first")
+                button = gr.Button("Show attention", variant="primary", elem_id="attn-btn")
+        note = gr.Markdown()
+        grid = gr.Plot(show_label=False, elem_id="attn-grid")
+        with gr.Row():
+            layer = gr.Slider(1, cfg.n_layer, cfg.n_layer, step=1, label="layer", elem_id="attn-layer")
+            head = gr.Slider(1, cfg.n_head, 1, step=1, label="head", elem_id="attn-head")
+        with gr.Row():
+            head_plot = gr.Plot(show_label=False, elem_id="attn-head-plot")
+            avg_plot = gr.Plot(show_label=False, elem_id="attn-avg-plot")
+        with gr.Row():
+            diff_plot = gr.Plot(show_label=False, elem_id="attn-diff-plot")
+            compare = gr.Markdown(elem_id="attn-compare")
+        inputs = [text, causal, layer, head, hide_first]
+        model_event([button.click, text.submit], bound(attention, bank), inputs,
+                    [note, grid, head_plot, avg_plot, diff_plot, compare], "attention")
+        # the causal toggle and the first-token option redraw the matrices only; the sliders (on
+        # release, not while dragging) the chosen head and its diff only
+        model_event([causal.input, hide_first.input], bound(attention_view, bank), inputs,
+                    [grid, head_plot, avg_plot], "attention_view")
+        model_event([layer.release, head.release], bound(attention_head, bank), inputs,
+                    [head_plot, diff_plot], "attention_head")
+
+
+def build_embeddings_tab(bank: ModelBank) -> None:
+    with gr.Tab("Embeddings", id="embeddings") as tab:
+        md(EMBEDDINGS_INTRO)
+        with gr.Row():
+            tables = [gr.Plot(show_label=False, elem_id=f"emb-{name.lower()}") for name in LANGUAGE_MODELS]
+        with gr.Row():
+            tables += [gr.Plot(show_label=False, elem_id=f"pos-{k}") for k in range(2)]
+        # drawn when the tab is opened, not at start-up: faster start, lighter page for everyone else
+        model_event([tab.select], bound(embedding_tables, bank), [], tables, "embedding_tables")
+        text = gr.Textbox(DEFAULT_TEXT, label="Text", lines=2, elem_id="hidden-text")
+        button = gr.Button("Show hidden states", elem_id="hidden-btn")
+        note = gr.Markdown()
+        plot = gr.Plot(show_label=False, elem_id="hidden-plot")
+        model_event([button.click, text.submit], bound(hidden_states, bank), [text], [note, plot],
+                    "hidden_states")
+
+
+def build_lstm_tab(bank: ModelBank) -> None:
+    with gr.Tab("Inside the LSTM", id="lstm"):
+        md(LSTM_INTRO)
+        if model_missing(bank, LSTM_NAME):
+            return
+        cfg = bank.get(LSTM_NAME).config
+        text = gr.Textbox(DEFAULT_TEXT, label=f"Text (the first {MAX_ANALYSIS_CHARS} characters are read)",
+                          lines=3, elem_id="lstm-text")
+        with gr.Row():
+            layer = gr.Slider(1, cfg.n_layer, cfg.n_layer, step=1, label="layer", elem_id="lstm-layer")
+            n_units = gr.Slider(1, min(64, cfg.hidden), min(16, cfg.hidden), step=1,
+                                label="units shown (most varying)", elem_id="lstm-units")
+            button = gr.Button("Show gates", variant="primary", elem_id="lstm-btn")
+        note = gr.Markdown()
+        plot = gr.Plot(show_label=False, elem_id="lstm-plot")
+        units_html = gr.HTML(elem_id="lstm-units-text")
+        model_event([button.click, text.submit, layer.release, n_units.release], bound(lstm_inside, bank),
+                    [text, layer, n_units], [note, plot, units_html], "lstm_gates")
+
+
+def build_models_tab(bank: ModelBank) -> None:
+    with gr.Tab("The models", id="models"):
+        md(MODELS_INTRO)
+        gr.Markdown(models_table(bank), elem_id="models-table")
+        curves = {name: bank.slots[name].loaded.metrics.get("curve", []) for name in LANGUAGE_MODELS
+                  if bank.available(name) and bank.slots[name].loaded.metrics}
+        gr.Plot(views.learning_curves_figure(curves, title="Learning curves: LSTM vs Transformer"),
+                show_label=False, elem_id="curves")
+        png = learning_curves_png(bank)
+        if png:
+            gr.Image(png, label="learning_curves.png (from training)", interactive=False, format="png",
+                     buttons=["download"], elem_id="curves-png")
+        md(COMPARISON)

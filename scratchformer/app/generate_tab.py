@@ -1,0 +1,231 @@
+"""The "Generate & compare" tab: both models write from one prompt, side by side; "why this token"
+replays any step of the last generation over the whole vocabulary."""
+from __future__ import annotations
+
+import dataclasses
+import html
+import time
+from typing import NamedTuple, Optional
+
+import gradio as gr
+
+from .. import views
+from ..inference.generation import generate_stream
+from ..inference.sampling import SamplingSettings, validate_max_new_tokens, validate_seed
+from ..inference.traced import run_traced
+from .bank import LANGUAGE_MODELS, TRANSFORMER, ModelBank
+from .events import LATEX, bound, friendly, md, model_event, model_missing, warn
+from .policy import MAX_PROMPT_CHARS, as_int, context_limit, prepare_text, unk_char
+
+UI_MAX_NEW_TOKENS = 1000   # the slider's end; the API accepts up to sampling.MAX_NEW_TOKENS
+DEFAULT_PROMPT = "ROMEO:\n"
+
+
+class GenerateUpdate(NamedTuple):
+    """One update of the generate tab, in the order of its outputs (Gradio reads it as a tuple).
+    A field that did not change is ``gr.skip()``."""
+
+    transformer_text: object
+    transformer_stats: object
+    lstm_text: object
+    lstm_stats: object
+    surprise: object
+    notes: object
+    steps: object
+    why_step: object
+    why_plot: object
+    why_caption: object
+    why_model: object
+
+
+class WhyToken(NamedTuple):
+    """The why-this-token view: the distribution figure and its caption."""
+
+    plot: object
+    caption: str
+
+
+def _stats(name: str, n_tokens: int, seconds: float, prompt_bpc: Optional[float], done: bool) -> str:
+    rate = f"{n_tokens / seconds:,.0f} tokens/s" if seconds > 0 and n_tokens else "…"
+    bpc = f"{prompt_bpc:.2f} bits/char" if prompt_bpc is not None and prompt_bpc == prompt_bpc else "—"
+    state = "" if done else " · generating…"
+    return f"**{name}** · {n_tokens} tokens · {rate} · loss on the prompt: {bpc}{state}"
+
+
+def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens, seed):
+    """Stream both models' continuations of ``prompt``, token by token, side by side.
+
+    The two streams are interleaved: one token from the Transformer, one from the LSTM, then an
+    update of the page, so both appear to write at once. Each yield is a :class:`GenerateUpdate`;
+    outputs that did not change are ``gr.skip()``. tokens/s counts only the time spent in each model's own
+    steps. Each model gets its own generator seeded with ``seed``, so a (prompt, settings, seed)
+    always gives the same text, whatever else the server is doing.
+    """
+    settings = SamplingSettings(temperature, as_int(top_k, "top_k"), top_p)
+    max_new_tokens = as_int(max_new_tokens, "max_new_tokens")
+    seed = as_int(seed, "seed")
+    validate_max_new_tokens(max_new_tokens)
+    validate_seed(seed)
+    if prompt is None:
+        prompt = ""
+    if not isinstance(prompt, str):
+        raise ValueError(f"prompt must be text, got {type(prompt).__name__}")
+
+    names = list(LANGUAGE_MODELS)
+    notes: list[str] = []
+    if not prompt:
+        notes.append("The prompt is empty: both models start from a new line.")
+        prompt = "\n"
+    texts = {n: "" for n in names}
+    stats = {n: "" for n in names}
+    streams, bits, bpc = {}, {}, {}
+    # the surprise strip covers the end of the prompt that every model can read in one pass
+    window_len = min([context_limit(bank.get(n).model, MAX_PROMPT_CHARS) for n in names if bank.available(n)]
+                     or [MAX_PROMPT_CHARS])
+    for name in names:
+        if not bank.available(name):
+            stats[name] = f"⚠️ {html.escape(bank.slots[name].error or name + ' is not loaded')}"
+            continue
+        loaded = bank.get(name)
+        prep = prepare_text(prompt, loaded.tokenizer, MAX_PROMPT_CHARS, keep="end")
+        for n in prep.notes(unk_char(loaded.tokenizer)):
+            if n not in notes:
+                notes.append(n)
+        window = prep.ids[-window_len:]
+        traced = run_traced(loaded.model, loaded.tokenizer.itos, window)
+        bits[name], bpc[name] = (traced.chars, traced.bits), traced.bits_per_char
+        streams[name] = generate_stream(loaded.model, loaded.tokenizer, prep.text,
+                                        settings=settings, max_new_tokens=max_new_tokens, seed=seed)
+        stats[name] = _stats(name, 0, 0.0, bpc[name], False)
+    if not streams:
+        raise ValueError("no model could be loaded: " + "; ".join(s.error or "" for s in bank.slots.values()))
+
+    chars = next(iter(bits.values()))[0]
+    surprise = views.surprise_html(chars, {n: b for n, (_, b) in bits.items()})
+    note_md = warn(notes)
+    steps: dict[str, dict] = {n: {"steps": [], "text": "", "prompt": prompt,
+                                  "itos": bank.get(n).tokenizer.itos} for n in streams}
+    skip = gr.skip()
+    yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
+                         skip, skip, skip, skip, skip)
+
+    seconds = {n: 0.0 for n in streams}
+    for i in range(max_new_tokens):          # each stream yields exactly max_new_tokens tokens
+        for name, stream in streams.items():
+            t0 = time.perf_counter()
+            g = next(stream)
+            seconds[name] += time.perf_counter() - t0
+            texts[name] += g.text
+            steps[name]["steps"].append(compact(g.step))
+        done = i == max_new_tokens - 1
+        for name in streams:
+            stats[name] = _stats(name, i + 1, seconds[name], bpc[name], done)
+        if not done:
+            yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]],
+                                 skip, skip, skip, skip, skip, skip, skip)
+
+    for name in streams:
+        steps[name]["text"] = texts[name]
+    first = next(iter(streams))
+    n_steps = len(steps[first]["steps"])
+    plot, caption = why_token(steps, first, n_steps)
+    yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
+                         steps, gr.update(maximum=max(1, n_steps), value=n_steps), plot, caption, first)
+
+
+def compact(step):
+    """A Step as kept in the session: float32 probabilities, no raw logits (~1 KB instead of ~2.5)."""
+    return dataclasses.replace(step, logits=step.logits.new_empty(0), probs_temperature=step.probs_temperature.float(),
+                               probs_filtered=step.probs_filtered.float())
+
+
+def why_token(steps: Optional[dict], model_name: str, step_number) -> WhyToken:
+    """Replay step ``step_number`` (1 = the first generated token) of ``model_name``'s last generation
+    in this session: (distribution figure, caption). ``steps`` is what :func:`generate` stored."""
+    if not steps:
+        raise ValueError("generate some text first: this view replays the steps of your last generation")
+    if model_name not in steps:
+        raise ValueError(f"model must be one of {list(steps)}, got {model_name!r}")
+    rec = steps[model_name]
+    n = len(rec["steps"])
+    k = as_int(step_number, "step")
+    if not 1 <= k <= n:
+        raise ValueError(f"step must be in 1…{n} (the tokens of the last generation), got {k}")
+    step = rec["steps"][k - 1]
+    itos = rec["itos"]
+    before = (rec["prompt"] + rec["text"][:k - 1])[-40:]
+    chosen = views.display_char(itos[step.token_id])
+    n_k, n_p = int(step.cut_by_top_k.sum()), int(step.cut_by_top_p.sum())
+    shown = "".join(views.display_char(c) for c in before).replace("`", "'")
+    caption = (f"**{model_name}, step {k} of {n}.** After `{shown}` "
+               f"it chose `{chosen.replace('`', chr(39))}` with probability {step.token_prob:.3f}. "
+               f"top-k cut {n_k} of {len(itos)} tokens, top-p cut {n_p} more.")
+    fig = views.distribution_figure(step, itos, title=f"{model_name}: the choice of token {k}")
+    return WhyToken(fig, caption)
+
+
+GENERATE_INTRO = r"""
+Both models read the prompt and give a score $z_i$ to each of the 65 characters that could come
+next. Temperature $T$ turns the scores into probabilities, then top-k keeps the $k$ most likely
+characters and top-p the smallest set whose probabilities add up to $p$; one character is drawn
+from what is left:
+$$p_i = \frac{e^{z_i/T}}{\sum_j e^{z_j/T}}$$
+The *loss on the prompt* is how surprised a model is by your text on average,
+$\frac{1}{n}\sum_t -\log_2 p(x_t \mid x_{<t})$ bits per character: lower means it found the text
+more predictable. Same seed and settings, same text.
+"""
+
+WHY_INTRO = r"""
+### Why this token
+Pick a step of the last generation. The top panel is the whole vocabulary after temperature,
+$\mathrm{softmax}(z/T)$; the bottom one is what the model actually sampled from after top-k and
+top-p, renormalised to sum to 1. Characters a filter removed stay visible as hatched ghost bars at
+their height before filtering, and with an ✕ on the axis (most are too unlikely to see as a bar):
+grey for top-k, amber for top-p. $T = 0$ means greedy: the most likely character is always chosen.
+"""
+
+
+def build_generate_tab(bank: ModelBank) -> None:
+    with gr.Tab("Generate & compare", id="generate"):
+        md(GENERATE_INTRO)
+        with gr.Row():
+            with gr.Column(scale=3):
+                prompt = gr.Textbox(DEFAULT_PROMPT, label="Prompt", lines=4, max_lines=12,
+                                    elem_id="prompt")
+                button = gr.Button("Generate with both models", variant="primary", elem_id="generate-btn")
+                note = gr.Markdown(elem_id="generate-note")
+            with gr.Column(scale=2):
+                temperature = gr.Slider(0, 2, 0.8, step=0.05, label="temperature T (0 = greedy)",
+                                        elem_id="temperature")
+                top_k = gr.Slider(0, 65, 0, step=1, label="top-k (0 = off)", elem_id="top-k")
+                top_p = gr.Slider(0, 1, 0.95, step=0.01, label="top-p (1 = off)", elem_id="top-p")
+                with gr.Row():
+                    max_new = gr.Slider(1, UI_MAX_NEW_TOKENS, 200, step=1, label="max new tokens",
+                                        elem_id="max-new")
+                    seed = gr.Number(0, label="seed", precision=0, minimum=0, elem_id="seed")
+        outs = []
+        with gr.Row(equal_height=True):
+            for name in LANGUAGE_MODELS:
+                with gr.Column():
+                    stats = gr.Markdown(elem_classes="stats", elem_id=f"stats-{name.lower()}")
+                    text = gr.Textbox(label=f"{name} continues", lines=12, max_lines=24,
+                                      elem_classes="model-out", elem_id=f"out-{name.lower()}")
+                    model_missing(bank, name)
+                    outs += [text, stats]
+        gr.Markdown("### Where the models are surprised by the prompt\nHover a character for its surprise "
+                    "$-\\log_2 p$ in bits.", latex_delimiters=LATEX)
+        surprise = gr.HTML(elem_id="surprise")
+        md(WHY_INTRO)
+        steps_state = gr.State(None)
+        with gr.Row():
+            why_model = gr.Radio(list(LANGUAGE_MODELS), value=TRANSFORMER, label="model", elem_id="why-model")
+            why_step = gr.Slider(1, 200, 200, step=1, label="step (token of the last generation)",
+                                 elem_id="why-step")
+        why_caption = gr.Markdown(elem_id="why-caption")
+        why_plot = gr.Plot(elem_id="why-plot", show_label=False)
+
+        gen_inputs = [prompt, temperature, top_k, top_p, max_new, seed]
+        gen_outputs = outs + [surprise, note, steps_state, why_step, why_plot, why_caption, why_model]
+        model_event([button.click, prompt.submit], bound(generate, bank), gen_inputs, gen_outputs, "generate")
+        model_event([why_step.release, why_model.input], friendly(why_token), [steps_state, why_model, why_step],
+                    [why_plot, why_caption], "why_token")
