@@ -20,15 +20,13 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-
-from scratchformer import GPT, LSTMLM, CharTokenizer, LSTMConfig, TransformerConfig  # noqa: E402
-from scratchformer.inference.generation import generate_stream  # noqa: E402
+from scratchformer import GPT, LSTMLM, CharTokenizer, LSTMConfig, TransformerConfig
+from scratchformer.inference.generation import generate_stream
+from scratchformer.inference.sampling import SamplingSettings
 
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "tinyshakespeare.txt")
 PROMPT = "ROMEO:\n"
@@ -92,8 +90,9 @@ def time_tokens_per_s(runs: dict, repeats: int) -> tuple[dict, dict]:
 
 def ours(model, tok, args, use_cache):
     def run(n):
-        for _ in generate_stream(model, tok, PROMPT, max_new_tokens=n, temperature=args.temperature,
-                                 top_k=args.top_k, top_p=args.top_p, seed=0, use_cache=use_cache):
+        settings = SamplingSettings(args.temperature, args.top_k, args.top_p)
+        for _ in generate_stream(model, tok, PROMPT, settings=settings, max_new_tokens=n, seed=0,
+                                 use_cache=use_cache):
             pass
     return run
 

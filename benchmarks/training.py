@@ -26,7 +26,6 @@ import argparse
 import importlib.util
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 from typing import Optional
@@ -35,14 +34,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from scratchformer.training import data as D  # noqa: E402
-from scratchformer.checkpoint import build_model, num_params  # noqa: E402
-from scratchformer.model.lstm import LSTMConfig  # noqa: E402
-from scratchformer.model.trace import ModelOutput  # noqa: E402
-from scratchformer.training.train import make_optimizer  # noqa: E402
-from scratchformer.model.transformer import TransformerConfig  # noqa: E402
+from scratchformer.training import data as D
+from scratchformer.checkpoint import build_model
+from scratchformer.model.basics import num_params
+from scratchformer.model.lstm import LSTMConfig
+from scratchformer.model.trace import ModelOutput
+from scratchformer.training.train import make_optimizer
+from scratchformer.model.transformer import TransformerConfig
 
 
 class TorchKernelLSTM(nn.Module):
