@@ -6,6 +6,18 @@ difference measured against each PyTorch module.
 import pytest
 import torch
 
+# Every device this machine has. CUDA cases are listed (and skipped) on a machine without CUDA, so a
+# CPU-only CI shows that they exist; on a GPU machine they run.
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                                reason="no CUDA device on this machine"))]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """A torch.device, once per available device (tests that use it run on the CPU and on CUDA)."""
+    return torch.device(request.param)
+
+
 _MAX_DIFFS: dict[str, float] = {}
 
 

@@ -19,6 +19,7 @@ import gradio as gr
 
 from .bank import ModelBank
 from .policy import NOTE_MARK, notes_md
+from .zerogpu import gpu_task
 
 log = logging.getLogger("scratchformer.app")
 
@@ -27,8 +28,9 @@ MODEL_EVENT = dict(concurrency_id="models", concurrency_limit=MODEL_CONCURRENCY)
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 def model_event(triggers: list, fn: Callable, inputs: list, outputs: list, api_name: str):
     """One event (one API endpoint, ``api_name``) fired by any of ``triggers``, in the shared
-    "models" concurrency group: at most MODEL_CONCURRENCY of these run at once, the rest queue."""
-    return gr.on(triggers, fn, inputs, outputs, api_name=api_name, **MODEL_EVENT)
+    "models" concurrency group: at most MODEL_CONCURRENCY of these run at once, the rest queue.
+    On a ZeroGPU Space ``fn`` runs under ``@spaces.GPU`` (:func:`~scratchformer.app.zerogpu.gpu_task`)."""
+    return gr.on(triggers, gpu_task(fn), inputs, outputs, api_name=api_name, **MODEL_EVENT)
 
 
 def model_missing(bank: ModelBank, name: str) -> bool:
