@@ -106,16 +106,24 @@ def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: 
     os.replace(tmp, path)
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, tokenizer: CharTokenizer, metrics: dict) -> None:
+def save_checkpoint(path: str | Path, model: nn.Module, tokenizer: CharTokenizer, metrics: dict,
+                    dtype: torch.dtype | None = None) -> None:
     """Write ``model.safetensors``, ``config.json`` and ``metrics.json`` into the folder ``path``.
 
-    ``model_type`` and ``params`` are added to the metrics when missing.
+    ``model_type`` and ``params`` are added to the metrics when missing. ``dtype=torch.float16`` stores
+    the weights in half precision (half the file; a Space needs Git LFS, or Xet, for files over 10 MB);
+    :func:`load_checkpoint` reads them back into the model's float32 parameters.
     """
+    if dtype is not None and not dtype.is_floating_point:
+        raise ValueError(f"dtype must be a floating-point dtype such as torch.float16, got {dtype}")
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     cfg = model.config
     metrics = {"model_type": cfg.model_type, "params": num_params(model), **metrics}
-    atomic_save_tensors(path / WEIGHTS_FILE, model_tensors(model), metadata={"format": "pt"})
+    tensors = model_tensors(model)
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+    atomic_save_tensors(path / WEIGHTS_FILE, tensors, metadata={"format": "pt"})
     config = {"format_version": FORMAT_VERSION, "model": cfg.to_dict(), "tokenizer": tokenizer.to_dict()}
     atomic_write_text(path / CONFIG_FILE, json.dumps(config, indent=2) + "\n")
     atomic_write_text(path / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")

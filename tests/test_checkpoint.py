@@ -214,3 +214,19 @@ def test_shipped_checkpoints_keep_their_promises():
     assert lstm.metrics["tokens_seen"] == gpt.metrics["tokens_seen"]         # same training tokens
     for name in ("gpt-shakespeare", "lstm-shakespeare"):
         assert (SHIPPED / name / "model.safetensors").stat().st_size < 20_000_000
+
+
+def test_half_precision_checkpoint_is_half_the_size_and_loads_as_float32(tmp_path):
+    model, tok = build_model(CONFIGS["gpt"]).eval(), TOK
+    save_checkpoint(tmp_path / "full", model, tok, {})
+    save_checkpoint(tmp_path / "half", model, tok, {}, dtype=torch.float16)
+    full = (tmp_path / "full" / "model.safetensors").stat().st_size
+    half = (tmp_path / "half" / "model.safetensors").stat().st_size
+    assert half < 0.55 * full
+    loaded = load_checkpoint(tmp_path / "half")
+    assert all(p.dtype == torch.float32 for p in loaded.model.parameters())
+    ids = torch.randint(0, CONFIGS["gpt"].vocab_size, (1, 12))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.model(ids).logits, model(ids).logits, atol=2e-2, rtol=0)
+    with pytest.raises(ValueError, match="dtype"):
+        save_checkpoint(tmp_path / "bad", model, tok, {}, dtype=torch.int8)
