@@ -139,6 +139,11 @@ class TransformerLM(nn.Module):
         """The most positions one pass can read (block_size)."""
         return self.config.block_size
 
+    def unembed(self, x: Tensor) -> Tensor:
+        """The output head on any residual stream x [..., d_model]: logits = LayerNorm_f(x)·W_outᵀ
+        (the "logit lens" reads the stream after every layer this way)."""
+        return self.lm_head(self.ln_f(x))
+
     def forward(self, ids: Tensor, targets: Optional[Tensor] = None, *, causal: Optional[bool] = None,
                 trace: bool | str = False, cache: Optional[KVCache] = None,
                 ablation: Optional[Ablation] = None) -> ModelOutput:
