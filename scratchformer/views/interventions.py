@@ -121,6 +121,11 @@ def lstm_unit_figure(step: dict, title: str = "") -> go.Figure:
     return fig
 
 
+def _p(x: float) -> str:
+    """A factor in a product: negative numbers in parentheses."""
+    return f"({x:.3f})" if x < 0 else f"{x:.3f}"
+
+
 def lstm_step_markdown(s: dict) -> str:
     """f ⊙ c_{t−1} + i ⊙ g = c_t and o ⊙ tanh(c_t) = h_t with this unit's numbers."""
     c = display_char(s["char"])
@@ -129,7 +134,7 @@ def lstm_step_markdown(s: dict) -> str:
             f"Gates from $z = W_{{ih}} x_t + b_{{ih}} + W_{{hh}} h_{{t-1}} + b_{{hh}}$ (row {s['unit']}): "
             f"$i = \\sigma({z['i']:.3f}) = {s['i']:.3f}$, $f = \\sigma({z['f']:.3f}) = {s['f']:.3f}$, "
             f"$g = \\tanh({z['g']:.3f}) = {s['g']:.3f}$, $o = \\sigma({z['o']:.3f}) = {s['o']:.3f}$\n\n"
-            f"$$c_t = f \\odot c_{{t-1}} + i \\odot g = {s['f']:.3f} \\times {s['c_prev']:.3f} + {s['i']:.3f} "
-            f"\\times {s['g']:.3f} = {s['f_c_prev']:.3f} + {s['i_g']:.3f} = {s['c']:.3f}$$\n\n"
-            f"$$h_t = o \\odot \\tanh(c_t) = {s['o']:.3f} \\times \\tanh({s['c']:.3f}) = {s['o']:.3f} \\times "
-            f"{s['tanh_c']:.3f} = {s['h']:.3f}$$")
+            f"$$c_t = f \\odot c_{{t-1}} + i \\odot g = {_p(s['f'])} \\times {_p(s['c_prev'])} + {_p(s['i'])} "
+            f"\\times {_p(s['g'])} = {_p(s['f_c_prev'])} + {_p(s['i_g'])} = {s['c']:.3f}$$\n\n"
+            f"$$h_t = o \\odot \\tanh(c_t) = {_p(s['o'])} \\times \\tanh({s['c']:.3f}) = {_p(s['o'])} \\times "
+            f"{_p(s['tanh_c'])} = {s['h']:.3f}$$")
