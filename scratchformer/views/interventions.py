@@ -76,16 +76,16 @@ def comparison_markdown(cmp: dict) -> str:
     top_a = "".join(display_char(c) for c in a["top"][:-1])
     top_b = "".join(display_char(c) for c in b["top"][:-1])
     n = len(cmp["text"]) - 1
-    cont = lambda s: html.escape(s).replace("\n", "⏎")   # noqa: E731
+    cont = lambda s: s.replace("\n", "⏎")   # noqa: E731
     return (f"**Switched off:** {html.escape(cmp['ablated_parts'])}\n\n"
             f"| | intact | ablated |\n|---|---|---|\n"
             f"| loss on the text | {a['loss']:.3f} nats ({a['bits_per_char']:.2f} bits/char) "
             f"| {b['loss']:.3f} nats ({b['bits_per_char']:.2f} bits/char), **{cmp['loss_increase']:+.3f}** |\n"
-            f"| greedy continuation | `{cont(a['continuation'])}` | `{cont(b['continuation'])}` |\n\n"
-            f"**{cmp['changed']} of {n}** top predictions change. Most likely next character at each position "
-            f"(under the character it predicts):\n\n"
-            f"```\ntext      {text}\nintact     {top_a}\nablated    {top_b}\n```\n\n"
-            f"(The continuations read the last {a['context_read']} characters of the text.)")
+            f"| top predictions that change | | **{cmp['changed']} of {n}** |\n\n"
+            f"Greedy continuation ({len(a['continuation'])} characters after the last {a['context_read']} "
+            f"of the text):\n\n```\nintact    {cont(a['continuation'])}\nablated   {cont(b['continuation'])}\n```\n\n"
+            f"Most likely next character at each position (under the character it predicts):\n\n"
+            f"```\ntext      {text}\nintact     {top_a}\nablated    {top_b}\n```")
 
 
 def head_table_html(rows: Sequence[dict]) -> str:
@@ -94,7 +94,7 @@ def head_table_html(rows: Sequence[dict]) -> str:
     head = ("<tr><th>head</th><th>what it does</th><th>previous</th><th>first (sink)</th><th>same char earlier</th>"
             "<th>itself</th><th>last 3</th><th>top key char</th><th>mean distance</th><th>entropy</th></tr>")
     body = "".join(
-        f"<tr><td>L{r['layer']} H{r['head']}</td><td>{html.escape(r['description'])}</td>"
+        f"<tr><td style='white-space:nowrap'>L{r['layer']} H{r['head']}</td><td>{html.escape(r['description'])}</td>"
         f"<td>{pct(r['previous'])}</td><td>{pct(r['first'])}</td><td>{pct(r['same'])}</td><td>{pct(r['self'])}</td>"
         f"<td>{pct(r['local'])}</td><td><code>{html.escape(display_char(r['key_char']))}</code> "
         f"{pct(r['key_char_share'])}</td><td>{r['distance']:.1f}</td><td>{r['entropy']:.2f} bits</td></tr>"
@@ -110,10 +110,15 @@ def lstm_unit_figure(step: dict, title: str = "") -> go.Figure:
     fig = figure(title or f"layer {step['layer']}, unit {step['unit']} over the text", height=340)
     styles = {"i": ("#38a169", "dot"), "f": ("#805ad5", "dot"), "o": ("#d69e2e", "dot"), "g": ("#a0aec0", "dash"),
               "c": ("#c53030", "solid"), "h": (KEPT, "solid")}
-    for k, (colour, dash) in styles.items():
-        fig.add_trace(go.Scatter(x=names, y=step["over_text"][k], name={"c": "c_t", "h": "h_t"}.get(k, k),
+    for k, (colour, dash) in styles.items():   # c_t is unbounded: its own axis on the right
+        fig.add_trace(go.Scatter(x=names, y=step["over_text"][k], name={"c": "c_t (right axis)", "h": "h_t"}.get(k, k),
                                  line=dict(color=colour, dash=dash, width=2 if k in "ch" else 1.3),
+                                 yaxis="y2" if k == "c" else "y",
                                  hovertemplate=f"{k} at %{{x}}: %{{y:.3f}}<extra></extra>"))
+    fig.update_layout(yaxis=dict(range=[-1.05, 1.05], title_text="gates, g, h_t"),
+                      yaxis2=dict(overlaying="y", side="right", title_text="c_t", showgrid=False,
+                                  zeroline=False, tickfont=dict(color="#c53030")),
+                      margin=dict(l=60, r=60, t=50, b=40))
     fig.add_vline(x=names[step["position"]], line_color=CHOSEN, line_width=2)
     step_n = max(1, math.ceil(len(chars) / 64))
     fig.update_xaxes(**token_ticks(names, ticks, step_n))
