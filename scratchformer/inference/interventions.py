@@ -55,15 +55,11 @@ def make_ablation(model: nn.Module, ids: Sequence[int], heads: Iterable[tuple[in
     cfg = model.config
     if isinstance(model, LSTMLM):
         ab.check(cfg.n_layer, n_units=cfg.hidden)
-        if ab.heads or ab.ffn_off:
-            raise ValueError("the LSTM has no attention heads or feed-forward blocks to switch off")
         if len(ab.lstm_cells_off) == cfg.n_layer and all(len(units.get(l, ())) == cfg.hidden
                                                          for l in range(cfg.n_layer)):
             raise ValueError("that silences the whole LSTM: keep at least one unit or cell working")
         return ab
     ab.check(cfg.n_layer, cfg.n_head)
-    if ab.lstm_units or ab.lstm_cells_off:
-        raise ValueError("the Transformer has no LSTM units or cells to silence")
     n_heads_off = sum(len(h) for h in ab.heads.values())
     if n_heads_off == cfg.n_layer * cfg.n_head and len(ab.ffn_off) == cfg.n_layer:
         raise ValueError("that switches off every head and every feed-forward block: only the embeddings "

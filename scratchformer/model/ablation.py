@@ -42,6 +42,11 @@ class Ablation:
 
     def check(self, n_layer: int, n_head: int = 0, n_units: int = 0) -> None:
         """ValueError naming a layer, head or unit that does not exist (all 0-based here)."""
+        if n_head == 0 and (any(self.heads.values()) or self.ffn_off):
+            raise ValueError("this model has no attention heads or feed-forward blocks to switch off")
+        if n_units == 0 and (any(self.lstm_units.values()) or self.lstm_cells_off):
+            raise ValueError("this model has no LSTM units or cells to silence")
+
         def layer_ok(l, what):
             if not 0 <= l < n_layer:
                 raise ValueError(f"{what}: layer {l + 1} does not exist; layers are 1…{n_layer}")

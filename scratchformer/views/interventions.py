@@ -90,7 +90,7 @@ def comparison_markdown(cmp: dict) -> str:
 
 def head_table_html(rows: Sequence[dict]) -> str:
     """One row per head: the description and the numbers it came from."""
-    pct = lambda v: "—" if v != v else f"{100 * v:.0f}%"   # noqa: E731
+    pct = lambda v: "—" if v is None or v != v else f"{100 * v:.0f}%"   # noqa: E731
     head = ("<tr><th>head</th><th>what it does</th><th>previous</th><th>first (sink)</th><th>same char earlier</th>"
             "<th>itself</th><th>last 3</th><th>top key char</th><th>mean distance</th><th>entropy</th></tr>")
     body = "".join(
