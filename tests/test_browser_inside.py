@@ -87,7 +87,7 @@ def test_a_person_steps_through_the_model_and_switches_a_head_off(page: Page, sh
     expect(comparison).to_contain_text("Switched off: nothing")
     page.locator("#inside-heads-off").get_by_label("L1 H1").check()
     expect(comparison).to_contain_text("Switched off: heads L1H1 (zero)")
-    expect(comparison).to_contain_text("greedy continuation")
+    expect(comparison).to_contain_text("Greedy continuation")
     page.locator("#inside-ablate-plot .js-plotly-plot").wait_for()
     page.locator("#inside-worth-btn").click()
     page.locator("#inside-worth-plot .js-plotly-plot").wait_for()
