@@ -19,6 +19,7 @@ import gradio as gr
 from .bank import ModelBank, configure_torch
 from .events import MODEL_CONCURRENCY
 from .generate_tab import build_generate_tab
+from .inside_tab import build_inside_tab
 from .inspect_tabs import build_attention_tab, build_embeddings_tab, build_lstm_tab, build_models_tab
 from .seq2seq_tabs import build_gpt_bert_tab, build_seq2seq_tab
 
@@ -35,6 +36,7 @@ CSS = """
 TABS: list[Callable[[ModelBank], None]] = [build_generate_tab, build_attention_tab, build_embeddings_tab,
                                            build_lstm_tab, build_seq2seq_tab, build_gpt_bert_tab,
                                            build_models_tab]
+TABS.insert(TABS.index(build_attention_tab) + 1, build_inside_tab)   # after Attention
 
 
 def header(bank: ModelBank) -> str:

@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .ablation import ablate_heads
+
 
 # --------------------------------------------------------------------------------------------- masks
 
@@ -158,13 +160,19 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Optional[Tensor] = None,
                 causal: bool = False, need_weights: bool = False,
-                cache: Optional[LayerCache] = None) -> tuple[Tensor, Optional[Tensor]]:
+                cache: Optional[LayerCache] = None, heads_off: tuple[int, ...] = (),
+                head_values: Optional[Tensor] = None,
+                record: Optional[dict] = None) -> tuple[Tensor, Optional[Tensor]]:
         """query [B, T_q, d_model], key/value [B, T_k, d_model] → (output [B, T_q, d_model], weights).
 
         ``weights`` is ``[B, h, T_q, T_k]`` when ``need_weights`` else None (the fused kernel then
         computes the same output faster). ``causal=True`` adds the causal mask to ``mask``. With a
         ``cache`` (this layer's :class:`LayerCache`) the new keys and values are appended to the
         earlier ones and the queries attend over all of them.
+
+        ``heads_off``: heads whose output is replaced (by ``head_values`` [h, d_head], else zeros)
+        before W^O — an ablation (:mod:`~scratchformer.model.ablation`). ``record``: a dict that
+        receives q, k, v and the per-head outputs [B, h, T, d_head], and the concatenation [B, T, d_model].
         """
         # 1. project: Q·W^Q, K·W^K, V·W^V, and split d_model into h heads of d_head
         q = self.split_heads(self.q_proj(query))
@@ -183,5 +191,10 @@ class MultiHeadAttention(nn.Module):
             out, weights = scaled_dot_product_attention(q, k, v, mask, p, self.training)
         else:
             out, weights = fused_attention(q, k, v, mask, causal, p), None
+        if heads_off:
+            out = ablate_heads(out, heads_off, head_values)
         # 3. concatenate the heads and mix them: Concat(head_1, …, head_h)·W^O
-        return self.out_proj(self.concat_heads(out)), weights
+        concat = self.concat_heads(out)
+        if record is not None:
+            record.update(q=q.detach(), k=k.detach(), v=v.detach(), heads=out.detach(), concat=concat.detach())
+        return self.out_proj(concat), weights

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -36,8 +37,14 @@ class FeedForward(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.act = _ACTIVATIONS[activation]
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.linear2(self.dropout(self.act(self.linear1(x))))
+    def forward(self, x: Tensor, record: Optional[dict] = None) -> Tensor:
+        """``record``: a dict that receives the pre-activation x·W₁ + b₁ and the activation [B, T, d_ff]."""
+        if record is None:
+            return self.linear2(self.dropout(self.act(self.linear1(x))))
+        pre = self.linear1(x)
+        act = self.act(pre)
+        record.update(ff_pre=pre.detach(), ff_act=act.detach())
+        return self.linear2(self.dropout(act))
 
 
 class EncoderLayer(nn.Module):
@@ -59,21 +66,35 @@ class EncoderLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None, causal: bool = False,
-                need_weights: bool = False,
-                cache: Optional[LayerCache] = None) -> tuple[Tensor, Optional[Tensor]]:
+                need_weights: bool = False, cache: Optional[LayerCache] = None,
+                heads_off: tuple[int, ...] = (), head_values: Optional[Tensor] = None,
+                ffn_off: bool = False, record: Optional[dict] = None) -> tuple[Tensor, Optional[Tensor]]:
         """x [B, T, d_model] → (x' [B, T, d_model], self-attention weights [B, h, T, T] or None).
 
         ``cache``: this layer's keys and values of earlier positions (incremental decoding).
+        ``heads_off`` / ``head_values`` / ``ffn_off``: an ablation (see
+        :mod:`~scratchformer.model.ablation`); a switched-off feed-forward adds 0 to the residual.
+        ``record``: a dict that receives every intermediate of this layer (``ln1``, q/k/v, ``heads``,
+        ``concat``, ``attn_out``, ``resid_mid``, ``ln2``, ``ff_pre``, ``ff_act``, ``ff_out``).
         """
+        att = dict(mask=mask, causal=causal, need_weights=need_weights, cache=cache, heads_off=heads_off,
+                   head_values=head_values, record=record)
         if self.norm_first:
-            h = self.norm1(x)
-            a, w = self.self_attn(h, h, h, mask=mask, causal=causal, need_weights=need_weights, cache=cache)
-            x = x + self.dropout1(a)
-            x = x + self.dropout2(self.ff(self.norm2(x)))
+            h1 = self.norm1(x)
+            a, w = self.self_attn(h1, h1, h1, **att)
+            x = mid = x + self.dropout1(a)
+            h2 = self.norm2(x)
+            f = None if ffn_off else self.ff(h2, record)
+            x = x if ffn_off else x + self.dropout2(f)
         else:
-            a, w = self.self_attn(x, x, x, mask=mask, causal=causal, need_weights=need_weights, cache=cache)
-            x = self.norm1(x + self.dropout1(a))
-            x = self.norm2(x + self.dropout2(self.ff(x)))
+            h1 = None
+            a, w = self.self_attn(x, x, x, **att)
+            x = mid = h2 = self.norm1(x + self.dropout1(a))
+            f = None if ffn_off else self.ff(x, record)
+            x = self.norm2(x if ffn_off else x + self.dropout2(f))
+        if record is not None:
+            record.update(ln1=h1, attn_out=a, resid_mid=mid, ln2=h2,
+                          ff_out=torch.zeros_like(mid) if f is None else f)
         return x, w
 
 

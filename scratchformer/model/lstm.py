@@ -20,6 +20,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from .ablation import Ablation
 from .basics import lm_loss, num_params
 from .lstm_bptt import LSTMLayerFunction
 from .trace import ModelOutput, Trace
@@ -67,12 +68,14 @@ class LSTM(nn.Module):
         z = torch.zeros(self.num_layers, batch, self.hidden_size, device=device, dtype=dtype)
         return z, z.clone()
 
-    def forward(self, x: Tensor, state: Optional[State] = None,
-                record: bool = False) -> tuple[Tensor, State, Optional[dict]]:
+    def forward(self, x: Tensor, state: Optional[State] = None, record: bool = False,
+                ablation: Optional[Ablation] = None) -> tuple[Tensor, State, Optional[dict]]:
         """x [B, T, input] → (outputs [B, T, hidden] of the top layer, final (h, c), record).
 
         With ``record`` the third value holds every layer's gates [L, 4, B, T, hidden], cells
         [L, B, T, hidden] and hidden states (list of [B, T, hidden]); otherwise None.
+        ``ablation``: units silenced (h_t[u] = c_t[u] = 0) and cells emptied before each step
+        (c_{t−1} = 0) for this pass only; an ablated layer runs step by step.
         """
         B, T, _ = x.shape
         if state is None:
@@ -83,12 +86,20 @@ class LSTM(nn.Module):
         for l, cell in enumerate(self.cells):
             h, c = h0[l], c0[l]
             x_proj = cell.ih(inp)  # [B, T, 4·hidden]: the input part of every gate, all steps at once
-            if not record:  # the fast path: same recurrence, hand-written backward
+            units = ablation.lstm_units.get(l, ()) if ablation is not None else ()
+            empty_cell = ablation is not None and l in ablation.lstm_cells_off
+            keep = None
+            if units:  # 1 for the units that keep working, 0 for the silenced ones
+                keep = torch.ones(self.hidden_size, device=x.device, dtype=x.dtype).index_fill(
+                    0, torch.tensor(units, device=x.device), 0.0)
+            if not record and keep is None and not empty_cell:  # the fast path: hand-written backward
                 out, h, c = LSTMLayerFunction.apply(x_proj, cell.hh.weight, cell.hh.bias, h, c)
             else:           # step by step through LSTMCell, keeping every gate for the trace
                 outs, gates, cells = [], [], []
                 for t in range(T):
-                    h, c, g = cell.step(x_proj[:, t], h, c)
+                    h, c, g = cell.step(x_proj[:, t], h, torch.zeros_like(c) if empty_cell else c)
+                    if keep is not None:
+                        h, c = h * keep, c * keep
                     outs.append(h)
                     gates.append(g)
                     cells.append(c)
@@ -166,16 +177,20 @@ class LSTMLM(nn.Module):
         return None
 
     def forward(self, ids: Tensor, targets: Optional[Tensor] = None, *, state: Optional[State] = None,
-                trace: bool = False, causal: Optional[bool] = None) -> ModelOutput:
+                trace: bool = False, causal: Optional[bool] = None,
+                ablation: Optional[Ablation] = None) -> ModelOutput:
         """ids [B, T] → ModelOutput(logits [B, T, V], loss, trace, state=(h, c)).
 
         Pass the returned ``state`` back in to continue from where the last call stopped. ``causal`` is
-        accepted for a uniform interface; a left-to-right LSTM is always causal.
+        accepted for a uniform interface; a left-to-right LSTM is always causal. ``ablation``: units
+        or cells silenced for this pass only (:class:`~scratchformer.model.ablation.Ablation`).
         """
         if causal is False:
             raise ValueError("an LSTM reads left to right: causal=False is not possible")
+        if ablation is not None:
+            ablation.check(self.config.n_layer, n_units=self.config.hidden)
         x = self.embed(ids)
-        out, state, rec = self.lstm(self.drop(x), state, record=trace)
+        out, state, rec = self.lstm(self.drop(x), state, record=bool(trace), ablation=ablation)
         logits = self.lm_head(self.drop(out))
         loss = None
         if targets is not None:

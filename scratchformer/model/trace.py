@@ -33,6 +33,15 @@ class Trace:
       encoder_hidden_states  list of tensors [B, T_src, D] (encoder-decoder only)
       src_tokens             [B, T_src] source ids (encoder-decoder only)
 
+    Only with ``trace="full"`` (GPT / BERT): everything each layer computed
+      layers                 list of L dicts: ln1 (pre-norm only) [B, T, D], q/k/v and heads (the per-head
+                             outputs softmax(q·kᵀ/√d_k)·v after any ablation) [B, H, T, d_head],
+                             concat [B, T, D], attn_out (concat·W^O + b) [B, T, D], resid_mid (the
+                             residual stream after attention) [B, T, D], ln2 (the feed-forward's input)
+                             [B, T, D], ff_pre / ff_act [B, T, d_ff] (absent when the block is off),
+                             ff_out [B, T, D]
+      final_norm             [B, T, D]     the final LayerNorm's output, the input of the output head
+
     LSTM fields
       gates                  {"i","f","g","o"}: tensors [L, B, T, hidden] — the gate activations
       cell_states            [L, B, T, hidden]  c_t for every layer and step
@@ -52,6 +61,8 @@ class Trace:
     src_tokens: Optional[Tensor] = None
     gates: dict[str, Tensor] = field(default_factory=dict)
     cell_states: Optional[Tensor] = None
+    layers: list[dict[str, Tensor]] = field(default_factory=list)
+    final_norm: Optional[Tensor] = None
 
     def to(self, device: torch.device | str) -> "Trace":
         """A copy with every tensor moved to ``device`` (e.g. "cpu" before plotting)."""

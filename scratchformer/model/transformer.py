@@ -13,6 +13,7 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
+from .ablation import Ablation
 from .attention import KVCache, padding_mask
 from .basics import lm_loss, num_params
 from .layers import DecoderLayer, EncoderLayer
@@ -138,31 +139,51 @@ class TransformerLM(nn.Module):
         """The most positions one pass can read (block_size)."""
         return self.config.block_size
 
+    def unembed(self, x: Tensor) -> Tensor:
+        """The output head on any residual stream x [..., d_model]: logits = LayerNorm_f(x)·W_outᵀ
+        (the "logit lens" reads the stream after every layer this way)."""
+        return self.lm_head(self.ln_f(x))
+
     def forward(self, ids: Tensor, targets: Optional[Tensor] = None, *, causal: Optional[bool] = None,
-                trace: bool = False, cache: Optional[KVCache] = None) -> ModelOutput:
+                trace: bool | str = False, cache: Optional[KVCache] = None,
+                ablation: Optional[Ablation] = None) -> ModelOutput:
         """ids [B, T] → ModelOutput(logits [B, T, V], loss, trace).
 
         loss = mean over positions of −log softmax(logits)[target] (targets −100 are ignored).
         ``causal`` defaults to the shape's own (GPT True, BERT False). ``cache``: a KVCache holding
-        earlier positions; ``ids`` are then the new tokens only.
+        earlier positions; ``ids`` are then the new tokens only. ``trace``: True records attention
+        and hidden states; "full" also every layer's intermediates (``Trace.layers``). ``ablation``:
+        parts switched off for this pass only (:class:`~scratchformer.model.ablation.Ablation`).
         """
         causal = self.default_causal if causal is None else causal
+        full = trace == "full"
+        if ablation is not None:
+            ablation.check(len(self.layers), self.config.n_head)
         start = cache.length if cache is not None else 0
         x, tok, pos = self.embed(ids, start)
         tr = Trace(tokens=ids, causal=causal, token_embeddings=tok.detach(),
                    positional_embeddings=pos.detach(), hidden_states=[x.detach()]) if trace else None
         for i, layer in enumerate(self.layers):
-            x, w = layer(x, causal=causal, need_weights=trace,
-                         cache=cache.layers[i] if cache is not None else None)
+            heads_off, head_values = ablation.layer_heads(i) if ablation is not None else ((), None)
+            record = {} if full else None
+            x, w = layer(x, causal=causal, need_weights=bool(trace),
+                         cache=cache.layers[i] if cache is not None else None,
+                         heads_off=heads_off, head_values=head_values,
+                         ffn_off=ablation is not None and i in ablation.ffn_off, record=record)
             if tr is not None:
                 tr.self_attn.append(w.detach())
                 tr.hidden_states.append(x.detach())
-        logits = self.lm_head(self.ln_f(x))
+                if full:
+                    tr.layers.append({k: v.detach() for k, v in record.items() if v is not None})
+        h = self.ln_f(x)
+        logits = self.lm_head(h)
         loss = None
         if targets is not None:
             loss = lm_loss(logits, targets)
         if tr is not None:
             tr.logits = logits.detach()
+            if full:
+                tr.final_norm = h.detach()
         return ModelOutput(logits, loss, tr)
 
 

@@ -12,3 +12,5 @@ from .lstm import (top_varying_units, unit_text_html, lstm_gates_figure)  # noqa
 from .sampling import (distribution_figure)  # noqa: F401
 from .seq2seq import (token_label, cross_attention_heatmap, source_focus_html, blanks_table_html, blank_bars_figure)  # noqa: F401
 from .text import (surprise_html)  # noqa: F401
+from .inside import (model_diagram_html, vector_strips_figure, attention_step_figure, ffn_figure, stage_markdown)  # noqa: F401
+from .interventions import (logit_lens_figure, ablation_figure, head_worth_figure, comparison_markdown, head_table_html, lstm_unit_figure, lstm_step_markdown)  # noqa: F401

@@ -1,0 +1,290 @@
+"""The "Inside one forward pass" tab: step through the GPT for one character, the logit lens, switch
+heads and feed-forward blocks off, what each head does, and one LSTM unit through one step.
+
+Callbacks are plain functions of the read-only bank and plain values; each returns its figures and,
+last, its numbers as a JSON-ready dict (for scripts: every event has an ``api_name``). Ablations are
+arguments of the forward call; the shared models are only read.
+"""
+from __future__ import annotations
+
+import re
+
+import gradio as gr
+
+from .. import views
+from ..inference.head_stats import head_table
+from ..inference.inside import logit_lens, walkthrough
+from ..inference.interventions import MODES, compare, head_worth, make_ablation
+from ..inference.lstm_inside import lstm_step
+from ..inference.sampling import SamplingSettings
+from ..inference.traced import run_traced
+from .bank import LSTM_NAME, TRANSFORMER, ModelBank
+from .events import bound, md, model_event, model_missing
+from .policy import MAX_ANALYSIS_CHARS, as_int, check_index, context_limit, notes_md, prepare_text, unk_char
+
+DEFAULT_TEXT = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;"
+DEFAULT_POSITION = 12
+CONTINUATION = 40
+
+
+def _prepared(bank: ModelBank, name: str, text):
+    loaded = bank.get(name)
+    prep = prepare_text(text, loaded.tokenizer, context_limit(loaded.model, MAX_ANALYSIS_CHARS))
+    return loaded, prep, notes_md(prep.notes(unk_char(loaded.tokenizer)))
+
+
+def _position(position, n: int) -> int:
+    t = as_int(position, "position")
+    if not 0 <= t < n:
+        raise ValueError(f"position {t} is outside the text: it has {n} characters, positions 0…{n - 1}")
+    return t
+
+
+# ----------------------------------------------------------------------------------------- step through
+
+def inside_walkthrough(bank: ModelBank, text, position, layer, head, temperature, top_k, top_p):
+    """(notes, diagram HTML, formulas with numbers, vectors, attention of the head, feed-forward,
+    output distribution, numbers) for the character at ``position``; layer and head are 1-based."""
+    loaded, prep, note = _prepared(bank, TRANSFORMER, text)
+    cfg = loaded.config
+    t = _position(position, len(prep.ids))
+    l, h = check_index(layer, "layer", cfg.n_layer), check_index(head, "head", cfg.n_head)
+    settings = SamplingSettings(temperature, top_k, top_p)
+    itos = loaded.tokenizer.itos
+    w = walkthrough(loaded.model, prep.ids, t, itos, settings)
+    n, L, hd = w.numbers, w.numbers["layers"][l], w.numbers["layers"][l]["heads"][h]
+    e = n["embedding"]
+    c = views.display_char(n["char"])
+    vectors = views.vector_strips_figure(
+        [("token row", e["token"]), (f"position row {t}", e["position"]), ("x₀ = token + position", e["x0"]),
+         (f"block {l + 1} input x", L["ln1"]["input"]), ("LN₁(x)", L["ln1"]["output"]),
+         (f"q (head {h + 1})", hd["q"]), (f"k (head {h + 1})", hd["k"]), (f"v (head {h + 1})", hd["v"]),
+         (f"head {h + 1} = Σ αⱼ vⱼ", hd["output"]), ("concat of heads", L["concat"]),
+         ("·W^O + b", L["attn_out"]), ("x + attention", L["resid_mid"]), ("LN₂(x)", L["ln2"]["output"]),
+         ("FFN output", L["ff_out"]), ("x + FFN", L["resid_post"]),
+         ("final LN_f(x)", n["final"]["ln"]["output"])],
+        title=f"position {t} '{c}': the vectors, block {l + 1} (each row on its own colour scale)")
+    attn = views.attention_step_figure(n["text"], hd["keys"], hd["scores"], hd["weights"], t,
+                                       title=f"block {l + 1}, head {h + 1}: query at position {t} '{c}'")
+    ffn = views.ffn_figure(L["ff_pre"], L["ff_act"], L["firing"], cfg.activation,
+                           title=f"block {l + 1} feed-forward at position {t}: {L['firing']} of {cfg.d_ff} "
+                                 f"units fire ({cfg.activation} > 0)")
+    out = views.distribution_figure(w.step, itos, title=f"next character after position {t} '{c}'")
+    return (note, views.model_diagram_html(n, l), views.stage_markdown(n, l, h), vectors, attn, ffn, out, n)
+
+
+# ------------------------------------------------------------------------------------------ logit lens
+
+LENS_CAPTION = ("**Logit lens.** The output head read off the residual stream after the embedding and after "
+                "each layer: $p = \\mathrm{softmax}(\\mathrm{LN}_f(x_l)\\,W_{out}^\\top)$. **The final LayerNorm "
+                "is applied** to every row, as the model applies it to its last one (skipping it, a common "
+                "mistake, reads the stream at the wrong scale). Letters: the top prediction; colour: the "
+                "probability of the true next character. The last row is the model's own output.")
+
+
+def inside_logit_lens(bank: ModelBank, text):
+    """(notes, the layers × positions grid, numbers)."""
+    loaded, prep, note = _prepared(bank, TRANSFORMER, text)
+    lens = logit_lens(loaded.model, prep.ids, loaded.tokenizer.itos)
+    return note, views.logit_lens_figure(lens, title="logit lens: top prediction per layer and position"), lens
+
+
+# ------------------------------------------------------------------------------------- switch parts off
+
+def head_choices(n_layer: int, n_head: int) -> list[str]:
+    return [f"L{l + 1} H{h + 1}" for l in range(n_layer) for h in range(n_head)]
+
+
+def _parse(items, pattern: str, what: str) -> list[tuple[int, ...]]:
+    out = []
+    for s in items or []:
+        m = re.fullmatch(pattern, str(s).strip())
+        if not m:
+            raise ValueError(f"{what} {s!r} is not understood; write it like the choices shown")
+        out.append(tuple(int(g) - 1 for g in m.groups()))
+    return out
+
+
+def inside_ablation(bank: ModelBank, text, heads, ffn, mode, n_new):
+    """(notes, side-by-side comparison, per-position loss change, numbers). ``heads``: "L1 H2" …,
+    ``ffn``: "FFN 3" …, ``mode``: "zero" or "mean"."""
+    loaded, prep, note = _prepared(bank, TRANSFORMER, text)
+    pairs = _parse(heads, r"L(\d+)\s*H(\d+)", "head")
+    blocks = [b for (b,) in _parse(ffn, r"FFN\s*(\d+)", "feed-forward block")]
+    ab = make_ablation(loaded.model, prep.ids, heads=pairs, ffn=blocks, mode=str(mode))
+    cmp = compare(loaded.model, prep.ids, loaded.tokenizer.itos, ab, as_int(n_new, "continuation length"),
+                  str(mode))
+    return note, views.comparison_markdown(cmp), views.ablation_figure(cmp), cmp
+
+
+def inside_head_worth(bank: ModelBank, text, mode):
+    """(the layers × heads grid of loss increases, numbers)."""
+    loaded, prep, _ = _prepared(bank, TRANSFORMER, text)
+    worth = head_worth(loaded.model, prep.ids, str(mode))
+    return views.head_worth_figure(worth), worth
+
+
+# ------------------------------------------------------------------------------------- what heads do
+
+def inside_heads(bank: ModelBank, text):
+    """(the attention grid, the per-head table with descriptions, numbers)."""
+    loaded, prep, _ = _prepared(bank, TRANSFORMER, text)
+    traced = run_traced(loaded.model, loaded.tokenizer.itos, prep.ids)
+    attn = [a[0] for a in traced.trace.self_attn]
+    rows = head_table(attn, prep.ids, loaded.tokenizer.itos)
+    grid = views.attention_grid(attn, title="every layer × head on this text (query ↓, key →)")
+    return grid, views.head_table_html(rows), rows
+
+
+# ------------------------------------------------------------------------------------------------ LSTM
+
+def inside_lstm_step(bank: ModelBank, text, position, layer, unit):
+    """(notes, the step's equations with numbers, the unit over the text, numbers); layer 1-based."""
+    loaded, prep, note = _prepared(bank, LSTM_NAME, text)
+    t = _position(position, len(prep.ids))
+    l = check_index(layer, "layer", loaded.config.n_layer)
+    s = lstm_step(loaded.model, prep.ids, t, l, as_int(unit, "unit"), loaded.tokenizer.itos)
+    return note, views.lstm_step_markdown(s), views.lstm_unit_figure(s), s
+
+
+def inside_lstm_ablation(bank: ModelBank, text, layer, units, empty_cell, n_new):
+    """(comparison, per-position loss change, numbers): silence ``units`` ("17, 42") of ``layer``
+    (1-based) and/or empty that layer's cell before every step."""
+    loaded, prep, _ = _prepared(bank, LSTM_NAME, text)
+    l = check_index(layer, "layer", loaded.config.n_layer)
+    found = re.findall(r"-?\d+", str(units or ""))
+    if str(units or "").strip() and not found:
+        raise ValueError(f"units must be numbers separated by commas (0…{loaded.config.hidden - 1}), got {units!r}")
+    ab = make_ablation(loaded.model, prep.ids, lstm_units=[(l, int(u)) for u in found],
+                       lstm_cells=[l] if empty_cell else [])
+    cmp = compare(loaded.model, prep.ids, loaded.tokenizer.itos, ab, as_int(n_new, "continuation length"))
+    return views.comparison_markdown(cmp), views.ablation_figure(cmp), cmp
+
+
+INTRO = r"""
+How the GPT turns one character into a prediction, with **its own numbers** (the final logits here are
+the forward pass's, and a test recomputes every stage with PyTorch's modules). Pick a character and a
+block and head; each stage shows its formula from the paper filled in with this model's values.
+"""
+
+ABLATION_INTRO = r"""
+Switch heads or whole feed-forward blocks off **for this request only** (the shared model is never
+changed) and compare with the intact model. *zero*: the head's output becomes 0; *mean*: it becomes
+the head's mean output over this text (measured on the intact model), which keeps its average
+contribution and removes what depends on the position. The continuation is greedy (argmax).
+"""
+
+LSTM_STEP_INTRO = r"""
+One LSTM unit through one step: $c_t = f \odot c_{t-1} + i \odot g$, $h_t = o \odot \tanh(c_t)$ with
+the numbers the model computed. Below, silence units (their $h_t$ and $c_t$ are 0 at every step) or
+empty a layer's cell before every step ($c_{t-1} = 0$, so $c_t = i \odot g$: no long memory).
+"""
+
+
+def build_inside_tab(bank: ModelBank) -> None:
+    with gr.Tab("Inside one forward pass", id="inside") as tab:
+        md(INTRO)
+        if model_missing(bank, TRANSFORMER):
+            return
+        cfg = bank.get(TRANSFORMER).config
+        limit = context_limit(bank.get(TRANSFORMER).model, MAX_ANALYSIS_CHARS)
+        text = gr.Textbox(DEFAULT_TEXT, label=f"Text (the Transformer reads the first {limit} characters)",
+                          lines=2, elem_id="inside-text")
+        with gr.Tabs():
+            with gr.Tab("Step through", id="inside-step") as step_tab:
+                with gr.Row():
+                    position = gr.Slider(0, limit - 1, DEFAULT_POSITION, step=1, label="position (character)",
+                                         elem_id="inside-position", scale=3)
+                    layer = gr.Slider(1, cfg.n_layer, 1, step=1, label="block", elem_id="inside-layer")
+                    head = gr.Slider(1, cfg.n_head, 1, step=1, label="head", elem_id="inside-head")
+                with gr.Row():
+                    temperature = gr.Slider(0, 2, 1, step=0.05, label="temperature", elem_id="inside-temperature")
+                    top_k = gr.Slider(0, cfg.vocab_size, 0, step=1, label="top-k (0 = off)", elem_id="inside-top-k")
+                    top_p = gr.Slider(0, 1, 1, step=0.01, label="top-p (1 = off)", elem_id="inside-top-p")
+                step_note = gr.Markdown()
+                diagram = gr.HTML(elem_id="inside-diagram")
+                formulas = md("", elem_id="inside-formulas")
+                vectors = gr.Plot(show_label=False, elem_id="inside-vectors")
+                with gr.Row():
+                    attn_plot = gr.Plot(show_label=False, elem_id="inside-attn")
+                    ffn_plot = gr.Plot(show_label=False, elem_id="inside-ffn")
+                out_plot = gr.Plot(show_label=False, elem_id="inside-output")
+                with gr.Accordion("the numbers (JSON)", open=False):
+                    step_json = gr.JSON(elem_id="inside-step-json")
+            with gr.Tab("Logit lens", id="inside-lens") as lens_tab:
+                md(LENS_CAPTION, elem_id="inside-lens-caption")
+                lens_note = gr.Markdown()
+                lens_plot = gr.Plot(show_label=False, elem_id="inside-lens-plot")
+                with gr.Accordion("the numbers (JSON)", open=False):
+                    lens_json = gr.JSON()
+            with gr.Tab("Switch parts off", id="inside-ablate") as ablate_tab:
+                md(ABLATION_INTRO)
+                heads = gr.CheckboxGroup(head_choices(cfg.n_layer, cfg.n_head), label="heads to switch off",
+                                         elem_id="inside-heads-off")
+                with gr.Row():
+                    ffn = gr.CheckboxGroup([f"FFN {l + 1}" for l in range(cfg.n_layer)],
+                                           label="feed-forward blocks to switch off", elem_id="inside-ffn-off")
+                    mode = gr.Radio(list(MODES), value="zero", label="ablation", elem_id="inside-mode")
+                    n_new = gr.Slider(1, min(100, limit - 1), CONTINUATION, step=1, label="continuation length",
+                                      elem_id="inside-n-new")
+                ablate_note = gr.Markdown()
+                comparison = md("", elem_id="inside-comparison")
+                ablate_plot = gr.Plot(show_label=False, elem_id="inside-ablate-plot")
+                worth_btn = gr.Button("What is each head worth? (remove each head alone)", elem_id="inside-worth-btn")
+                worth_plot = gr.Plot(show_label=False, elem_id="inside-worth-plot")
+                with gr.Accordion("the numbers (JSON)", open=False):
+                    ablate_json = gr.JSON()
+                    worth_json = gr.JSON()
+            with gr.Tab("What each head does", id="inside-heads") as heads_tab:
+                md("Measured on the text above: each head's share of attention on the previous character, the "
+                   "first character (a *sink*), earlier copies of the same character, itself and the last 3 "
+                   "characters; the key character it looks at most; the mean distance it looks back; the "
+                   "entropy of its weights. The description is read off these numbers.")
+                heads_grid = gr.Plot(show_label=False, elem_id="inside-heads-grid")
+                heads_table = gr.HTML(elem_id="inside-heads-table")
+                with gr.Accordion("the numbers (JSON)", open=False):
+                    heads_json = gr.JSON()
+            with gr.Tab("LSTM step", id="inside-lstm") as lstm_tab:
+                md(LSTM_STEP_INTRO)
+                if not model_missing(bank, LSTM_NAME):
+                    lcfg = bank.get(LSTM_NAME).config
+                    with gr.Row():
+                        l_pos = gr.Slider(0, MAX_ANALYSIS_CHARS - 1, DEFAULT_POSITION, step=1, label="position",
+                                          elem_id="inside-lstm-position", scale=2)
+                        l_layer = gr.Slider(1, lcfg.n_layer, lcfg.n_layer, step=1, label="layer",
+                                            elem_id="inside-lstm-layer")
+                        l_unit = gr.Slider(0, lcfg.hidden - 1, 0, step=1, label="unit", elem_id="inside-lstm-unit")
+                    l_note = gr.Markdown()
+                    l_md = md("", elem_id="inside-lstm-step")
+                    l_plot = gr.Plot(show_label=False, elem_id="inside-lstm-plot")
+                    with gr.Row():
+                        l_units = gr.Textbox("", label="units of this layer to silence (e.g. 3, 17)",
+                                             elem_id="inside-lstm-units")
+                        l_cell = gr.Checkbox(False, label="empty this layer's cell every step",
+                                             elem_id="inside-lstm-cell")
+                        l_btn = gr.Button("Silence and compare", elem_id="inside-lstm-btn")
+                    l_cmp = md("", elem_id="inside-lstm-comparison")
+                    l_cmp_plot = gr.Plot(show_label=False, elem_id="inside-lstm-cmp-plot")
+                    with gr.Accordion("the numbers (JSON)", open=False):
+                        l_json = gr.JSON()
+                        l_cmp_json = gr.JSON()
+        step_inputs = [text, position, layer, head, temperature, top_k, top_p]
+        model_event([tab.select, step_tab.select, text.submit, position.release, layer.release, head.release,
+                     temperature.release, top_k.release, top_p.release], bound(inside_walkthrough, bank),
+                    step_inputs, [step_note, diagram, formulas, vectors, attn_plot, ffn_plot, out_plot, step_json],
+                    "inside_walkthrough")
+        model_event([lens_tab.select, text.submit], bound(inside_logit_lens, bank), [text],
+                    [lens_note, lens_plot, lens_json], "inside_logit_lens")
+        model_event([ablate_tab.select, text.submit, heads.input, ffn.input, mode.input, n_new.release],
+                    bound(inside_ablation, bank), [text, heads, ffn, mode, n_new],
+                    [ablate_note, comparison, ablate_plot, ablate_json], "inside_ablation")
+        model_event([worth_btn.click], bound(inside_head_worth, bank), [text, mode], [worth_plot, worth_json],
+                    "inside_head_worth")
+        model_event([heads_tab.select, text.submit], bound(inside_heads, bank), [text],
+                    [heads_grid, heads_table, heads_json], "inside_heads")
+        if bank.available(LSTM_NAME):
+            model_event([lstm_tab.select, text.submit, l_pos.release, l_layer.release, l_unit.release],
+                        bound(inside_lstm_step, bank), [text, l_pos, l_layer, l_unit],
+                        [l_note, l_md, l_plot, l_json], "inside_lstm_step")
+            model_event([l_btn.click], bound(inside_lstm_ablation, bank), [text, l_layer, l_units, l_cell, n_new],
+                        [l_cmp, l_cmp_plot, l_cmp_json], "inside_lstm_ablation")
