@@ -334,8 +334,9 @@ def build_generate_tab(bank: ModelBank) -> None:
         gen_inputs = [prompt, temperature, top_k, top_p, max_new, seed, watch_layer]
         gen_outputs = outs + [surprise, note, steps_state, why_step, why_plot, why_caption, why_model,
                               watch_attn, watch_dist, watch_context, why_attn, why_context]
-        on_arrival(outs + [surprise, note, why_step, why_plot, why_caption, why_model, watch_attn, watch_dist,
-                           watch_context, why_attn, why_context], default_generation)
+        if any(bank.available(n) for n in LANGUAGE_MODELS):
+            on_arrival(outs + [surprise, note, why_step, why_plot, why_caption, why_model, watch_attn, watch_dist,
+                               watch_context, why_attn, why_context], default_generation)
         model_event([button.click, prompt.submit], bound(generate, bank), gen_inputs, gen_outputs, "generate",
                     group="generate")
         model_event(live_triggers(why_step, why_model), friendly(why), [steps_state, why_model, why_step],
