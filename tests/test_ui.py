@@ -208,7 +208,9 @@ def test_every_event_is_named_bounded_and_only_computes_the_latest_input(bank):
     assert all(f.trigger_mode == "always_last" and not f.preprocess for f in api)
     # typing, keyboard moves of sliders: `input` triggers, not only `release`
     attention = next(f for f in api if f.api_name == "attention")
-    assert any(t[1] == "input" for t in attention.targets)
+    assert any(t[1] == "change" for t in attention.targets)        # typing and deleting
+    head = next(f for f in api if f.api_name == "attention_head")
+    assert {t[1] for t in head.targets} == {"input"}                  # sliders: pointer and keyboard
 
 
 def test_torch_threads_fit_the_machine():

@@ -45,14 +45,16 @@ def model_event(triggers: list, fn: Callable, inputs: list, outputs: list, api_n
 
 
 def live_triggers(*components) -> list:
-    """What makes a view follow a control: typing in a text box (every keystroke, ``input``), Enter,
-    moving a slider with the pointer or the keyboard (``input``; ``release`` alone misses keyboard
-    moves), ticking a box or choosing an option."""
+    """What makes a view follow a control: any edit of a text box (``change``: Gradio's ``input``
+    misses deletions; the app never sets these texts itself), Enter, moving a slider with the pointer
+    or the keyboard (``input``; ``release`` alone misses keyboard moves), ticking a box or choosing
+    an option (``input``: not fired when the app itself updates the control)."""
     triggers = []
     for c in components:
-        triggers.append(c.input)
         if isinstance(c, gr.Textbox):
-            triggers.append(c.submit)
+            triggers += [c.change, c.submit]
+        else:
+            triggers.append(c.input)
     return triggers
 
 
