@@ -121,7 +121,7 @@ def test_attention_toggles_and_sliders_redraw_only_their_part(bank):
 @pytest.mark.parametrize("args,message", [
     (("", True, 1, 1, False), "empty"), ((None, True, 1, 1, False), "empty"),
     (("abc", True, 0, 1, False), "layer must be in 1…2"), (("abc", True, 1, 9, False), "head must be in 1…2"),
-    (("abc", True, 1.5, 1, False), "layer must be a whole number")])
+    (("abc", True, 1.5, 1, False), "layer must be in 1…2 \\(a whole number\\)")])
 def test_attention_bad_input_gives_a_clear_error(bank, args, message):
     with pytest.raises(gr.Error, match=message):
         events.bound(I.attention, bank)(*args)
@@ -192,14 +192,25 @@ def test_the_shipped_checkpoints_load_and_answer():
     assert len(grid.data) == shipped.get("Transformer").config.n_layer * shipped.get("Transformer").config.n_head
     assert len(run_generate(shipped, max_new_tokens=5)[-1][2]) == 5
 
-def test_every_event_is_named_and_model_events_share_a_bounded_group(bank):
+def test_every_event_is_named_bounded_and_only_computes_the_latest_input(bank):
     demo = ui.build_demo(bank=bank)
     fns = list(demo.fns.values())
     names = {f.api_name for f in fns}
     assert {"generate", "why_token", "attention", "attention_view", "attention_head", "embedding_tables",
             "hidden_states", "lstm_gates"} <= names
-    assert all(f.api_name for f in fns)
-    assert all(f.concurrency_id == "models" and f.concurrency_limit == events.MODEL_CONCURRENCY for f in fns)
+    assert all(f.api_name for f in fns if f.api_visibility != "private")
+    api = [f for f in fns if f.api_name and f.api_visibility != "private"]
+    # generation has a group of its own, so nobody waits behind other people's keystrokes
+    assert {f.api_name for f in api if f.concurrency_id == "generate"} == {"generate"}
+    assert all(f.concurrency_id == "live" and f.concurrency_limit == events.MODEL_CONCURRENCY
+               for f in api if f.api_name != "generate")
+    # stale keystrokes collapse into the latest; raw values reach our checks (messages name the setting)
+    assert all(f.trigger_mode == "always_last" and not f.preprocess for f in api)
+    # typing, keyboard moves of sliders: `input` triggers, not only `release`
+    attention = next(f for f in api if f.api_name == "attention")
+    assert any(t[1] == "change" for t in attention.targets)        # typing and deleting
+    head = next(f for f in api if f.api_name == "attention_head")
+    assert {t[1] for t in head.targets} == {"input"}                  # sliders: pointer and keyboard
 
 
 def test_torch_threads_fit_the_machine():

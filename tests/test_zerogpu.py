@@ -48,7 +48,7 @@ def test_with_spaces_the_function_is_wrapped_and_still_works(fake_spaces):
 def test_every_model_event_of_the_app_runs_under_spaces_gpu(fake_spaces, tmp_path):
     from scratchformer.app import blocks
     demo = blocks.build_demo(make_checkpoints(tmp_path))
-    model_fns = [f for f in demo.fns.values() if f.concurrency_id == "models"]
+    model_fns = [f for f in demo.fns.values() if f.concurrency_id in ("live", "generate")]
     assert model_fns and all(getattr(f.fn, "on_zerogpu", False) for f in model_fns)
     assert len(fake_spaces) == len(model_fns)                   # one decoration per model event
     assert {"generate", "attention", "lstm_gates"} <= {f.api_name for f in model_fns}

@@ -16,8 +16,9 @@ from typing import Callable, Optional
 
 import gradio as gr
 
+from .arrival import ArrivalViews
 from .bank import ModelBank, configure_torch
-from .events import MODEL_CONCURRENCY
+from .events import MODEL_CONCURRENCY, forget_session
 from .generate_tab import build_generate_tab
 from .inside_tab import build_inside_tab
 from .inspect_tabs import build_attention_tab, build_embeddings_tab, build_lstm_tab, build_models_tab
@@ -55,17 +56,21 @@ def build_demo(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBan
     $SCRATCHFORMER_CHECKPOINTS or checkpoints/) and shared read-only by every request."""
     configure_torch(MODEL_CONCURRENCY)
     bank = bank or ModelBank.load(checkpoint_dir)
-    with gr.Blocks(title="scratchformer") as demo:
+    with gr.Blocks(title="scratchformer") as demo, ArrivalViews() as arrival:
         gr.Markdown(header(bank), elem_id="header")
         with gr.Tabs():
             for build_tab in TABS:
                 build_tab(bank)
+        arrival.attach(demo)                 # every tab's default example, computed once
+        demo.unload(forget_session(demo))    # a closed page's session is dropped at once
     demo.bank = bank  # for tests and benchmarks; read-only
+    demo.arrival = arrival
     return demo
 
 
 def launch_kwargs() -> dict:
     """What ``demo.launch`` gets besides the address (Gradio 6 takes theme and css here)."""
-    # state_session_capacity: the per-session gr.State (a generation's steps, ≤ ~2 MB) of at most
-    # this many sessions is kept; the oldest are dropped first.
+    # state_session_capacity: at most this many sessions are kept (the oldest dropped first); a
+    # session whose page was closed is dropped at once (forget_session), and API sessions' state
+    # expires (gr.State time_to_live).
     return dict(theme=gr.themes.Soft(), css=CSS, footer_links=["api", "gradio"], state_session_capacity=1000)

@@ -1,8 +1,14 @@
-"""How the tabs wire widgets to plain functions: one concurrency group for model work, one error policy.
+"""How the tabs wire widgets to plain functions: concurrency groups, live events, one error policy.
 
-* :func:`model_event`: an event (one API endpoint, ``api_name``) in the shared "models" concurrency
-  group, so at most ``MODEL_CONCURRENCY`` forward passes run at once; the queue itself is bounded in
-  ``app.py``.
+* :func:`model_event`: an event (one API endpoint, ``api_name``) in the "live" concurrency group
+  (every view that follows typing: at most ``MODEL_CONCURRENCY`` run at once) or, for generation,
+  the "generate" group (``GENERATE_CONCURRENCY``), so a person who presses Generate never waits behind
+  other people's keystrokes. Every event is ``trigger_mode="always_last"``: while a browser's request
+  runs, its further keystrokes collapse into one request for the latest value (never one queued per
+  keystroke). The queue itself is bounded in ``app.py``.
+* Events skip Gradio's preprocessing (``preprocess=False``): sliders and number boxes send their raw
+  value and the callbacks check it (:mod:`.policy`), so an empty, NaN or out-of-range value gets a
+  message naming the setting and its range instead of Gradio's generic error.
 * :func:`friendly` / :func:`bound`: what a person can cause (``ValueError``) becomes a ``gr.Error``
   with its message; anything else a short error and a log line. The server keeps serving.
 """
@@ -24,13 +30,34 @@ from .zerogpu import gpu_task
 log = logging.getLogger("scratchformer.app")
 
 MODEL_CONCURRENCY = int(os.environ.get("SCRATCHFORMER_CONCURRENCY", "2"))
-MODEL_EVENT = dict(concurrency_id="models", concurrency_limit=MODEL_CONCURRENCY)
+GENERATE_CONCURRENCY = int(os.environ.get("SCRATCHFORMER_GENERATE_CONCURRENCY", "2"))
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
-def model_event(triggers: list, fn: Callable, inputs: list, outputs: list, api_name: str):
-    """One event (one API endpoint, ``api_name``) fired by any of ``triggers``, in the shared
-    "models" concurrency group: at most MODEL_CONCURRENCY of these run at once, the rest queue.
+
+
+def model_event(triggers: list, fn: Callable, inputs: list, outputs: list, api_name: str, group: str = "live",
+                **kwargs):
+    """One event (one API endpoint, ``api_name``) fired by any of ``triggers``: in concurrency group
+    ``group`` ("live": at most MODEL_CONCURRENCY at once; "generate": GENERATE_CONCURRENCY), only the
+    latest trigger of a browser computed (always_last), raw input values (the callback checks them).
     On a ZeroGPU Space ``fn`` runs under ``@spaces.GPU`` (:func:`~scratchformer.app.zerogpu.gpu_task`)."""
-    return gr.on(triggers, gpu_task(fn), inputs, outputs, api_name=api_name, **MODEL_EVENT)
+    limit = GENERATE_CONCURRENCY if group == "generate" else MODEL_CONCURRENCY
+    kwargs.setdefault("show_progress", "minimal" if group == "live" else "full")
+    return gr.on(triggers, gpu_task(fn), inputs, outputs, api_name=api_name, concurrency_id=group,
+                 concurrency_limit=limit, trigger_mode="always_last", preprocess=False, **kwargs)
+
+
+def live_triggers(*components) -> list:
+    """What makes a view follow a control: any edit of a text box (``change``: Gradio's ``input``
+    misses deletions; the app never sets these texts itself), Enter, moving a slider with the pointer
+    or the keyboard (``input``; ``release`` alone misses keyboard moves), ticking a box or choosing
+    an option (``input``: not fired when the app itself updates the control)."""
+    triggers = []
+    for c in components:
+        if isinstance(c, gr.Textbox):
+            triggers += [c.change, c.submit]
+        else:
+            triggers.append(c.input)
+    return triggers
 
 
 def model_missing(bank: ModelBank, name: str) -> bool:
@@ -107,3 +134,21 @@ def bound(fn: Callable, bank: ModelBank) -> Callable:
     functools.update_wrapper(call, fn)
     call.__signature__ = inspect.Signature(list(inspect.signature(fn).parameters.values())[1:])
     return friendly(call)
+
+
+def forget_session(demo: gr.Blocks) -> Callable:
+    """An unload callback: when a page is closed, drop its whole session at once (its gr.State
+    values through their delete callbacks, and the copy of every value it was sent, plots included,
+    that Gradio keeps per session for an hour otherwise)."""
+
+    def forget(request: gr.Request):
+        holder = getattr(demo, "state_holder", None)
+        session = getattr(request, "session_hash", None)
+        if holder is None or session is None or session not in holder.session_data:
+            return
+        holder.delete_state(session)
+        with holder.lock:
+            holder.session_data.pop(session, None)
+            holder.time_last_used.pop(session, None)
+
+    return forget

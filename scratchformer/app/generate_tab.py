@@ -1,5 +1,7 @@
-"""The "Generate & compare" tab: both models write from one prompt, side by side; "why this token"
-replays any step of the last generation over the whole vocabulary."""
+"""The "Generate & compare" tab: both models write from one prompt, side by side, while the
+Transformer's attention of its newest character and its next-character distribution update beside
+the text; "why this token" replays any step of the last generation over the whole vocabulary, with
+that step's attention and exactly the context the model saw. The page opens on a finished example."""
 from __future__ import annotations
 
 import dataclasses
@@ -13,12 +15,16 @@ from .. import views
 from ..inference.generation import generate_stream
 from ..inference.sampling import SamplingSettings, validate_max_new_tokens, validate_seed
 from ..inference.traced import run_traced
+from .arrival import on_arrival
 from .bank import LANGUAGE_MODELS, TRANSFORMER, ModelBank
-from .events import LATEX, bound, friendly, md, model_event, model_missing, warn
-from .policy import MAX_PROMPT_CHARS, as_int, context_limit, prepare_text, unk_char
+from .events import LATEX, bound, friendly, live_triggers, md, model_event, model_missing, warn
+from .policy import MAX_PROMPT_CHARS, as_int, as_number, check_index, context_limit, prepare_text, unk_char
+from .watch import watch_views
 
 UI_MAX_NEW_TOKENS = 1000   # the slider's end; the API accepts up to sampling.MAX_NEW_TOKENS
 DEFAULT_PROMPT = "ROMEO:\n"
+DEFAULT_SETTINGS = (0.8, 0, 0.95, 200, 0)   # temperature, top_k, top_p, max_new_tokens, seed
+STATE_TTL_S = 3600         # a session's last generation is dropped an hour after it was made
 
 
 class GenerateUpdate(NamedTuple):
@@ -36,6 +42,11 @@ class GenerateUpdate(NamedTuple):
     why_plot: object
     why_caption: object
     why_model: object
+    watch_attention: object
+    watch_distribution: object
+    watch_context: object
+    why_attention: object
+    why_context: object
 
 
 class WhyToken(NamedTuple):
@@ -52,20 +63,42 @@ def _stats(name: str, n_tokens: int, seconds: float, prompt_bpc: Optional[float]
     return f"**{name}** · {n_tokens} tokens · {rate} · loss on the prompt: {bpc}{state}"
 
 
-def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens, seed):
+def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens, seed, watch_layer=None):
     """Stream both models' continuations of ``prompt``, token by token, side by side.
 
     The two streams are interleaved: one token from the Transformer, one from the LSTM, then an
-    update of the page, so both appear to write at once. Each yield is a :class:`GenerateUpdate`;
-    outputs that did not change are ``gr.skip()``. tokens/s counts only the time spent in each model's own
-    steps. Each model gets its own generator seeded with ``seed``, so a (prompt, settings, seed)
-    always gives the same text, whatever else the server is doing.
+    update of the page, so both appear to write at once. With each update the watch panel shows the
+    Transformer's newest character: its attention per head of layer ``watch_layer`` (1-based; default
+    the last) and their average, and the distribution it was drawn from (:mod:`.watch`). Each yield
+    is a :class:`GenerateUpdate`; outputs that did not change are ``gr.skip()``. tokens/s counts only
+    the time spent in each model's own steps (not the watch panel). Each model gets its own
+    generator seeded with ``seed``, so a (prompt, settings, seed) always gives the same text,
+    whatever else the server is doing.
     """
-    settings = SamplingSettings(temperature, as_int(top_k, "top_k"), top_p)
-    max_new_tokens = as_int(max_new_tokens, "max_new_tokens")
-    seed = as_int(seed, "seed")
+    yield from _generate(bank, prompt, temperature, top_k, top_p, max_new_tokens, seed, watch_layer, live=True)
+
+
+def _check_generate(bank, temperature, top_k, top_p, max_new_tokens, seed, watch_layer):
+    from ..inference.sampling import MAX_NEW_TOKENS, MAX_SEED
+    temperature = float(as_number(temperature, "temperature", 0, None, hint="0 = greedy"))
+    top_k = as_int(top_k, "top_k", 0, None, hint="0 = off")
+    top_p = float(as_number(top_p, "top_p", 0, 1, hint="1 = off"))
+    max_new_tokens = as_int(max_new_tokens, "max_new_tokens", 1, MAX_NEW_TOKENS)
+    seed = as_int(seed, "seed", 0, MAX_SEED)
     validate_max_new_tokens(max_new_tokens)
     validate_seed(seed)
+    layer = None
+    if bank.available(TRANSFORMER):
+        n = bank.get(TRANSFORMER).config.n_layer
+        layer = n - 1 if watch_layer is None else check_index(watch_layer, "watch layer", n)
+    return SamplingSettings(temperature, top_k, top_p), max_new_tokens, seed, layer
+
+
+def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens, seed, watch_layer, live: bool):
+    """:func:`generate`; ``live=False`` draws the watch panel only for the last step (the page's
+    default example)."""
+    settings, max_new_tokens, seed, layer = _check_generate(bank, temperature, top_k, top_p, max_new_tokens,
+                                                            seed, watch_layer)
     if prompt is None:
         prompt = ""
     if not isinstance(prompt, str):
@@ -103,11 +136,12 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
     chars = next(iter(bits.values()))[0]
     surprise = views.surprise_html(chars, {n: b for n, (_, b) in bits.items()})
     note_md = warn(notes)
-    steps: dict[str, dict] = {n: {"steps": [], "text": "", "prompt": prompt,
-                                  "itos": bank.get(n).tokenizer.itos} for n in streams}
+    steps: dict[str, dict] = {n: {"steps": [], "text": "", "prompt": prompt, "itos": bank.get(n).tokenizer.itos,
+                                  "ids": None, "starts": [], "lens": []} for n in streams}
     skip = gr.skip()
+    no_watch = (skip,) * 5
     yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
-                         skip, skip, skip, skip, skip)
+                         skip, skip, skip, skip, skip, *no_watch)
 
     seconds = {n: 0.0 for n in streams}
     for i in range(max_new_tokens):          # each stream yields exactly max_new_tokens tokens
@@ -116,21 +150,39 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
             g = next(stream)
             seconds[name] += time.perf_counter() - t0
             texts[name] += g.text
-            steps[name]["steps"].append(compact(g.step))
+            rec = steps[name]
+            if rec["ids"] is None:
+                rec["ids"] = list(g.prompt_ids)
+            rec["ids"].append(g.token_id)
+            rec["starts"].append(g.context_start)
+            rec["lens"].append(g.context_len)
+            rec["steps"].append(compact(g.step))
         done = i == max_new_tokens - 1
         for name in streams:
             stats[name] = _stats(name, i + 1, seconds[name], bpc[name], done)
         if not done:
+            watch = _watch(bank, steps, layer, i + 1) if live else no_watch[:3]
             yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]],
-                                 skip, skip, skip, skip, skip, skip, skip)
+                                 skip, skip, skip, skip, skip, skip, skip, *watch, skip, skip)
 
     for name in streams:
         steps[name]["text"] = texts[name]
     first = next(iter(streams))
     n_steps = len(steps[first]["steps"])
     plot, caption = why_token(steps, first, n_steps)
+    watch = _watch(bank, steps, layer, n_steps)
+    why_attn, why_ctx = why_attention(bank, steps, first, n_steps, None if layer is None else layer + 1)
     yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
-                         steps, gr.update(maximum=max(1, n_steps), value=n_steps), plot, caption, first)
+                         steps, gr.update(maximum=max(1, n_steps), value=n_steps), plot, caption, first,
+                         *watch, why_attn, why_ctx)
+
+
+def _watch(bank: ModelBank, steps: dict, layer, k: int) -> tuple:
+    """The watch panel for step ``k`` (1-based): the Transformer's, else the first model's."""
+    name = TRANSFORMER if TRANSFORMER in steps else next(iter(steps))
+    rec = steps[name]
+    return watch_views(bank.get(name), rec["ids"], rec["starts"][k - 1], rec["lens"][k - 1],
+                       rec["steps"][k - 1], layer or 0, k)
 
 
 def compact(step):
@@ -139,18 +191,25 @@ def compact(step):
                                probs_filtered=step.probs_filtered.float())
 
 
-def why_token(steps: Optional[dict], model_name: str, step_number) -> WhyToken:
-    """Replay step ``step_number`` (1 = the first generated token) of ``model_name``'s last generation
-    in this session: (distribution figure, caption). ``steps`` is what :func:`generate` stored."""
+def _replayed(steps: Optional[dict], model_name, step_number) -> tuple[dict, int]:
     if not steps:
         raise ValueError("generate some text first: this view replays the steps of your last generation")
     if model_name not in steps:
         raise ValueError(f"model must be one of {list(steps)}, got {model_name!r}")
     rec = steps[model_name]
     n = len(rec["steps"])
-    k = as_int(step_number, "step")
-    if not 1 <= k <= n:
-        raise ValueError(f"step must be in 1…{n} (the tokens of the last generation), got {k}")
+    try:
+        k = as_int(step_number, "step", 1, n)
+    except ValueError as e:
+        raise ValueError(f"{e} (the tokens of the last generation)") from None
+    return rec, k
+
+
+def why_token(steps: Optional[dict], model_name: str, step_number) -> WhyToken:
+    """Replay step ``step_number`` (1 = the first generated token) of ``model_name``'s last generation
+    in this session: (distribution figure, caption). ``steps`` is what :func:`generate` stored."""
+    rec, k = _replayed(steps, model_name, step_number)
+    n = len(rec["steps"])
     step = rec["steps"][k - 1]
     itos = rec["itos"]
     before = (rec["prompt"] + rec["text"][:k - 1])[-40:]
@@ -162,6 +221,19 @@ def why_token(steps: Optional[dict], model_name: str, step_number) -> WhyToken:
                f"top-k cut {n_k} of {len(itos)} tokens, top-p cut {n_p} more.")
     fig = views.distribution_figure(step, itos, title=f"{model_name}: the choice of token {k}")
     return WhyToken(fig, caption)
+
+
+def why_attention(bank: ModelBank, steps: Optional[dict], model_name, step_number, layer) -> tuple:
+    """Step ``step_number`` of the last generation: (the newest character's attention per head of
+    ``layer`` (1-based; None = the last) from a traced pass over exactly the context the model saw,
+    that context as HTML)."""
+    rec, k = _replayed(steps, model_name, step_number)
+    loaded = bank.get(model_name)
+    n_layer = getattr(loaded.config, "n_layer", 1)
+    l = n_layer - 1 if layer is None or model_name != TRANSFORMER else check_index(layer, "watch layer", n_layer)
+    attn, _, ctx = watch_views(loaded, rec["ids"], rec["starts"][k - 1], rec["lens"][k - 1],
+                               rec["steps"][k - 1], l, k)
+    return attn, ctx
 
 
 GENERATE_INTRO = r"""
@@ -185,7 +257,16 @@ grey for top-k, amber for top-p. $T = 0$ means greedy: the most likely character
 """
 
 
+WATCH_INTRO = """
+#### Watch it attend while it writes
+With each new character: where the Transformer's newest character looks (each head of the chosen
+layer, and their average) and the distribution the next character was drawn from. Below the
+heatmap, exactly the characters it saw (after the KV cache refills, a window that starts mid-text).
+"""
+
+
 def build_generate_tab(bank: ModelBank) -> None:
+    n_layer = bank.get(TRANSFORMER).config.n_layer if bank.available(TRANSFORMER) else 1
     with gr.Tab("Generate & compare", id="generate"):
         md(GENERATE_INTRO)
         with gr.Row():
@@ -195,37 +276,70 @@ def build_generate_tab(bank: ModelBank) -> None:
                 button = gr.Button("Generate with both models", variant="primary", elem_id="generate-btn")
                 note = gr.Markdown(elem_id="generate-note")
             with gr.Column(scale=2):
-                temperature = gr.Slider(0, 2, 0.8, step=0.05, label="temperature T (0 = greedy)",
+                temperature = gr.Slider(0, 2, DEFAULT_SETTINGS[0], step=0.05, label="temperature T (0 = greedy)",
                                         elem_id="temperature")
-                top_k = gr.Slider(0, 65, 0, step=1, label="top-k (0 = off)", elem_id="top-k")
-                top_p = gr.Slider(0, 1, 0.95, step=0.01, label="top-p (1 = off)", elem_id="top-p")
+                top_k = gr.Slider(0, 65, DEFAULT_SETTINGS[1], step=1, label="top-k (0 = off)", elem_id="top-k")
+                top_p = gr.Slider(0, 1, DEFAULT_SETTINGS[2], step=0.01, label="top-p (1 = off)", elem_id="top-p")
                 with gr.Row():
-                    max_new = gr.Slider(1, UI_MAX_NEW_TOKENS, 200, step=1, label="max new tokens",
+                    max_new = gr.Slider(1, UI_MAX_NEW_TOKENS, DEFAULT_SETTINGS[3], step=1, label="max new tokens",
                                         elem_id="max-new")
-                    seed = gr.Number(0, label="seed", precision=0, minimum=0, elem_id="seed")
+                    seed = gr.Number(DEFAULT_SETTINGS[4], label="seed", precision=0, minimum=0, elem_id="seed")
         outs = []
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=False):
             for name in LANGUAGE_MODELS:
-                with gr.Column():
+                with gr.Column(scale=2):
                     stats = gr.Markdown(elem_classes="stats", elem_id=f"stats-{name.lower()}")
                     text = gr.Textbox(label=f"{name} continues", lines=12, max_lines=24,
                                       elem_classes="model-out", elem_id=f"out-{name.lower()}")
                     model_missing(bank, name)
                     outs += [text, stats]
+            with gr.Column(scale=3, elem_id="watch"):
+                md(WATCH_INTRO)
+                watch_layer = gr.Slider(1, max(2, n_layer), n_layer, step=1, label="layer watched",
+                                        interactive=n_layer > 1, elem_id="watch-layer")
+                watch_attn = gr.Plot(show_label=False, elem_id="watch-attn")
+                watch_context = gr.HTML(elem_id="watch-context")
+                watch_dist = gr.Plot(show_label=False, elem_id="watch-dist")
         gr.Markdown("### Where the models are surprised by the prompt\nHover a character for its surprise "
                     "$-\\log_2 p$ in bits.", latex_delimiters=LATEX)
         surprise = gr.HTML(elem_id="surprise")
         md(WHY_INTRO)
-        steps_state = gr.State(None)
+        steps_state = gr.State(None, time_to_live=STATE_TTL_S)
         with gr.Row():
             why_model = gr.Radio(list(LANGUAGE_MODELS), value=TRANSFORMER, label="model", elem_id="why-model")
-            why_step = gr.Slider(1, 200, 200, step=1, label="step (token of the last generation)",
-                                 elem_id="why-step")
+            why_step = gr.Slider(1, DEFAULT_SETTINGS[3], DEFAULT_SETTINGS[3], step=1,
+                                 label="step (token of the last generation)", elem_id="why-step")
         why_caption = gr.Markdown(elem_id="why-caption")
-        why_plot = gr.Plot(elem_id="why-plot", show_label=False)
+        with gr.Row():
+            why_plot = gr.Plot(show_label=False, elem_id="why-plot")
+            with gr.Column():
+                why_attn = gr.Plot(show_label=False, elem_id="why-attn")
+                why_context = gr.HTML(elem_id="why-context")
 
-        gen_inputs = [prompt, temperature, top_k, top_p, max_new, seed]
-        gen_outputs = outs + [surprise, note, steps_state, why_step, why_plot, why_caption, why_model]
-        model_event([button.click, prompt.submit], bound(generate, bank), gen_inputs, gen_outputs, "generate")
-        model_event([why_step.release, why_model.input], friendly(why_token), [steps_state, why_model, why_step],
+        # the page's example: one finished generation, computed once (its steps serve every
+        # visitor's "why this token" until they generate their own)
+        example: dict = {}
+
+        def default_generation():
+            *_, last = _generate(bank, DEFAULT_PROMPT, *DEFAULT_SETTINGS, None, live=False)
+            example["steps"] = last.steps
+            return tuple(last[:6]) + tuple(last[7:])
+
+        def why(steps, model_name, step_number):
+            return why_token(steps or example.get("steps"), model_name, step_number)
+
+        def why_attn_view(steps, model_name, step_number, layer):
+            return why_attention(bank, steps or example.get("steps"), model_name, step_number, layer)
+
+        gen_inputs = [prompt, temperature, top_k, top_p, max_new, seed, watch_layer]
+        gen_outputs = outs + [surprise, note, steps_state, why_step, why_plot, why_caption, why_model,
+                              watch_attn, watch_dist, watch_context, why_attn, why_context]
+        if any(bank.available(n) for n in LANGUAGE_MODELS):
+            on_arrival(outs + [surprise, note, why_step, why_plot, why_caption, why_model, watch_attn, watch_dist,
+                               watch_context, why_attn, why_context], default_generation)
+        model_event([button.click, prompt.submit], bound(generate, bank), gen_inputs, gen_outputs, "generate",
+                    group="generate")
+        model_event(live_triggers(why_step, why_model), friendly(why), [steps_state, why_model, why_step],
                     [why_plot, why_caption], "why_token")
+        model_event(live_triggers(why_step, why_model, watch_layer), friendly(why_attn_view),
+                    [steps_state, why_model, why_step, watch_layer], [why_attn, why_context], "why_attention")

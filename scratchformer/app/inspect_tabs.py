@@ -21,7 +21,8 @@ from .. import views
 from ..inference.traced import run_traced
 from ..model.positional import sinusoidal_table
 from .bank import LANGUAGE_MODELS, LSTM_NAME, TRANSFORMER, ModelBank, describe_model
-from .events import bound, md, model_event, model_missing
+from .arrival import on_arrival
+from .events import bound, live_triggers, md, model_event, model_missing
 from .policy import MAX_ANALYSIS_CHARS, as_int, check_index, context_limit, notes_md, prepare_text, unk_char
 
 DEFAULT_TEXT = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;"
@@ -205,9 +206,7 @@ def lstm_inside(bank: ModelBank, text, layer, n_units):
     """The LSTM's gates and cells for ``text``: (notes, heatmaps, the top units' text colouring)."""
     loaded, prep, note = _prepared(bank, LSTM_NAME, text)
     l = check_index(layer, "layer", loaded.config.n_layer)
-    n = as_int(n_units, "units")
-    if not 1 <= n <= loaded.config.hidden:
-        raise ValueError(f"units must be in 1…{loaded.config.hidden}, got {n}")
+    n = as_int(n_units, "units", 1, loaded.config.hidden)
     traced = _traced(loaded, prep.ids)
     gates = {k: v[l, 0] for k, v in traced.trace.gates.items()}       # [T, hidden]
     cells = traced.trace.cell_states[l, 0]
@@ -309,30 +308,34 @@ def build_attention_tab(bank: ModelBank) -> None:
             diff_plot = gr.Plot(show_label=False, elem_id="attn-diff-plot")
             compare = gr.Markdown(elem_id="attn-compare")
         inputs = [text, causal, layer, head, hide_first]
-        model_event([button.click, text.submit], bound(attention, bank), inputs,
-                    [note, grid, head_plot, avg_plot, diff_plot, compare], "attention")
-        # the causal toggle and the first-token option redraw the matrices only; the sliders (on
-        # release, not while dragging) the chosen head and its diff only
-        model_event([causal.input, hide_first.input], bound(attention_view, bank), inputs,
+        outputs = [note, grid, head_plot, avg_plot, diff_plot, compare]
+        on_arrival(outputs, lambda: attention(bank, DEFAULT_TEXT, True, cfg.n_layer, 1, False))
+        # typing redraws everything (only the latest text is computed); the causal toggle and the
+        # first-token option redraw the matrices only; the sliders the chosen head and its diff only
+        model_event(live_triggers(text) + [button.click], bound(attention, bank), inputs, outputs, "attention")
+        model_event(live_triggers(causal, hide_first), bound(attention_view, bank), inputs,
                     [grid, head_plot, avg_plot], "attention_view")
-        model_event([layer.release, head.release], bound(attention_head, bank), inputs,
+        model_event(live_triggers(layer, head), bound(attention_head, bank), inputs,
                     [head_plot, diff_plot], "attention_head")
 
 
 def build_embeddings_tab(bank: ModelBank) -> None:
-    with gr.Tab("Embeddings", id="embeddings") as tab:
+    with gr.Tab("Embeddings", id="embeddings"):
         md(EMBEDDINGS_INTRO)
         with gr.Row():
             tables = [gr.Plot(show_label=False, elem_id=f"emb-{name.lower()}") for name in LANGUAGE_MODELS]
         with gr.Row():
             tables += [gr.Plot(show_label=False, elem_id=f"pos-{k}") for k in range(2)]
-        # drawn when the tab is opened, not at start-up: faster start, lighter page for everyone else
-        model_event([tab.select], bound(embedding_tables, bank), [], tables, "embedding_tables")
+        # on the page from the start (computed once); the endpoint stays for API users
+        on_arrival(tables, lambda: embedding_tables(bank))
+        model_event([], bound(embedding_tables, bank), [], tables, "embedding_tables")
         text = gr.Textbox(DEFAULT_TEXT, label="Text", lines=2, elem_id="hidden-text")
         button = gr.Button("Show hidden states", elem_id="hidden-btn")
         note = gr.Markdown()
         plot = gr.Plot(show_label=False, elem_id="hidden-plot")
-        model_event([button.click, text.submit], bound(hidden_states, bank), [text], [note, plot],
+        if bank.available(TRANSFORMER):
+            on_arrival([note, plot], lambda: hidden_states(bank, DEFAULT_TEXT))
+        model_event(live_triggers(text) + [button.click], bound(hidden_states, bank), [text], [note, plot],
                     "hidden_states")
 
 
@@ -352,7 +355,8 @@ def build_lstm_tab(bank: ModelBank) -> None:
         note = gr.Markdown()
         plot = gr.Plot(show_label=False, elem_id="lstm-plot")
         units_html = gr.HTML(elem_id="lstm-units-text")
-        model_event([button.click, text.submit, layer.release, n_units.release], bound(lstm_inside, bank),
+        on_arrival([note, plot, units_html], lambda: lstm_inside(bank, DEFAULT_TEXT, cfg.n_layer, min(16, cfg.hidden)))
+        model_event(live_triggers(text, layer, n_units) + [button.click], bound(lstm_inside, bank),
                     [text, layer, n_units], [note, plot, units_html], "lstm_gates")
 
 

@@ -16,20 +16,52 @@ MAX_PROMPT_CHARS = 2000      # generation prompts keep their last 2,000 characte
 MAX_ANALYSIS_CHARS = 256     # attention / embeddings / LSTM views read at most this many characters
 
 
-def as_int(value, name: str) -> int:
-    """A whole number from a slider (40.0 → 40); ValueError naming ``name`` otherwise."""
-    if isinstance(value, bool) or not isinstance(value, Real) or not math.isfinite(value) \
-            or value != int(value):
-        raise ValueError(f"{name} must be a whole number, got {value!r}")
-    return int(value)
+def _shown(value) -> str:
+    """A value as a message shows it: short, and saying what it is when it is not a number."""
+    if value is None:
+        return "nothing (the value was empty)"
+    if isinstance(value, (bool, str)) or not isinstance(value, Real):
+        text = repr(value)
+        return f"{text[:40] + '…' if len(text) > 40 else text} ({type(value).__name__})"
+    return repr(value) if abs(value) < 1e15 or not math.isfinite(value) else f"{value:.3g}"
+
+
+def range_text(lo=None, hi=None, whole: bool = True) -> str:
+    """"in 1…8 (a whole number)", "a number ≥ 0", …: the allowed range as the messages say it."""
+    kind = "a whole number" if whole else "a number"
+    if lo is not None and hi is not None:
+        return f"in {lo}…{hi}" + (" (a whole number)" if whole else "")
+    if lo is not None:
+        return f"{kind} ≥ {lo}"
+    if hi is not None:
+        return f"{kind} ≤ {hi}"
+    return kind
+
+
+def as_number(value, name: str, lo=None, hi=None, whole: bool = False, hint: str = ""):
+    """A number from a slider, a number box or the API, checked: ValueError naming ``name`` and its
+    range for anything else (empty, NaN, ±inf, text, a boolean, out of range). ``whole``: also a
+    whole number (40.0 → 40). ``hint`` follows the range in the message ("0 = off")."""
+    ok = not isinstance(value, bool) and isinstance(value, Real) and math.isfinite(value)
+    if ok and whole:
+        ok = value == int(value)
+    if ok:
+        value = int(value) if whole else float(value)
+        ok = (lo is None or value >= lo) and (hi is None or value <= hi)
+    if not ok:
+        extra = f" ({hint})" if hint else ""
+        raise ValueError(f"{name} must be {range_text(lo, hi, whole)}{extra}, got {_shown(value)}")
+    return value
+
+
+def as_int(value, name: str, lo=None, hi=None, hint: str = "") -> int:
+    """A whole number from a slider (40.0 → 40); ValueError naming ``name`` (and its range) otherwise."""
+    return as_number(value, name, lo, hi, whole=True, hint=hint)
 
 
 def check_index(value, name: str, n: int) -> int:
     """A 1-based choice from a slider (layer 1…n) as a 0-based index; ValueError naming the range."""
-    k = as_int(value, name)
-    if not 1 <= k <= n:
-        raise ValueError(f"{name} must be in 1…{n}, got {k}")
-    return k - 1
+    return as_int(value, name, 1, n) - 1
 
 
 NOTE_MARK = "⚠️ "

@@ -13,12 +13,13 @@ import gradio as gr
 
 from .. import views
 from ..inference.blanks import BLANK, fill_blanks, gpt_fill_blanks
-from ..inference.sampling import SamplingSettings, validate_seed
+from ..inference.sampling import MAX_SEED, SamplingSettings, validate_seed
 from ..inference.seq2seq import MAX_BEAM_SIZE, METHODS, decode_with_trace
 from ..inference.traced import run_traced
 from .bank import BERT, ENCDEC, TRANSFORMER, ModelBank
-from .events import friendly, md, model_event, model_missing, toast_notes
-from .policy import as_int, check_index, notes_md
+from .arrival import on_arrival
+from .events import friendly, live_triggers, md, model_event, model_missing, toast_notes
+from .policy import as_int, as_number, check_index, notes_md
 
 DEFAULT_SOURCE = "3rd of March 1999"
 DEFAULT_BLANKS = "To be, or not to b_, that is the qu_stion:\nWhether 'tis nobler in the m_nd to suffer"
@@ -87,7 +88,12 @@ def decode_dates(enc: ModelBank, source, method, beam_size, alpha, temperature, 
         raise ValueError("source must be a date written out, e.g. '3rd of March 1999'")
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
-    beam_size, top_k, seed = as_int(beam_size, "beam size"), as_int(top_k, "top_k"), as_int(seed, "seed")
+    beam_size = as_int(beam_size, "beam_size", 1, MAX_BEAM_SIZE)
+    alpha = as_number(alpha, "alpha (length penalty)", 0, 10)
+    temperature = as_number(temperature, "temperature", 0, None, hint="0 = greedy")
+    top_k = as_int(top_k, "top_k", 0, None, hint="0 = off")
+    top_p = as_number(top_p, "top_p", 0, 1, hint="1 = off")
+    seed = as_int(seed, "seed", 0, MAX_SEED)
     validate_seed(seed)
     settings = SamplingSettings(temperature, top_k, top_p)
     cfg = model.config
@@ -100,7 +106,7 @@ def decode_dates(enc: ModelBank, source, method, beam_size, alpha, temperature, 
     src, out = result.src_tokens, result.out_tokens
     dec_in = [views.token_label(c) for c in ["<bos>"] + out[:-1]]
     n = len(out)
-    t = min(max(as_int(step, "step"), 1), n) - 1
+    t = min(max(as_int(step, "step", 1, None), 1), n) - 1
     cross = [a[0] for a in tr.cross_attn]                     # L × [H, T_out, T_src]
     grid = views.attention_grid(cross, title="cross-attention, every layer × head (rows: output, columns: source)")
     enc_fig = views.attention_heatmap(tr.encoder_self_attn[le][0, h], src,
@@ -180,9 +186,10 @@ def build_seq2seq_tab(bank: ModelBank) -> None:
 
         inputs = [source, method, beam_size, alpha, temperature, top_k, top_p, seed, layer, head, step]
         outputs = [summary, grid, enc_plot, dec_plot, cross_plot, step_md, step_html, step]
-        model_event([button.click, source.submit], friendly(decode), inputs, outputs, "seq2seq_decode")
-        model_event([step.release, layer.release, head.release, method.input], friendly(decode), inputs, outputs,
-                    "seq2seq_view")
+        on_arrival(outputs, lambda: decode(DEFAULT_SOURCE, "greedy", 4, 0.6, 1.0, 0, 1.0, 0, 1, 1, 1))
+        model_event(live_triggers(source) + [button.click], friendly(decode), inputs, outputs, "seq2seq_decode")
+        model_event(live_triggers(step, layer, head, method, beam_size, alpha, temperature, top_k, top_p, seed),
+                    friendly(decode), inputs, outputs, "seq2seq_view")
 
 
 # ------------------------------------------------------------------------------------ GPT vs BERT
@@ -204,9 +211,7 @@ def fill_in(bank: ModelBank, text, top_k, causal, layer, head) -> FillInViews:
     BERT attention heatmap (as ``causal`` says), GPT attention heatmap on the same text)."""
     loaded = bank.get(BERT)
     model, tok = loaded.model, loaded.tokenizer
-    top_k = as_int(top_k, "top_k")
-    if not 1 <= top_k <= MAX_TOP_K:
-        raise ValueError(f"top_k must be in 1…{MAX_TOP_K}, got {top_k}")
+    top_k = as_int(top_k, "top_k (guesses per blank)", 1, MAX_TOP_K)
     if not isinstance(text, str) or BLANK not in text:
         raise ValueError(f"text must contain at least one blank written {BLANK!r}, e.g. 'To be, or not to b_'")
     cfg = model.config
@@ -287,5 +292,6 @@ def build_gpt_bert_tab(bank: ModelBank) -> None:
 
         inputs = [text, top_k, causal, layer, head]
         outputs = [note, table, filled, bars, bert_plot, gpt_plot]
-        model_event([button.click, text.submit, causal.input, layer.release, head.release, top_k.release],
+        on_arrival(outputs, lambda: blanks(DEFAULT_BLANKS, 5, False, 1, 1))
+        model_event(live_triggers(text, top_k, causal, layer, head) + [button.click],
                     friendly(blanks), inputs, outputs, "fill_in")

@@ -1,0 +1,74 @@
+"""Watch the Transformer attend while it writes, and replay exactly what it saw at any step.
+
+After each generated character the newest position's attention is taken from a traced forward pass
+over **exactly** the context the generator gave the model for that step: with the KV cache this is
+``sequence[context_start : context_start + context_len]`` (:class:`~scratchformer.inference.generation.GenStep`),
+which after a refill is the last half block plus what followed, not a plain crop of the text. That
+pass's last-position logits equal the generation step's (tested), so the attention shown is the one
+behind the character written.
+"""
+from __future__ import annotations
+
+import html as html_lib
+from typing import NamedTuple, Sequence
+
+from .. import views
+from ..inference.traced import run_traced
+from ..views.watch import context_html, newest_attention_figure, next_char_figure
+from .bank import TRANSFORMER
+
+
+class StepAttention(NamedTuple):
+    """The newest position's attention for one generation step."""
+
+    weights: object        # [H, T] tensor: row h = head h of the chosen layer
+    chars: list[str]       # the T characters of the context
+    logits: object         # [V] the traced pass's scores for the next character (check: = the step's)
+
+
+def step_attention(model, itos: Sequence[str], sequence: Sequence[int], start: int, length: int,
+                   layer: int) -> StepAttention:
+    """A traced pass over ``sequence[start:start+length]``: layer ``layer``'s (0-based) attention of
+    the last position, per head."""
+    ids = list(sequence[start:start + length])
+    traced = run_traced(model, itos, ids)
+    return StepAttention(traced.trace.self_attn[layer][0, :, -1, :], traced.chars, traced.trace.logits[0, -1])
+
+
+def context_caption(name: str, k: int, start: int, length: int, block_size) -> str:
+    """Which characters the model saw at step ``k`` (1-based), in words."""
+    where = f"characters {start + 1}…{start + length} of the prompt + generated text"
+    if block_size is None:
+        return f"**{name}, step {k}:** it read the whole text so far ({length} characters) through its state."
+    why = ""
+    if start:
+        why = (f" (the KV cache holds at most {block_size} positions; when it fills it is rebuilt from the "
+               f"last {block_size // 2} characters, so the model saw this window, not the last {block_size})")
+    return f"**{name}, step {k}:** it saw {length} characters, {where}{why}. Struck through: not seen."
+
+
+def watch_views(loaded, sequence: Sequence[int], start: int, length: int, step, layer: int, k: int):
+    """(attention figure, distribution figure, context HTML) for step ``k`` of a generation whose
+    token ids are ``sequence`` (prompt + generated, at least up to this step)."""
+    itos = loaded.tokenizer.itos
+    text = "".join(itos[i] for i in sequence[:start + length])
+    chosen = itos[step.token_id]
+    if loaded.config.model_type == "lstm":
+        attn = views.message_figure("The LSTM has no attention: everything it read is in its state (h, c).",
+                                    height=160)
+        caption = context_caption("LSTM", k, 0, length, None)
+    else:
+        sa = step_attention(loaded.model, itos, sequence, start, length, layer)
+        attn = newest_attention_figure(sa.weights, sa.chars,
+                                       title=f"step {k}: where '{views.display_char(sa.chars[-1])}' looks, layer {layer + 1}")
+        caption = context_caption(TRANSFORMER, k, start, length, loaded.config.block_size)
+    dist = next_char_figure(step.probs_filtered, itos, step.token_id,
+                            title=f"step {k}: next character (chose '{views.display_char(chosen)}')")
+    html = context_html(text, start, length, chosen)
+    return attn, dist, caption_html(caption) + html
+
+
+def caption_html(markdown_bold: str) -> str:
+    """The caption's **bold** lead as HTML (the context box is HTML)."""
+    lead, _, rest = markdown_bold.partition(":** ")
+    return f"<p><b>{html_lib.escape(lead.strip('*'))}:</b> {html_lib.escape(rest)}</p>"
