@@ -19,7 +19,8 @@ from ..inference.lstm_inside import lstm_step
 from ..inference.sampling import SamplingSettings
 from ..inference.traced import run_traced
 from .bank import LSTM_NAME, TRANSFORMER, ModelBank
-from .events import bound, md, model_event, model_missing
+from .arrival import on_arrival
+from .events import bound, live_triggers, md, model_event, model_missing
 from .policy import MAX_ANALYSIS_CHARS, as_int, check_index, context_limit, notes_md, prepare_text, unk_char
 
 DEFAULT_TEXT = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;"
@@ -268,23 +269,33 @@ def build_inside_tab(bank: ModelBank) -> None:
                     with gr.Accordion("the numbers (JSON)", open=False):
                         l_json = gr.JSON()
                         l_cmp_json = gr.JSON()
+        # The walkthrough (the first sub-tab) follows every edit of the text and every control; the
+        # other sub-tabs recompute when opened, on Enter, and when their own controls move (a keystroke
+        # does not run five views at once). Every sub-tab's default example is computed once, at start.
         step_inputs = [text, position, layer, head, temperature, top_k, top_p]
-        model_event([tab.select, step_tab.select, text.submit, position.release, layer.release, head.release,
-                     temperature.release, top_k.release, top_p.release], bound(inside_walkthrough, bank),
-                    step_inputs, [step_note, diagram, formulas, vectors, attn_plot, ffn_plot, out_plot, step_json],
-                    "inside_walkthrough")
-        model_event([lens_tab.select, text.submit], bound(inside_logit_lens, bank), [text],
-                    [lens_note, lens_plot, lens_json], "inside_logit_lens")
-        model_event([ablate_tab.select, text.submit, heads.input, ffn.input, mode.input, n_new.release],
-                    bound(inside_ablation, bank), [text, heads, ffn, mode, n_new],
-                    [ablate_note, comparison, ablate_plot, ablate_json], "inside_ablation")
+        step_outputs = [step_note, diagram, formulas, vectors, attn_plot, ffn_plot, out_plot, step_json]
+        model_event([tab.select, step_tab.select, *live_triggers(*step_inputs)], bound(inside_walkthrough, bank),
+                    step_inputs, step_outputs, "inside_walkthrough")
+        on_arrival(step_outputs, lambda: inside_walkthrough(bank, DEFAULT_TEXT, DEFAULT_POSITION, 1, 1, 1.0, 0, 1.0))
+        lens_outputs = [lens_note, lens_plot, lens_json]
+        model_event([lens_tab.select, text.submit], bound(inside_logit_lens, bank), [text], lens_outputs,
+                    "inside_logit_lens")
+        on_arrival(lens_outputs, lambda: inside_logit_lens(bank, DEFAULT_TEXT))
+        ablate_outputs = [ablate_note, comparison, ablate_plot, ablate_json]
+        model_event([ablate_tab.select, text.submit, *live_triggers(heads, ffn, mode, n_new)],
+                    bound(inside_ablation, bank), [text, heads, ffn, mode, n_new], ablate_outputs, "inside_ablation")
+        on_arrival(ablate_outputs, lambda: inside_ablation(bank, DEFAULT_TEXT, [], [], "zero", CONTINUATION))
         model_event([worth_btn.click], bound(inside_head_worth, bank), [text, mode], [worth_plot, worth_json],
                     "inside_head_worth")
-        model_event([heads_tab.select, text.submit], bound(inside_heads, bank), [text],
-                    [heads_grid, heads_table, heads_json], "inside_heads")
+        heads_outputs = [heads_grid, heads_table, heads_json]
+        model_event([heads_tab.select, text.submit], bound(inside_heads, bank), [text], heads_outputs,
+                    "inside_heads")
+        on_arrival(heads_outputs, lambda: inside_heads(bank, DEFAULT_TEXT))
         if bank.available(LSTM_NAME):
-            model_event([lstm_tab.select, text.submit, l_pos.release, l_layer.release, l_unit.release],
-                        bound(inside_lstm_step, bank), [text, l_pos, l_layer, l_unit],
-                        [l_note, l_md, l_plot, l_json], "inside_lstm_step")
+            lstm_outputs = [l_note, l_md, l_plot, l_json]
+            model_event([lstm_tab.select, text.submit, *live_triggers(l_pos, l_layer, l_unit)],
+                        bound(inside_lstm_step, bank), [text, l_pos, l_layer, l_unit], lstm_outputs,
+                        "inside_lstm_step")
+            on_arrival(lstm_outputs, lambda: inside_lstm_step(bank, DEFAULT_TEXT, DEFAULT_POSITION, lcfg.n_layer, 0))
             model_event([l_btn.click], bound(inside_lstm_ablation, bank), [text, l_layer, l_units, l_cell, n_new],
                         [l_cmp, l_cmp_plot, l_cmp_json], "inside_lstm_ablation")
