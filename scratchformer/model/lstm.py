@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from .basics import lm_loss, num_params
+from .gemm import LinearFunction
 from .lstm_bptt import LSTMLayerFunction
 from .trace import ModelOutput, Trace
 
@@ -82,10 +83,12 @@ class LSTM(nn.Module):
         inp = x
         for l, cell in enumerate(self.cells):
             h, c = h0[l], c0[l]
-            x_proj = cell.ih(inp)  # [B, T, 4·hidden]: the input part of every gate, all steps at once
             if not record:  # the fast path: same recurrence, hand-written backward
+                # x_proj = cell.ih(inp), the input part of every gate for all steps at once [B, T, 4·hidden]
+                x_proj = LinearFunction.apply(inp, cell.ih.weight, cell.ih.bias)
                 out, h, c = LSTMLayerFunction.apply(x_proj, cell.hh.weight, cell.hh.bias, h, c)
             else:           # step by step through LSTMCell, keeping every gate for the trace
+                x_proj = cell.ih(inp)
                 outs, gates, cells = [], [], []
                 for t in range(T):
                     h, c, g = cell.step(x_proj[:, t], h, c)
