@@ -18,6 +18,7 @@ from .events import LATEX, bound, friendly, md, model_event, model_missing, warn
 from .policy import MAX_PROMPT_CHARS, as_int, context_limit, prepare_text, unk_char
 
 UI_MAX_NEW_TOKENS = 1000   # the slider's end; the API accepts up to sampling.MAX_NEW_TOKENS
+STREAM_INTERVAL_S = 0.04   # at most one page update per 40 ms (25 a second); every token still arrives
 DEFAULT_PROMPT = "ROMEO:\n"
 
 
@@ -55,8 +56,10 @@ def _stats(name: str, n_tokens: int, seconds: float, prompt_bpc: Optional[float]
 def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens, seed):
     """Stream both models' continuations of ``prompt``, token by token, side by side.
 
-    The two streams are interleaved: one token from the Transformer, one from the LSTM, then an
-    update of the page, so both appear to write at once. Each yield is a :class:`GenerateUpdate`;
+    The two streams are interleaved: one token from the Transformer, one from the LSTM, so both
+    appear to write at once. The page is updated after a token pair when ``STREAM_INTERVAL_S`` has
+    passed since the last update (each update costs the server a few milliseconds, more than a
+    token does), and always at the end. Each yield is a :class:`GenerateUpdate`;
     outputs that did not change are ``gr.skip()``. tokens/s counts only the time spent in each model's own
     steps. Each model gets its own generator seeded with ``seed``, so a (prompt, settings, seed)
     always gives the same text, whatever else the server is doing.
@@ -110,6 +113,7 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
                          skip, skip, skip, skip, skip)
 
     seconds = {n: 0.0 for n in streams}
+    last_update = time.perf_counter()
     for i in range(max_new_tokens):          # each stream yields exactly max_new_tokens tokens
         for name, stream in streams.items():
             t0 = time.perf_counter()
@@ -120,9 +124,10 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
         done = i == max_new_tokens - 1
         for name in streams:
             stats[name] = _stats(name, i + 1, seconds[name], bpc[name], done)
-        if not done:
+        if not done and time.perf_counter() - last_update >= STREAM_INTERVAL_S:
             yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]],
                                  skip, skip, skip, skip, skip, skip, skip)
+            last_update = time.perf_counter()
 
     for name in streams:
         steps[name]["text"] = texts[name]
