@@ -68,3 +68,17 @@ def test_linear_function_gradients_for_a_time_major_gradient():
     ref = torch.autograd.grad(F.linear(x, w, b), (x, w, b), dy)
     for g, r in zip(grads, ref):
         torch.testing.assert_close(g, r, **F32)
+
+
+def test_linear_module_is_nn_linear_with_the_same_gradients():
+    torch.manual_seed(0)
+    ours, ref = gemm.Linear(31, 40), nn.Linear(31, 40)
+    ref.load_state_dict(ours.state_dict())
+    assert isinstance(ours, nn.Linear) and set(ours.state_dict()) == {"weight", "bias"}
+    x, dy = rand(2, 6, 31), rand(2, 6, 40, seed=1)
+    with torch.no_grad():                                   # inference: exactly F.linear
+        assert torch.equal(ours(x), ref(x))
+    (ours(x) * dy).sum().backward()
+    (ref(x) * dy).sum().backward()
+    torch.testing.assert_close(ours.weight.grad, ref.weight.grad, **F32)
+    torch.testing.assert_close(ours.bias.grad, ref.bias.grad, **F32)

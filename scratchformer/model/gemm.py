@@ -16,7 +16,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
@@ -79,3 +79,15 @@ class LinearFunction(torch.autograd.Function):
         if ctx.has_bias and ctx.needs_input_grad[2]:
             db = dy2.sum(0)
         return dx, dw, db
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` (y = x·Wᵀ + b, the same parameters and state_dict) whose training passes go
+    through :class:`LinearFunction`: float32 on the CPU, gradients on, no autocast. Everything else —
+    inference, other dtypes and devices — is ``F.linear``, the readable path."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if (torch.is_grad_enabled() and uses_onednn(x, self.weight)
+                and not torch.is_autocast_enabled("cpu")):
+            return LinearFunction.apply(x, self.weight, self.bias)
+        return F.linear(x, self.weight, self.bias)
