@@ -84,8 +84,9 @@ class LSTM(nn.Module):
         for l, cell in enumerate(self.cells):
             h, c = h0[l], c0[l]
             if not record:  # the fast path: same recurrence, hand-written backward
-                # x_proj = cell.ih(inp), the input part of every gate for all steps at once [B, T, 4·hidden]
-                x_proj = LinearFunction.apply(inp, cell.ih.weight, cell.ih.bias)
+                # x_proj = cell.ih(inp), the input part of every gate for all steps at once [B, T, 4·hidden],
+                # computed time-major ([T, B, ·] in memory), the order in which the recurrence reads it
+                x_proj = LinearFunction.apply(inp.transpose(0, 1), cell.ih.weight, cell.ih.bias).transpose(0, 1)
                 out, h, c = LSTMLayerFunction.apply(x_proj, cell.hh.weight, cell.hh.bias, h, c)
             else:           # step by step through LSTMCell, keeping every gate for the trace
                 x_proj = cell.ih(inp)
