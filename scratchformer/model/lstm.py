@@ -86,7 +86,8 @@ class LSTM(nn.Module):
             if not record:  # the fast path: same recurrence, hand-written backward
                 # x_proj = cell.ih(inp), the input part of every gate for all steps at once [B, T, 4·hidden],
                 # computed time-major ([T, B, ·] in memory), the order in which the recurrence reads it
-                x_proj = LinearFunction.apply(inp.transpose(0, 1), cell.ih.weight, cell.ih.bias).transpose(0, 1)
+                x_proj = (LinearFunction.apply(inp.transpose(0, 1), cell.ih.weight, cell.ih.bias).transpose(0, 1)
+                          if torch.is_grad_enabled() else cell.ih(inp))   # inference: one plain product
                 out, h, c = LSTMLayerFunction.apply(x_proj, cell.hh.weight, cell.hh.bias, h, c)
             else:           # step by step through LSTMCell, keeping every gate for the trace
                 x_proj = cell.ih(inp)
