@@ -10,6 +10,11 @@
    and for a bare Gradio hello-world started the same way; ``startup_ratio`` = app / hello-world
    (goal ≤ 1.5×). Each is started ``--startups`` times, alternating, and the medians compared.
 
+3. Generating 200 characters with both models (``/generate``: the surprise strip's traced passes,
+   both streams with their Step records, the page updates, the why-this-token figure):
+   ``generate_200_s``, the median of 3 calls, with a roofline line: the FLOPs both models compute for
+   the 200 tokens (benchmarks/roofline.py) over that time, beside a measured matmul peak.
+
 Prints a table; the last line is one JSON object.
 """
 from __future__ import annotations
@@ -26,6 +31,9 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+import torch
+from roofline import gpt_forward_flops, line, lstm_forward_flops, matmul_peak_gflops
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT_128 = ("JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;\n"
@@ -93,6 +101,24 @@ def time_endpoint(client, api_name: str, args: tuple, runs: int) -> tuple[list[f
     return times, size
 
 
+def generate_flops(n: int, prompt_len: int = 7) -> float:
+    """FLOPs of n generated tokens from both shipped models (GPT with its KV cache, refilled to half the
+    block when full; the LSTM one step per token), forward passes only."""
+    ck = Path(os.environ.get("SCRATCHFORMER_CHECKPOINTS", ROOT / "checkpoints"))
+    g = json.loads((ck / "gpt-shakespeare" / "config.json").read_text())["model"]
+    m = json.loads((ck / "lstm-shakespeare" / "config.json").read_text())["model"]
+    f = lambda keys: gpt_forward_flops(g["n_layer"], g["n_embd"], g["d_ff"], g["vocab_size"], keys)  # noqa: E731
+    total, cached = 0.0, 0
+    for i in range(n):
+        if i == 0 or cached >= g["block_size"]:
+            cached = min(prompt_len + i, g["block_size"] // 2 if i else g["block_size"])
+            total += sum(f(j) for j in range(1, cached + 1))
+        else:
+            cached += 1
+            total += f(cached)
+    return total + n * lstm_forward_flops(m["n_layer"], m["n_embd"], m["hidden"], m["vocab_size"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--runs", type=int, default=30)
@@ -132,6 +158,11 @@ def main() -> None:
     app_s, hello_s = statistics.median(app_startups), statistics.median(hello_startups)
     print(f"{'startup: python app.py':38s} {app_s:9.2f} s   (runs: {', '.join(f'{x:.2f}' for x in app_startups)})")
     print(f"{'startup: Gradio hello-world':38s} {hello_s:9.2f} s   (runs: {', '.join(f'{x:.2f}' for x in hello_startups)})")
+    gen_s = percentile(rows["generate (200 tokens, both models)"][0], 0.5)
+    torch.set_num_threads(os.cpu_count())   # the app's own setting (app.bank.configure_torch)
+    roof_text, roof = line("generate 200 tokens, both models", generate_flops(200) / 200, 200 / gen_s,
+                           matmul_peak_gflops())
+    print(roof_text.replace("tokens/s", "token pairs/s"))
     attn_times, attn_size = rows["attention (all views)"]
     print(json.dumps({
         "attention_p50_ms": round(1000 * percentile(attn_times, 0.5), 1),
@@ -139,7 +170,8 @@ def main() -> None:
         "attention_payload_bytes": attn_size,
         "startup_s": round(app_s, 2), "hello_world_startup_s": round(hello_s, 2),
         "startup_ratio": round(app_s / hello_s, 3),
-        "generate_200_tokens_s": round(percentile(rows["generate (200 tokens, both models)"][0], 0.5), 2),
+        "generate_200_tokens_s": round(gen_s, 2), "generate_200_s": round(gen_s, 3),
+        "roofline_generate": roof,
     }))
 
 

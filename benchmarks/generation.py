@@ -11,6 +11,13 @@ same function. GPT-2 has no policy for running past ``n_positions``, so for the 
 ``n_positions = prompt + new tokens`` (its attention then spans up to 506 keys where ours stops at
 block_size); the "inside one block" rows compare both with ``n_positions = block_size``.
 
+What is timed: our rows run ``generate_stream`` exactly as the app does, so every token also builds
+its records — a ``Step`` (the logits, the distribution after temperature and after filtering, the
+top-k and top-p masks over the whole vocabulary) inside a ``GenStep`` (decoded text, timing, the
+context window). Hugging Face's ``generate`` returns token ids only. After the table, a roofline
+line per row of ours: FLOPs computed per generated token (benchmarks/roofline.py), the GFLOP/s
+that makes, and a matmul peak measured on this machine at the same thread count.
+
 Prints a table, then as its last line one JSON object. The JSON's main figures are wall-clock
 tokens/s; ``per_cpu_second`` holds the same rows per second of this process's CPU time.
 """
@@ -23,9 +30,10 @@ import statistics
 import time
 
 import torch
+from roofline import gpt_forward_flops, line, lstm_forward_flops, matmul_peak_gflops
 
 from scratchformer import GPT, LSTMLM, CharTokenizer, LSTMConfig, TransformerConfig
-from scratchformer.inference.generation import generate_stream
+from scratchformer.inference.generation import generate_stream, refill_keep
 from scratchformer.inference.sampling import SamplingSettings
 
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "tinyshakespeare.txt")
@@ -95,6 +103,27 @@ def ours(model, tok, args, use_cache):
                                  use_cache=use_cache):
             pass
     return run
+
+
+def gpt_flops_per_token(cfg, prompt_len: int, n: int, use_cache: bool) -> float:
+    """FLOPs computed per generated token (roofline.gpt_forward_flops for every position fed), following
+    generate_stream's policy: with the cache a prefill of the prompt, one position per step, a
+    prefill of refill_keep(block) positions whenever the cache is full; without it, a full pass over
+    the last block_size positions every step (causal: position j attends j keys)."""
+    f = lambda keys: gpt_forward_flops(cfg.n_layer, cfg.n_embd, cfg.d_ff, cfg.vocab_size, keys)  # noqa: E731
+    prefill = lambda m: sum(f(j) for j in range(1, m + 1))  # noqa: E731
+    total, cached = 0.0, None
+    for i in range(n):
+        length = prompt_len + i
+        if not use_cache:
+            total += prefill(min(length, cfg.block_size))
+        elif cached is None or cached >= cfg.block_size:
+            cached = min(length, cfg.block_size if cached is None else refill_keep(cfg.block_size))
+            total += prefill(cached)
+        else:
+            cached += 1
+            total += f(cached)
+    return total / n
 
 
 # --------------------------------------------------------------------------- Hugging Face GPT-2
@@ -189,6 +218,15 @@ def main(argv=None):
         print(f"HF GPT-2: missing — {hf_error}")
     else:
         print(f"max |logits ours − HF GPT-2| with copied weights: {max_diff:.2e}")
+    peak = matmul_peak_gflops()
+    prompt_len, cfg = len(tok.encode(PROMPT)), gpt.config
+    roof = {}
+    for label, flops, rate in (
+            ("ours GPT, KV cache", gpt_flops_per_token(cfg, prompt_len, n, True), kv),
+            ("ours GPT, full recompute", gpt_flops_per_token(cfg, prompt_len, n, False), rc),
+            ("ours LSTM", lstm_forward_flops(args.lstm_layers, args.lstm_embd, hidden, tok.vocab_size), ls)):
+        text, roof[label] = line(label, flops, rate, peak)
+        print(text)
     result = {
         "kv_cache_tokens_per_s": round(kv, 1), "recompute_tokens_per_s": round(rc, 1),
         "lstm_tokens_per_s": round(ls, 1),
@@ -205,6 +243,7 @@ def main(argv=None):
         "lstm": {"n_layer": args.lstm_layers, "n_embd": args.lstm_embd, "hidden": hidden,
                  "params": lstm.num_params()},
         "sampling": {"temperature": args.temperature, "top_k": args.top_k, "top_p": args.top_p},
+        "roofline": roof,
     }
     print(json.dumps(result))
 

@@ -1,6 +1,9 @@
 """Training throughput (tokens/s) at nanoGPT's CPU configuration.
 
-    python benchmarks/training.py [--threads 1] [--iters 30] [--nanogpt-dir DIR]
+    python benchmarks/training.py [--threads 1,2] [--iters 30] [--nanogpt-dir DIR]
+
+``--threads`` takes a comma-separated list (default: 1 and all cores); each count is measured and
+reported separately.
 
 Configuration (nanoGPT's README, "I only have a macbook"): 4 layers, 4 heads, 128 dims, block 64,
 batch 12, no dropout, AdamW, gradient clipping 1.0. Every model is timed by the same loop — draw a
@@ -14,6 +17,11 @@ batch, forward, backward, clip, AdamW step — after a few warm-up steps:
 * nanoGPT's own GPT (its ``model.py`` with its ``configure_optimizers``) when ``--nanogpt-dir``
   points at a folder holding it: with bias=False (its train.py's default) and bias=True (like ours).
 
+Ratios (wall-clock, per thread count): ``gpt_vs_nanogpt`` = our GPT as shipped (bias=True) / nanoGPT
+as shipped (bias=False, the harder comparison); ``gpt_vs_nanogpt_same_bias`` = both with biases;
+``lstm_vs_kernel`` = our LSTM / the fused kernel. A roofline line per model: training FLOPs per
+token (3 × forward, benchmarks/roofline.py) and the GFLOP/s achieved beside a measured matmul peak.
+
 Prints a table (tokens per wall-clock second, and per CPU second of the process, steadier when
 other jobs share the machine); the LAST line is one JSON object with gpt_train_tokens_per_s, lstm_train_tokens_per_s
 (ours, as train.py trains it), lstm_kernel_train_tokens_per_s (reference) and, when measured,
@@ -25,6 +33,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
 import statistics
 import time
 from pathlib import Path
@@ -32,6 +41,7 @@ from typing import Optional
 
 import torch
 import torch.nn.functional as F
+from roofline import gpt_forward_flops, line, lstm_forward_flops, matmul_peak_gflops
 from torch import Tensor, nn
 
 from scratchformer.training import data as D
@@ -134,31 +144,25 @@ def bench_nanogpt(folder: Path, train_ids, vocab: int, iters: int, bias: bool = 
     return n, time_training(step, list(model.parameters()), opt, train_ids, iters)
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--iters", type=int, default=30, help="timed steps per run")
-    p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--nanogpt-dir", type=Path, default=None, help="folder with nanoGPT's model.py")
-    args = p.parse_args()
-    torch.set_num_threads(args.threads)
-    text = D.load_corpus()
-    tok = D.default_tokenizer(text)
-    train_ids, _ = D.split(D.encode_corpus(text, tok))
+LABELS = {"gpt": "scratchformer GPT (bias=True, shipped)", "gpt_nobias": "scratchformer GPT (bias=False)",
+          "lstm": "scratchformer LSTM (hand-written BPTT)",
+          "lstm_kernel": "reference: nn.LSTM kernel, same weights",
+          "nanogpt": "nanoGPT GPT (bias=False, its default)", "nanogpt_bias": "nanoGPT GPT (bias=True, like ours)"}
+
+
+def measure(threads: int, args, train_ids, vocab: int) -> dict:
+    """Every model at ``threads`` threads: print the table and roofline lines, return the numbers."""
+    torch.set_num_threads(threads)
     runs = {
-        "gpt": lambda: bench_ours("gpt", train_ids, tok.vocab_size, args.iters),
-        "gpt_nobias": lambda: bench_ours("gpt_nobias", train_ids, tok.vocab_size, args.iters),
-        "lstm": lambda: bench_ours("lstm", train_ids, tok.vocab_size, args.iters),
-        "lstm_kernel": lambda: bench_ours("lstm_kernel", train_ids, tok.vocab_size, args.iters),
+        "gpt": lambda: bench_ours("gpt", train_ids, vocab, args.iters),
+        "gpt_nobias": lambda: bench_ours("gpt_nobias", train_ids, vocab, args.iters),
+        "lstm": lambda: bench_ours("lstm", train_ids, vocab, args.iters),
+        "lstm_kernel": lambda: bench_ours("lstm_kernel", train_ids, vocab, args.iters),
     }
     if args.nanogpt_dir is not None and (args.nanogpt_dir / "model.py").is_file():
-        runs["nanogpt"] = lambda: bench_nanogpt(args.nanogpt_dir, train_ids, tok.vocab_size, args.iters)
-        runs["nanogpt_bias"] = lambda: bench_nanogpt(args.nanogpt_dir, train_ids, tok.vocab_size, args.iters,
+        runs["nanogpt"] = lambda: bench_nanogpt(args.nanogpt_dir, train_ids, vocab, args.iters)
+        runs["nanogpt_bias"] = lambda: bench_nanogpt(args.nanogpt_dir, train_ids, vocab, args.iters,
                                                      bias=True)
-    labels = {"gpt": "scratchformer GPT (bias=True, shipped)", "gpt_nobias": "scratchformer GPT (bias=False)",
-              "lstm": "scratchformer LSTM (hand-written BPTT)",
-              "lstm_kernel": "reference: nn.LSTM kernel, same weights", "nanogpt": "nanoGPT GPT (bias=False, its default)",
-              "nanogpt_bias": "nanoGPT GPT (bias=True, like ours)"}
     wall, cpu, params = {}, {}, {}
     for _ in range(args.repeats):  # interleaved, so a burst of load elsewhere hits every model
         for name, fn in runs.items():
@@ -166,17 +170,55 @@ def main() -> None:
             wall.setdefault(name, []).append(w)
             cpu.setdefault(name, []).append(c)
     print(f"training tokens/s at nanoGPT's CPU config (batch {BATCH} x block {BLOCK}), "
-          f"{args.threads} thread(s), median of {args.repeats}")
+          f"{threads} thread(s), median of {args.repeats}")
     print(f"{'model':42s} {'params':>10s} {'tokens/s':>10s} {'tokens/CPU-s':>13s}")
     out = {}
     for name in wall:
         w, c = statistics.median(wall[name]), statistics.median(cpu[name])
         out[f"{name}_train_tokens_per_s"] = round(w, 1)
         out[f"{name}_train_tokens_per_cpu_s"] = round(c, 1)
-        print(f"{labels[name]:42s} {params[name]:>10,d} {w:>10,.0f} {c:>13,.0f}")
-    out.update(threads=args.threads, batch_size=BATCH, block_size=BLOCK,
-               gpt_params=params["gpt"], lstm_params=params["lstm"])
-    print(json.dumps(out))
+        print(f"{LABELS[name]:42s} {params[name]:>10,d} {w:>10,.0f} {c:>13,.0f}")
+    rate = lambda name: out.get(f"{name}_train_tokens_per_s")  # noqa: E731
+    if rate("nanogpt"):
+        out["gpt_vs_nanogpt"] = round(rate("gpt") / rate("nanogpt"), 3)
+        out["gpt_vs_nanogpt_same_bias"] = round(rate("gpt") / rate("nanogpt_bias"), 3)
+    out["lstm_vs_kernel"] = round(rate("lstm") / rate("lstm_kernel"), 3)
+    print("ratios: " + ", ".join(f"{k} {v}" for k, v in out.items() if "_vs_" in k))
+    peak = matmul_peak_gflops()
+    c = TransformerConfig(vocab_size=vocab, **GPT_CFG)
+    gpt_flops = 3 * gpt_forward_flops(c.n_layer, c.n_embd, c.d_ff, vocab, (BLOCK + 1) / 2)
+    lstm_flops = 3 * lstm_forward_flops(LSTM_CFG["n_layer"], LSTM_CFG["n_embd"], LSTM_CFG["hidden"], vocab)
+    roof = {}
+    for name, flops in (("gpt", gpt_flops), ("nanogpt", gpt_flops), ("lstm", lstm_flops), ("lstm_kernel", lstm_flops)):
+        if rate(name):
+            text, roof[name] = line(LABELS[name], flops, rate(name), peak)
+            print(text)
+    out.update(roofline=roof, gpt_params=params["gpt"], lstm_params=params["lstm"])
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--threads", default=f"1,{os.cpu_count()}", help="comma-separated thread counts")
+    p.add_argument("--iters", type=int, default=30, help="timed steps per run")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--nanogpt-dir", type=Path, default=None, help="folder with nanoGPT's model.py")
+    args = p.parse_args()
+    text = D.load_corpus()
+    tok = D.default_tokenizer(text)
+    train_ids, _ = D.split(D.encode_corpus(text, tok))
+    counts = sorted({int(t) for t in str(args.threads).split(",")})
+    per = {}
+    for threads in counts:
+        per[str(threads)] = measure(threads, args, train_ids, tok.vocab_size)
+        print()
+    first = per[str(counts[0])]
+    result = {k: v for k, v in first.items() if k != "roofline"}   # the first count, flat (as before)
+    result.update(threads=counts[0], batch_size=BATCH, block_size=BLOCK, by_threads=per)
+    for key in ("gpt_vs_nanogpt", "gpt_vs_nanogpt_same_bias", "lstm_vs_kernel"):
+        if key in first:
+            result[key] = {t: r[key] for t, r in per.items()}
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -48,7 +48,9 @@ def test_generate_then_replay_a_step_in_the_same_session(client):
     assert "step 3 of 20" in caption and json.loads(plot["plot"])["data"][0]["type"] == "bar"
 
 
-def test_generate_streams_token_by_token(client):
+def test_generate_streams_token_by_token(client, monkeypatch):
+    from scratchformer.app import generate_tab
+    monkeypatch.setattr(generate_tab, "STREAM_INTERVAL_S", 0.0)   # tiny models: 20 tokens take < 40 ms
     job = client.submit("ROMEO:\n", *SETTINGS.values(), 2, api_name="/generate")
     lengths = [len(update[0]) for update in job]
     assert job.status().success

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from scratchformer.inference.sampling import (MAX_NEW_TOKENS, filter_top_k, filter_top_p, make_generator,
+from scratchformer.inference.sampling import (MAX_NEW_TOKENS, filter_masks, filter_top_k, filter_top_p, make_generator,
                                     renormalize, sample_step, validate_max_new_tokens,
                                               SamplingSettings)
 
@@ -65,6 +65,23 @@ def test_top_p_towards_zero_is_greedy_and_one_is_off():
     assert filter_top_p(probs, 1.0).all()
     tiny_tail = torch.softmax(torch.tensor([10.0, 0.0, -30.0, -60.0]), -1)
     assert filter_top_p(tiny_tail, 1.0).all()           # p = 1 keeps even negligible tokens
+
+
+def test_one_sort_masks_agree_with_the_two_filters():
+    # filter_masks is sample_step's fast path: the same masks as top-k, then top-p on the rest
+    g = torch.Generator().manual_seed(7)
+    cases = [torch.softmax(torch.randn(65, generator=g) * s, -1).double() for s in (0.1, 1.0, 3.0, 10.0)]
+    cases += [torch.tensor([0.1, 0.3, 0.3, 0.3]).double(), torch.tensor([0.5, 0.3, 0.2]).double(),
+              torch.tensor([0.25] * 4).double()]
+    for probs in cases:
+        V = probs.numel()
+        for k in (0, 1, 2, 3, 5, 40, V, V + 3):
+            for p in (0.0, 1e-9, 0.3, 0.5, 0.8, 0.9, 0.95, 0.999999, 1.0):
+                keep_k = filter_top_k(probs, k)
+                keep_p = filter_top_p(renormalize(probs, keep_k), p) & keep_k
+                fast_k, fast_p = filter_masks(probs, k, p)
+                assert torch.equal(fast_k, keep_k), (probs, k, p)
+                assert torch.equal(fast_p, keep_p), (probs, k, p)
 
 
 # ---------------------------------------------------------------------------------- sample_step

@@ -40,7 +40,8 @@ def z(plot):
 
 # ------------------------------------------------------------------------------------------ generate
 
-def test_generate_streams_both_models_token_by_token(bank):
+def test_generate_streams_both_models_token_by_token(bank, monkeypatch):
+    monkeypatch.setattr(G, "STREAM_INTERVAL_S", 0.0)             # an update after every token pair
     outs = run_generate(bank)
     first, last = outs[0], outs[-1]
     assert first[0] == "" and first[2] == "" and "bits/char" in first[1] and "Transformer" in first[4]
@@ -51,6 +52,18 @@ def test_generate_streams_both_models_token_by_token(bank):
     steps = last[6]
     assert set(steps) == set(LANGUAGE_MODELS) and len(steps["LSTM"]["steps"]) == 12
     assert "".join(steps["Transformer"]["itos"][s.token_id] for s in steps["Transformer"]["steps"]) == last[0]
+
+
+def test_generate_updates_the_page_at_most_every_interval(bank, monkeypatch):
+    every = run_generate(bank, max_new_tokens=40)
+    monkeypatch.setattr(G, "STREAM_INTERVAL_S", 0.0)
+    each = run_generate(bank, max_new_tokens=40)
+    monkeypatch.setattr(G, "STREAM_INTERVAL_S", 3600.0)
+    ends = run_generate(bank, max_new_tokens=40)
+    assert len(each) == 41 and len(ends) == 2 and 2 <= len(every) <= 41   # the start and the end at least
+    texts = [o[0] for o in every[1:]]
+    assert all(a == b[:len(a)] and len(a) < len(b) for a, b in zip(texts, texts[1:]))  # growing
+    assert every[-1][0] == each[-1][0] == ends[-1][0] and len(ends[-1][0]) == 40        # the same text
 
 
 def test_generate_is_reproducible_per_seed(bank):

@@ -22,6 +22,7 @@ from .policy import MAX_PROMPT_CHARS, as_int, as_number, check_index, context_li
 from .watch import watch_views
 
 UI_MAX_NEW_TOKENS = 1000   # the slider's end; the API accepts up to sampling.MAX_NEW_TOKENS
+STREAM_INTERVAL_S = 0.04   # at most one page update per 40 ms (25 a second); every token still arrives
 DEFAULT_PROMPT = "ROMEO:\n"
 DEFAULT_SETTINGS = (0.8, 0, 0.95, 200, 0)   # temperature, top_k, top_p, max_new_tokens, seed
 STATE_TTL_S = 3600         # a session's last generation is dropped an hour after it was made
@@ -66,14 +67,16 @@ def _stats(name: str, n_tokens: int, seconds: float, prompt_bpc: Optional[float]
 def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens, seed, watch_layer=None):
     """Stream both models' continuations of ``prompt``, token by token, side by side.
 
-    The two streams are interleaved: one token from the Transformer, one from the LSTM, then an
-    update of the page, so both appear to write at once. With each update the watch panel shows the
-    Transformer's newest character: its attention per head of layer ``watch_layer`` (1-based; default
-    the last) and their average, and the distribution it was drawn from (:mod:`.watch`). Each yield
-    is a :class:`GenerateUpdate`; outputs that did not change are ``gr.skip()``. tokens/s counts only
-    the time spent in each model's own steps (not the watch panel). Each model gets its own
-    generator seeded with ``seed``, so a (prompt, settings, seed) always gives the same text,
-    whatever else the server is doing.
+    The two streams are interleaved: one token from the Transformer, one from the LSTM, so both
+    appear to write at once. The page is updated after a token pair when ``STREAM_INTERVAL_S`` has
+    passed since the last update (each update costs the server a few milliseconds, more than a
+    token does), and always at the end. With each update the watch panel shows the Transformer's
+    newest character: its attention per head of layer ``watch_layer`` (1-based; default the last)
+    and their average, and the distribution it was drawn from (:mod:`.watch`). Each yield is a
+    :class:`GenerateUpdate`; outputs that did not change are ``gr.skip()``. tokens/s counts only the
+    time spent in each model's own steps (not the watch panel). Each model gets its own generator
+    seeded with ``seed``, so a (prompt, settings, seed) always gives the same text, whatever else
+    the server is doing.
     """
     yield from _generate(bank, prompt, temperature, top_k, top_p, max_new_tokens, seed, watch_layer, live=True)
 
@@ -144,6 +147,7 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
                          skip, skip, skip, skip, skip, *no_watch)
 
     seconds = {n: 0.0 for n in streams}
+    last_update = time.perf_counter()
     for i in range(max_new_tokens):          # each stream yields exactly max_new_tokens tokens
         for name, stream in streams.items():
             t0 = time.perf_counter()
@@ -160,10 +164,11 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
         done = i == max_new_tokens - 1
         for name in streams:
             stats[name] = _stats(name, i + 1, seconds[name], bpc[name], done)
-        if not done:
+        if not done and time.perf_counter() - last_update >= STREAM_INTERVAL_S:
             watch = _watch(bank, steps, layer, i + 1) if live else no_watch[:3]
             yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]],
                                  skip, skip, skip, skip, skip, skip, skip, *watch, skip, skip)
+            last_update = time.perf_counter()
 
     for name in streams:
         steps[name]["text"] = texts[name]

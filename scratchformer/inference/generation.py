@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from ..model.attention import KVCache
+from ..model.fast_decode import fast_decoder
 from ..model.lstm import LSTMLM
 from ..model.transformer import TransformerLM
 from .sampling import SamplingSettings, Step, make_generator, sample_step, validate_max_new_tokens
@@ -95,19 +96,27 @@ class _GPTRecompute:
 
 
 class _GPTCached:
-    """Prefill once, then one token per step through the KV cache; rebuilt when full (see module doc)."""
+    """Prefill once, then one token per step through the KV cache; rebuilt when full (see module doc).
+
+    The passes go through :class:`~scratchformer.model.fast_decode.FastGPTDecoder` (the same function
+    as the model's own forward pass with fewer calls, tested against it) when the model allows, and
+    the cache is allocated once for ``block_size`` positions.
+    """
 
     def __init__(self, model: TransformerLM, device: torch.device):
         self.model, self.device = model, device
         self.block_size = model.config.block_size
         self.cache: Optional[KVCache] = None
         self.start = 0  # index in seq of the first cached token
+        fast = fast_decoder(model)
+        self.last_logits = fast if fast is not None else (
+            lambda ids, cache: model(ids, cache=cache).logits[:, -1])
 
     def _prefill(self, seq: list[int], keep: int) -> Tensor:
         self.start = max(0, len(seq) - keep)
-        self.cache = KVCache(len(self.model.layers))
+        self.cache = KVCache(len(self.model.layers), capacity=self.block_size)
         ids = torch.tensor([seq[self.start:]], device=self.device)
-        return self.model(ids, cache=self.cache).logits[0, -1]
+        return self.last_logits(ids, self.cache)[0]
 
     def next_logits(self, seq: list[int]) -> tuple[Tensor, int]:
         if self.cache is None:                        # the prompt, cropped to the last block_size
@@ -115,7 +124,7 @@ class _GPTCached:
         if self.cache.length >= self.block_size:      # no position left for the new token
             return self._prefill(seq, refill_keep(self.block_size)), self.start
         ids = torch.tensor([seq[-1:]], device=self.device)  # the newest token only
-        return self.model(ids, cache=self.cache).logits[0, -1], self.start
+        return self.last_logits(ids, self.cache)[0], self.start
 
 
 class _LSTMState:

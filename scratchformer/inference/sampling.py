@@ -183,6 +183,34 @@ def renormalize(probs: Tensor, keep: Tensor) -> Tensor:
     return kept / kept.sum()
 
 
+def filter_masks(probs: Tensor, k: int, p: float) -> tuple[Tensor, Tensor]:
+    """``(keep_k, keep_p)`` = (filter_top_k(probs, k), filter_top_p(renormalize(probs, keep_k), p) ∧ keep_k)
+    with one sort instead of two: the path :func:`sample_step` takes once per generated token.
+
+    Renormalising the k kept tokens divides them all by the same sum, which keeps their order, so
+    the stable descending order of ``probs`` ranks them for both filters: top-k keeps ranks < k, top-p
+    keeps rank r < k iff the renormalised mass of the ranks before it is below p (the same rule and
+    tolerance as :func:`filter_top_p`). tests/test_sampling.py checks it against the two filters.
+    """
+    V = probs.size(-1)
+    k = V if int(k) == 0 or int(k) >= V else int(k)
+    if k == V and p >= 1.0:
+        everything = torch.ones(V, dtype=torch.bool, device=probs.device)
+        return everything, everything
+    sorted_probs, order = torch.sort(probs.double(), descending=True, stable=True)
+    kept_order = order[:k]
+    keep_k = torch.zeros(V, dtype=torch.bool, device=probs.device)
+    keep_k[kept_order] = True
+    if p >= 1.0:
+        return keep_k, keep_k
+    top = sorted_probs[:k] / sorted_probs[:k].sum()               # renormalised, in rank order
+    keep_sorted = torch.cumsum(top, dim=-1) - top < p - TOP_P_TOLERANCE   # C_{r-1} < p
+    keep_sorted[0] = True
+    keep_p = torch.zeros(V, dtype=torch.bool, device=probs.device)
+    keep_p[kept_order[keep_sorted]] = True
+    return keep_k, keep_p
+
+
 # -------------------------------------------------------------------------------------- one step
 
 def sample_step(logits: Tensor, settings: SamplingSettings = SamplingSettings(),
@@ -204,8 +232,7 @@ def sample_step(logits: Tensor, settings: SamplingSettings = SamplingSettings(),
     z_shifted = z.double() - z.max()   # float64: a tiny T (1e-300) must not round to 0 and give 0/0
     probs_t = torch.softmax(z_shifted / (temperature if temperature > 0 else 1.0), dim=-1)
 
-    keep_k = filter_top_k(probs_t, top_k)
-    keep_p = filter_top_p(renormalize(probs_t, keep_k), top_p) & keep_k
+    keep_k, keep_p = filter_masks(probs_t, top_k, top_p)   # = the two filters, one sort
 
     if temperature == 0:
         token_id = int(torch.argmax(z))  # first maximal index

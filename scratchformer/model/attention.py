@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .ablation import ablate_heads
+from .gemm import Linear   # nn.Linear; its training products through oneDNN
 
 
 # --------------------------------------------------------------------------------------------- masks
@@ -79,11 +80,18 @@ class LayerCache:
 
     Incremental decoding feeds only the new token; the layer appends its new key and value here and
     attends over everything stored. ``length`` is the number of cached positions.
+
+    With a ``capacity`` (the most positions it will ever hold, e.g. block_size) the storage is
+    allocated once, on the first append, and each append copies into it: ``k`` and ``v`` are then
+    views of its first ``length`` positions, and no step re-copies the whole cache (as ``torch.cat``
+    would). Without one, each append concatenates.
     """
 
-    def __init__(self):
+    def __init__(self, capacity: Optional[int] = None):
+        self.capacity = capacity
         self.k: Optional[Tensor] = None
         self.v: Optional[Tensor] = None
+        self._store: Optional[tuple[Tensor, Tensor]] = None   # [B, h, capacity, d_head] each
 
     @property
     def length(self) -> int:
@@ -91,18 +99,31 @@ class LayerCache:
 
     def append(self, k: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """Store the new ``k, v`` after the cached ones; return all keys and values."""
-        if self.k is not None:
-            k = torch.cat([self.k, k], dim=-2)
-            v = torch.cat([self.v, v], dim=-2)
-        self.k, self.v = k, v
-        return k, v
+        if self.capacity is None:
+            if self.k is not None:
+                k = torch.cat([self.k, k], dim=-2)
+                v = torch.cat([self.v, v], dim=-2)
+            self.k, self.v = k, v
+            return k, v
+        start, end = self.length, self.length + k.size(-2)
+        if end > self.capacity:
+            raise ValueError(f"the KV cache holds at most {self.capacity} positions; {end} were asked for")
+        if self._store is None:
+            shape = (*k.shape[:-2], self.capacity, k.size(-1))
+            self._store = (k.new_empty(shape), v.new_empty(v.shape[:-2] + (self.capacity, v.size(-1))))
+        store_k, store_v = self._store
+        store_k[..., start:end, :] = k
+        store_v[..., start:end, :] = v
+        self.k, self.v = store_k[..., :end, :], store_v[..., :end, :]
+        return self.k, self.v
 
 
 class KVCache:
-    """One :class:`LayerCache` per layer: ``cache.layers[i]`` belongs to layer i's self-attention."""
+    """One :class:`LayerCache` per layer: ``cache.layers[i]`` belongs to layer i's self-attention.
+    ``capacity``: see :class:`LayerCache` (None: grow by concatenation)."""
 
-    def __init__(self, n_layer: int):
-        self.layers = [LayerCache() for _ in range(n_layer)]
+    def __init__(self, n_layer: int, capacity: Optional[int] = None):
+        self.layers = [LayerCache(capacity) for _ in range(n_layer)]
 
     @property
     def length(self) -> int:
@@ -143,10 +164,10 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"d_model ({d_model}) must be divisible by n_head ({n_head})")
         self.d_model, self.n_head, self.d_head = d_model, n_head, d_model // n_head
         self.dropout = dropout
-        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
-        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.q_proj = Linear(d_model, d_model, bias=bias)
+        self.k_proj = Linear(d_model, d_model, bias=bias)
+        self.v_proj = Linear(d_model, d_model, bias=bias)
+        self.out_proj = Linear(d_model, d_model, bias=bias)
 
     def split_heads(self, x: Tensor) -> Tensor:
         """[B, T, d_model] → [B, h, T, d_head]"""

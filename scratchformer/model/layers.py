@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import LayerCache, MultiHeadAttention
+from .gemm import Linear   # nn.Linear; its training products through oneDNN
 
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
@@ -32,8 +33,8 @@ class FeedForward(nn.Module):
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; expected one of {list(_ACTIVATIONS)}")
-        self.linear1 = nn.Linear(d_model, d_ff, bias=bias)
-        self.linear2 = nn.Linear(d_ff, d_model, bias=bias)
+        self.linear1 = Linear(d_model, d_ff, bias=bias)
+        self.linear2 = Linear(d_ff, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)
         self.act = _ACTIVATIONS[activation]
 

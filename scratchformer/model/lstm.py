@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from .ablation import Ablation
 from .basics import lm_loss, num_params
+from .gemm import LinearFunction
 from .lstm_bptt import LSTMLayerFunction
 from .trace import ModelOutput, Trace
 
@@ -85,7 +86,6 @@ class LSTM(nn.Module):
         inp = x
         for l, cell in enumerate(self.cells):
             h, c = h0[l], c0[l]
-            x_proj = cell.ih(inp)  # [B, T, 4·hidden]: the input part of every gate, all steps at once
             units = ablation.lstm_units.get(l, ()) if ablation is not None else ()
             empty_cell = ablation is not None and l in ablation.lstm_cells_off
             keep = None
@@ -93,8 +93,13 @@ class LSTM(nn.Module):
                 keep = torch.ones(self.hidden_size, device=x.device, dtype=x.dtype).index_fill(
                     0, torch.tensor(units, device=x.device), 0.0)
             if not record and keep is None and not empty_cell:  # the fast path: hand-written backward
+                # x_proj = cell.ih(inp), the input part of every gate for all steps at once [B, T, 4·hidden],
+                # computed time-major ([T, B, ·] in memory), the order in which the recurrence reads it
+                x_proj = (LinearFunction.apply(inp.transpose(0, 1), cell.ih.weight, cell.ih.bias).transpose(0, 1)
+                          if torch.is_grad_enabled() else cell.ih(inp))   # inference: one plain product
                 out, h, c = LSTMLayerFunction.apply(x_proj, cell.hh.weight, cell.hh.bias, h, c)
             else:           # step by step through LSTMCell, keeping every gate for the trace
+                x_proj = cell.ih(inp)
                 outs, gates, cells = [], [], []
                 for t in range(T):
                     h, c, g = cell.step(x_proj[:, t], h, torch.zeros_like(c) if empty_cell else c)

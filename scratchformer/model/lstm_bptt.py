@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .gemm import Packed, linear
+
 
 class LSTMLayerFunction(torch.autograd.Function):
     """One LSTM layer over a whole sequence, with backpropagation through time written by hand.
@@ -25,6 +27,7 @@ class LSTMLayerFunction(torch.autograd.Function):
     and then, in one matrix product over all steps, dW_hh = Σ_t dz_tᵀ h_{t-1} and db_hh = Σ_t dz_t.
     The gradient for the input part x_proj is dz itself (autograd carries it on to W_ih and x).
     tests/test_lstm.py checks it against autograd on the step loop and against PyTorch's ``LSTM``.
+    The products go through :mod:`scratchformer.model.gemm` (the weight laid out once per pass).
     """
 
     @staticmethod
@@ -35,42 +38,47 @@ class LSTMLayerFunction(torch.autograd.Function):
         zx = x_proj.transpose(0, 1) + b_hh                  # [T, B, 4H]
         hs = x_proj.new_empty(T + 1, B, H)                  # h_0 … h_T
         cs = x_proj.new_empty(T + 1, B, H)                  # c_0 … c_T
+        tcs = x_proj.new_empty(T, B, H)                     # tanh(c_1) … tanh(c_T), kept for backward
         acts = x_proj.new_empty(T, B, H4)                   # gates i, f, g, o per step
         hs[0], cs[0] = h0, c0
-        w_t = w_hh.t()
+        w = Packed(w_hh, pack=T > 1)
         for t in range(T):
-            z = torch.addmm(zx[t], hs[t], w_t)              # z = x_proj + h_{t-1}·W_hhᵀ + b_hh
+            z = w.addmm(zx[t], hs[t])                       # z = x_proj + h_{t-1}·W_hhᵀ + b_hh
             a = acts[t]
             torch.sigmoid(z, out=a)                         # i, f, o (g is overwritten next)
             torch.tanh(z[:, 2 * H:3 * H], out=a[:, 2 * H:3 * H])
             i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-            torch.addcmul(f * cs[t], i, g, out=cs[t + 1])   # c_t = f ⊙ c_{t-1} + i ⊙ g
-            torch.mul(o, torch.tanh(cs[t + 1]), out=hs[t + 1])  # h_t = o ⊙ tanh(c_t)
-        ctx.save_for_backward(w_hh, hs, cs, acts)
+            torch.mul(f, cs[t], out=cs[t + 1]).addcmul_(i, g)   # c_t = f ⊙ c_{t-1} + i ⊙ g
+            torch.mul(o, torch.tanh(cs[t + 1], out=tcs[t]), out=hs[t + 1])  # h_t = o ⊙ tanh(c_t)
+        ctx.save_for_backward(w_hh, hs, cs, tcs, acts)
         return hs[1:].transpose(0, 1), hs[T].clone(), cs[T].clone()
 
     @staticmethod
     def backward(ctx, d_out: Tensor, d_hT: Tensor, d_cT: Tensor):
-        w_hh, hs, cs, acts = ctx.saved_tensors
+        w_hh, hs, cs, tcs, acts = ctx.saved_tensors
         T, B, H4 = acts.shape
         H = H4 // 4
-        d_out = d_out.transpose(0, 1) if d_out is not None else torch.zeros_like(hs[1:])
+        i, f, g, o = acts[..., :H], acts[..., H:2 * H], acts[..., 2 * H:3 * H], acts[..., 3 * H:]
+        # Everything that does not depend on dh, dc is computed for all steps at once, so the
+        # loop below is five operations per step:
+        #   S = o ⊙ (1 - tanh²c_t)                       dc_t += dh_t ⊙ S
+        #   Q = [g ⊙ i(1-i), c_{t-1} ⊙ f(1-f), i ⊙ (1-g²)]   dz_{i,f,g} = dc_t ⊙ Q
+        #   R = tanh(c_t) ⊙ o(1-o)                       dz_o = dh_t ⊙ R
+        S = o * (1 - tcs * tcs)
+        Q = torch.cat([g * i * (1 - i), cs[:-1] * f * (1 - f), i * (1 - g * g)], dim=-1).view(T, B, 3, H)
+        R = tcs * o * (1 - o)
+        d_out = d_out.transpose(0, 1).contiguous() if d_out is not None else torch.zeros_like(hs[1:])
+        w_t = Packed(w_hh.t())                              # dh_{t-1} = dz_t · W_hh
         dz_all = acts.new_empty(T, B, H4)
-        dh = d_hT.clone() if d_hT is not None else torch.zeros_like(hs[0])
+        dh = d_out[T - 1] + d_hT if d_hT is not None else d_out[T - 1]
         dc = d_cT.clone() if d_cT is not None else torch.zeros_like(cs[0])
         for t in range(T - 1, -1, -1):
-            a = acts[t]
-            i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-            dh = dh + d_out[t]
-            tanh_c = torch.tanh(cs[t + 1])
-            dc = dc + dh * o * (1 - tanh_c * tanh_c)
             dz = dz_all[t]
-            torch.mul(dc * g, i * (1 - i), out=dz[:, :H])
-            torch.mul(dc * cs[t], f * (1 - f), out=dz[:, H:2 * H])
-            torch.mul(dc * i, 1 - g * g, out=dz[:, 2 * H:3 * H])
-            torch.mul(dh * tanh_c, o * (1 - o), out=dz[:, 3 * H:])
-            dc = dc * f
-            dh = dz @ w_hh
+            dc = torch.addcmul(dc, dh, S[t])                                  # dc_t
+            torch.mul(dc.unsqueeze(1), Q[t], out=dz[:, :3 * H].view(B, 3, H))  # dz_i, dz_f, dz_g
+            torch.mul(dh, R[t], out=dz[:, 3 * H:])                            # dz_o
+            dc = dc * f[t]                                                    # dc_{t-1}
+            dh = w_t.addmm(d_out[t - 1], dz) if t > 0 else linear(dz, w_hh.t())  # dh_{t-1}
         dz_flat = dz_all.reshape(T * B, H4)
-        d_w_hh = dz_flat.t() @ hs[:-1].reshape(T * B, H)
+        d_w_hh = linear(dz_flat.t(), hs[:-1].reshape(T * B, H).t())     # Σ_t dz_tᵀ h_{t-1}
         return dz_all.transpose(0, 1), d_w_hh, dz_flat.sum(0), dh, dc
