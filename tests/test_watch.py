@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from app_checkpoints import make_checkpoints
+from scratchformer.app import generate_tab
 from scratchformer.app.bank import TRANSFORMER, ModelBank
 from scratchformer.app.generate_tab import compact, generate, why_attention
 from scratchformer.inference.generation import refill_keep
@@ -21,7 +22,11 @@ def bank(tmp_path_factory):
 def run(bank):
     """A generation long enough for the KV cache (64 positions) to refill: 50 + 60 characters."""
     prompt = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDe"
-    updates = list(generate(bank, prompt, 1.0, 0, 1.0, 60, 3, 2))
+    interval, generate_tab.STREAM_INTERVAL_S = generate_tab.STREAM_INTERVAL_S, 0.0   # an update per token pair
+    try:
+        updates = list(generate(bank, prompt, 1.0, 0, 1.0, 60, 3, 2))
+    finally:
+        generate_tab.STREAM_INTERVAL_S = interval
     return prompt, updates
 
 
