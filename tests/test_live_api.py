@@ -35,6 +35,12 @@ ENDPOINTS = {
     "/lstm_gates": ((DEFAULT_TEXT, 1, 4), {1: "layer", 2: "units"}),
     "/seq2seq_decode": DECODE, "/seq2seq_view": DECODE,
     "/fill_in": ((DEFAULT_BLANKS, 3, False, 1, 1), {1: "top_k", 3: "layer", 4: "head"}),
+    # the "Inside one forward pass" tab
+    "/inside_walkthrough": ((DEFAULT_TEXT, 12, 1, 1, 1.0, 0, 1.0),
+                            {1: "position", 2: "layer", 3: "head", 4: "temperature", 5: "top_k", 6: "top_p"}),
+    "/inside_ablation": ((DEFAULT_TEXT, ["L1 H1"], [], "zero", 10), {4: "continuation length"}),
+    "/inside_lstm_step": ((DEFAULT_TEXT, 12, 1, 0), {1: "position", 2: "layer", 3: "unit"}),
+    "/inside_lstm_ablation": ((DEFAULT_TEXT, 1, "3", False, 10), {1: "layer", 4: "continuation length"}),
 }
 BAD = [None, math.nan, math.inf, -math.inf, 1e300, 10**30, -7, -0.5, 2.5, "seven", True, [1]]
 GENERIC = re.compile(r"has raised an exception|Something went wrong|verbose error", re.I)

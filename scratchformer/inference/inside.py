@@ -140,7 +140,8 @@ def walkthrough(model: nn.Module, ids: Sequence[int], position: int, itos: Seque
                   "logits": _list(logits), "probs": _list(probs),
                   "top": [[itos[i], float(probs[i])] for i in top],
                   "loss": float(-torch.log(probs[nxt])) if nxt is not None else None,
-                  "sampling": {"temperature": settings.temperature, "top_k": settings.top_k,
+                  "sampling": {"temperature": settings.temperature,
+                               "top_k": min(settings.top_k, len(itos)),   # k ≥ V keeps every token, as V does
                                "top_p": settings.top_p, "chosen": itos[step.token_id],
                                "after_temperature": _list(step.probs_temperature),
                                "after_filters": _list(step.probs_filtered),
