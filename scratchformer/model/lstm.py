@@ -14,14 +14,14 @@ product computes all of them.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
 from .ablation import Ablation
-from .basics import lm_loss, num_params
+from .basics import ConfigDict, lm_loss, num_params
 from .gemm import LinearFunction
 from .lstm_bptt import LSTMLayerFunction
 from .trace import ModelOutput, Trace
@@ -124,7 +124,7 @@ class LSTM(nn.Module):
 
 
 @dataclass
-class LSTMConfig:
+class LSTMConfig(ConfigDict):
     """Architecture of the LSTM language model."""
 
     model_type: str = "lstm"
@@ -139,16 +139,6 @@ class LSTMConfig:
         if self.model_type != "lstm":
             raise ValueError(f"LSTMConfig model_type must be 'lstm', got {self.model_type!r}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "LSTMConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown LSTM config keys: {sorted(unknown)}")
-        return cls(**d)
 
 
 class LSTMLM(nn.Module):

@@ -7,7 +7,7 @@ one loaded model can serve requests with the mask on and off at the same time.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from .ablation import Ablation
 from .attention import KVCache, padding_mask
-from .basics import lm_loss, num_params
+from .basics import ConfigDict, lm_loss, num_params
 from .layers import DecoderLayer, EncoderLayer
 from .positional import LearnedPositionalEmbedding, make_positional
 from .trace import ModelOutput, Trace
@@ -24,7 +24,7 @@ MODEL_TYPES = ("gpt", "bert", "seq2seq")
 
 
 @dataclass
-class TransformerConfig:
+class TransformerConfig(ConfigDict):
     """Architecture of a Transformer. ``model_type`` is "gpt", "bert" or "seq2seq"."""
 
     model_type: str = "gpt"
@@ -55,16 +55,6 @@ class TransformerConfig:
         if self.n_embd % self.n_head:
             raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TransformerConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown Transformer config keys: {sorted(unknown)}")
-        return cls(**d)
 
 
 def _init_weights(module: nn.Module) -> None:
@@ -99,32 +89,26 @@ class _Embedding(nn.Module):
         return self.drop(tok + pos), tok, pos
 
 
-class TransformerLM(nn.Module):
-    """A stack of self-attention layers over one sequence with a language-model head.
-
-    GPT-style (``causal=True``): predicts token t+1 from tokens ≤ t.
-    BERT-style (``causal=False``): every position sees the whole text and predicts what was masked.
-    """
-
-    default_causal = True
+class TransformerBase(nn.Module):
+    """What the three shapes share: the config, token embeddings + positions (``embed``), GPT-2's
+    initialisation, an output head (``lm_head``, made by each shape after its layers) tied to the
+    embedding when asked, and small accessors, so that code outside the model need not know its
+    attribute names."""
 
     def __init__(self, cfg: TransformerConfig):
         super().__init__()
         self.config = cfg
         self.embed = _Embedding(cfg)
-        self.layers = nn.ModuleList(
-            EncoderLayer(cfg.n_embd, cfg.n_head, cfg.d_ff, cfg.dropout, cfg.activation,
-                         cfg.norm_first, cfg.bias) for _ in range(cfg.n_layer))
-        self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias) if cfg.norm_first else nn.Identity()
-        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+
+    def init_weights(self) -> None:
+        """N(0, 0.02) weights and zero biases everywhere, then tie the head to the embedding (§3.4)."""
         self.apply(_init_weights)
-        if cfg.tie_weights:
+        if self.config.tie_weights:
             self.lm_head.weight = self.embed.tok.weight
 
     def num_params(self) -> int:
         return num_params(self)
 
-    # small accessors, so that code outside the model need not know its attribute names
     def token_embedding_table(self) -> Tensor:
         """The token-embedding matrix [V, d_model] (row i: the vector of token i, before any √d scaling)."""
         return self.embed.tok.weight
@@ -138,6 +122,25 @@ class TransformerLM(nn.Module):
     def context_length(self) -> int:
         """The most positions one pass can read (block_size)."""
         return self.config.block_size
+
+
+class TransformerLM(TransformerBase):
+    """A stack of self-attention layers over one sequence with a language-model head.
+
+    GPT-style (``causal=True``): predicts token t+1 from tokens ≤ t.
+    BERT-style (``causal=False``): every position sees the whole text and predicts what was masked.
+    """
+
+    default_causal = True
+
+    def __init__(self, cfg: TransformerConfig):
+        super().__init__(cfg)
+        self.layers = nn.ModuleList(
+            EncoderLayer(cfg.n_embd, cfg.n_head, cfg.d_ff, cfg.dropout, cfg.activation,
+                         cfg.norm_first, cfg.bias) for _ in range(cfg.n_layer))
+        self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias) if cfg.norm_first else nn.Identity()
+        self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
+        self.init_weights()
 
     def unembed(self, x: Tensor) -> Tensor:
         """The output head on any residual stream x [..., d_model]: logits = LayerNorm_f(x)·W_outᵀ
@@ -205,18 +208,16 @@ def shift_right(tgt: Tensor, bos_id: int) -> Tensor:
     return torch.cat([bos, tgt[:, :-1]], dim=1)
 
 
-class Seq2SeqTransformer(nn.Module):
+class Seq2SeqTransformer(TransformerBase):
     """The paper's encoder-decoder: an encoder reads the source, a decoder writes the target one token
     at a time, attending to its own past (masked self-attention) and to the source (cross-attention).
     Source and target share one vocabulary and one embedding matrix.
     """
 
     def __init__(self, cfg: TransformerConfig):
-        super().__init__()
         if cfg.pad_id is None or cfg.bos_id is None or cfg.eos_id is None:
             raise ValueError("seq2seq config needs pad_id, bos_id and eos_id")
-        self.config = cfg
-        self.embed = _Embedding(cfg)
+        super().__init__(cfg)
         n_dec = cfg.n_dec_layer or cfg.n_layer
         args = (cfg.n_embd, cfg.n_head, cfg.d_ff, cfg.dropout, cfg.activation, cfg.norm_first, cfg.bias)
         self.encoder = nn.ModuleList(EncoderLayer(*args) for _ in range(cfg.n_layer))
@@ -224,27 +225,7 @@ class Seq2SeqTransformer(nn.Module):
         self.enc_norm = nn.LayerNorm(cfg.n_embd, bias=cfg.bias) if cfg.norm_first else nn.Identity()
         self.dec_norm = nn.LayerNorm(cfg.n_embd, bias=cfg.bias) if cfg.norm_first else nn.Identity()
         self.lm_head = nn.Linear(cfg.n_embd, cfg.vocab_size, bias=False)
-        self.apply(_init_weights)
-        if cfg.tie_weights:
-            self.lm_head.weight = self.embed.tok.weight
-
-    def num_params(self) -> int:
-        return num_params(self)
-
-    # small accessors, so that code outside the model need not know its attribute names
-    def token_embedding_table(self) -> Tensor:
-        """The token-embedding matrix [V, d_model] (row i: the vector of token i, before any √d scaling)."""
-        return self.embed.tok.weight
-
-    def position_table(self) -> Optional[Tensor]:
-        """The learned position vectors [block_size, d_model]; None for fixed sinusoidal encodings."""
-        pos = self.embed.pos
-        return pos.emb.weight if isinstance(pos, LearnedPositionalEmbedding) else None
-
-    @property
-    def context_length(self) -> int:
-        """The most positions one pass can read (block_size)."""
-        return self.config.block_size
+        self.init_weights()
 
     def encode(self, src: Tensor, trace: Optional[Trace] = None) -> tuple[Tensor, Tensor]:
         """src [B, S] → (memory [B, S, d], source padding mask [B, 1, 1, S])."""
