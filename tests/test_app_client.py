@@ -34,9 +34,10 @@ def test_every_public_endpoint_is_listed(client):
     api = client.view_api(return_format="dict", print_info=False)
     assert PUBLIC <= set(api["named_endpoints"])
     params = [p["parameter_name"] for p in api["named_endpoints"]["/generate"]["parameters"]]
-    assert params == ["prompt", "temperature", "top_k", "top_p", "max_new_tokens", "seed", "watch_layer"]
-    # the watch panel's layer (added for the live view) has a default: six-argument calls still work
-    assert api["named_endpoints"]["/generate"]["parameters"][-1]["parameter_has_default"]
+    assert params == ["prompt", "temperature", "top_k", "top_p", "max_new_tokens", "seed", "watch_layer", "pair"]
+    # the watch panel's layer (added for the live view) and the model pair have defaults: six-argument
+    # calls still work
+    assert all(p["parameter_has_default"] for p in api["named_endpoints"]["/generate"]["parameters"][-2:])
 
 
 def test_generate_then_replay_a_step_in_the_same_session(client):

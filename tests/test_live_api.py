@@ -27,7 +27,7 @@ DECODE = ((DEFAULT_SOURCE, "greedy", 3, 0.6, 1.0, 0, 1.0, 0, 1, 1, 1),
            9: "head", 10: "step"})
 # endpoint: (valid arguments, {index of a numeric argument: the name its message must use})
 ENDPOINTS = {
-    "/generate": (("ROMEO:\n", 0.8, 0, 0.95, 5, 0, 1),
+    "/generate": (("ROMEO:\n", 0.8, 0, 0.95, 5, 0, 1, "small (CPU-trained)"),
                   {1: "temperature", 2: "top_k", 3: "top_p", 4: "max_new_tokens", 5: "seed", 6: "watch layer"}),
     "/why_token": (("Transformer", 3), {1: "step"}),
     "/why_attention": (("Transformer", 3, 1), {1: "step", 2: "watch layer"}),

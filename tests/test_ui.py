@@ -238,3 +238,38 @@ def test_prepare_text_keeps_the_start_or_the_end():
     assert prepare_text("wait…", t, 10).text == "wait..."    # the tokenizer's normalisation
     with pytest.raises(ValueError, match="empty"):
         prepare_text("", t, 3)
+
+
+# ------------------------------------------------------------------------------ the model pairs
+
+def test_the_large_pair_is_offered_only_when_both_checkpoints_load_and_is_chosen_per_request(tmp_path):
+    from app_checkpoints import make_checkpoints
+    from scratchformer.app.bank import LARGE_PAIR, SMALL_PAIR
+    folder = make_checkpoints(tmp_path)
+    small = ModelBank.load(folder, device="cpu")
+    assert small.pairs() == [SMALL_PAIR] and "Transformer (large)" not in small.slots   # optional: no warning
+    with pytest.raises(ValueError, match="model pair must be one of"):
+        small.for_pair(LARGE_PAIR)
+    big = dict(n_layer=3, n_head=2, n_embd=24, block_size=64, vocab_size=65, model_type="gpt")
+    make_checkpoints(tmp_path / "large", gpt=big, lstm=dict(model_type="lstm", vocab_size=65, n_embd=8, hidden=24,
+                                                             n_layer=2, block_size=64))
+    (tmp_path / "large" / "gpt-shakespeare").rename(folder / "gpt-shakespeare-large")
+    (tmp_path / "large" / "lstm-shakespeare").rename(folder / "lstm-shakespeare-large")
+    bank = ModelBank.load(folder, device="cpu")
+    assert bank.pairs() == [SMALL_PAIR, LARGE_PAIR]
+    view = bank.for_pair(LARGE_PAIR)
+    assert view.get("Transformer").config.n_layer == 3 and view.get("LSTM").config.hidden == 24
+    assert bank.get("Transformer").config.n_layer == 2                  # the shared bank is unchanged
+    G.STREAM_INTERVAL_S, interval = 0.0, G.STREAM_INTERVAL_S
+    try:
+        *_, last = G.generate(bank, "ab", 0.0, 0, 1.0, 4, 0, None, LARGE_PAIR)
+        *_, last_small = G.generate(bank, "ab", 0.0, 0, 1.0, 4, 0, None, SMALL_PAIR)
+    finally:
+        G.STREAM_INTERVAL_S = interval
+    rec = last.steps["Transformer"]
+    assert rec["pair"] == LARGE_PAIR and len(rec["steps"]) == 4
+    # the replay reads the pair that wrote the steps: its attention has the large model's 3 layers
+    attn, _ = G.why_attention(bank, last.steps, "Transformer", 2, 3)
+    assert "layer 3" in attn.layout.title.text
+    with pytest.raises(ValueError, match="watch layer"):
+        G.why_attention(bank, last_small.steps, "Transformer", 2, 3)          # the small GPT has 2 layers

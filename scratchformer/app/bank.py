@@ -25,14 +25,24 @@ TRANSFORMER, LSTM_NAME, ENCDEC, BERT = "Transformer", "LSTM", "Encoder-decoder",
 
 
 class ModelSpec(NamedTuple):
-    folder: str   # the checkpoint folder's name under the checkpoint directory
-    kind: str     # the model_type its config.json must have
+    folder: str             # the checkpoint folder's name under the checkpoint directory
+    kind: str               # the model_type its config.json must have
+    optional: bool = False  # a missing folder is not an error: the app simply does not offer it
 
+
+LARGE_TRANSFORMER, LARGE_LSTM = "Transformer (large)", "LSTM (large)"
 
 # The models the app shows: display name -> where it comes from and what it must be.
 MODELS = {TRANSFORMER: ModelSpec("gpt-shakespeare", "gpt"), LSTM_NAME: ModelSpec("lstm-shakespeare", "lstm"),
-          ENCDEC: ModelSpec("seq2seq-dates", "seq2seq"), BERT: ModelSpec("bert-shakespeare", "bert")}
+          ENCDEC: ModelSpec("seq2seq-dates", "seq2seq"), BERT: ModelSpec("bert-shakespeare", "bert"),
+          LARGE_TRANSFORMER: ModelSpec("gpt-shakespeare-large", "gpt", optional=True),
+          LARGE_LSTM: ModelSpec("lstm-shakespeare-large", "lstm", optional=True)}
 LANGUAGE_MODELS = (TRANSFORMER, LSTM_NAME)   # the two that write text side by side
+
+# The pairs a person can compare side by side: pair -> {role in the app: the bank's model}.
+SMALL_PAIR, LARGE_PAIR = "small (CPU-trained)", "large (GPU-trained)"
+PAIRS = {SMALL_PAIR: {TRANSFORMER: TRANSFORMER, LSTM_NAME: LSTM_NAME},
+         LARGE_PAIR: {TRANSFORMER: LARGE_TRANSFORMER, LSTM_NAME: LARGE_LSTM}}
 
 
 def default_checkpoint_dir() -> Path:
@@ -85,6 +95,8 @@ class ModelBank:
         bank = cls(checkpoint_dir, device)
         for name, spec in (models or MODELS).items():
             slot = Slot(name, checkpoint_dir / spec.folder)
+            if spec.optional and not slot.folder.exists():
+                continue
             try:
                 loaded = load_checkpoint(slot.folder, device=device)
                 kind = loaded.config.model_type
@@ -108,6 +120,24 @@ class ModelBank:
 
     def available(self, name: str) -> bool:
         return name in self.slots and self.slots[name].loaded is not None
+
+    def pairs(self) -> list[str]:
+        """The model pairs this bank can offer: the small pair always (its panels say why a model is
+        missing), the large one when both of its checkpoints loaded."""
+        return [p for p, roles in PAIRS.items()
+                if p == SMALL_PAIR or all(self.available(n) for n in roles.values())]
+
+    def for_pair(self, pair) -> "ModelBank":
+        """The same bank with ``pair``'s models in the Transformer and LSTM roles (the loaded models
+        are shared, not copied): a session's choice of pair, made per request."""
+        if pair is None or pair == SMALL_PAIR:
+            return self
+        if pair not in self.pairs():
+            raise ValueError(f"model pair must be one of {self.pairs()}, got {pair!r}")
+        slots = dict(self.slots)
+        for role, name in PAIRS[pair].items():
+            slots[role] = Slot(role, self.slots[name].folder, self.slots[name].loaded, self.slots[name].error)
+        return ModelBank(self.checkpoint_dir, self.device, slots)
 
 
 def describe_model(loaded: LoadedModel) -> str:

@@ -16,7 +16,7 @@ from ..inference.generation import generate_stream
 from ..inference.sampling import SamplingSettings, validate_max_new_tokens, validate_seed
 from ..inference.traced import run_traced
 from .arrival import on_arrival
-from .bank import LANGUAGE_MODELS, TRANSFORMER, ModelBank
+from .bank import LANGUAGE_MODELS, SMALL_PAIR, TRANSFORMER, ModelBank
 from .events import LATEX, bound, friendly, live_triggers, md, model_event, model_missing, warn
 from .policy import MAX_PROMPT_CHARS, as_int, as_number, check_index, context_limit, prepare_text, unk_char
 from .watch import watch_views
@@ -64,7 +64,8 @@ def _stats(name: str, n_tokens: int, seconds: float, prompt_bpc: Optional[float]
     return f"**{name}** · {n_tokens} tokens · {rate} · loss on the prompt: {bpc}{state}"
 
 
-def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens, seed, watch_layer=None):
+def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens, seed, watch_layer=None,
+             pair=SMALL_PAIR):
     """Stream both models' continuations of ``prompt``, token by token, side by side.
 
     The two streams are interleaved: one token from the Transformer, one from the LSTM, so both
@@ -76,9 +77,12 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
     :class:`GenerateUpdate`; outputs that did not change are ``gr.skip()``. tokens/s counts only the
     time spent in each model's own steps (not the watch panel). Each model gets its own generator
     seeded with ``seed``, so a (prompt, settings, seed) always gives the same text, whatever else
-    the server is doing.
+    the server is doing. ``pair``: which models write (:data:`~.bank.PAIRS`: the small CPU-trained pair,
+    or the larger GPU-trained one when its checkpoints are there), chosen per request.
     """
-    yield from _generate(bank, prompt, temperature, top_k, top_p, max_new_tokens, seed, watch_layer, live=True)
+    bank = bank.for_pair(pair)
+    yield from _generate(bank, prompt, temperature, top_k, top_p, max_new_tokens, seed, watch_layer, live=True,
+                         pair=pair)
 
 
 def _check_generate(bank, temperature, top_k, top_p, max_new_tokens, seed, watch_layer):
@@ -97,7 +101,8 @@ def _check_generate(bank, temperature, top_k, top_p, max_new_tokens, seed, watch
     return SamplingSettings(temperature, top_k, top_p), max_new_tokens, seed, layer
 
 
-def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens, seed, watch_layer, live: bool):
+def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens, seed, watch_layer, live: bool,
+              pair=SMALL_PAIR):
     """:func:`generate`; ``live=False`` draws the watch panel only for the last step (the page's
     default example)."""
     settings, max_new_tokens, seed, layer = _check_generate(bank, temperature, top_k, top_p, max_new_tokens,
@@ -140,7 +145,7 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
     surprise = views.surprise_html(chars, {n: b for n, (_, b) in bits.items()})
     note_md = warn(notes)
     steps: dict[str, dict] = {n: {"steps": [], "text": "", "prompt": prompt, "itos": bank.get(n).tokenizer.itos,
-                                  "ids": None, "starts": [], "lens": []} for n in streams}
+                                  "ids": None, "starts": [], "lens": [], "pair": pair} for n in streams}
     skip = gr.skip()
     no_watch = (skip,) * 5
     yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
@@ -233,7 +238,7 @@ def why_attention(bank: ModelBank, steps: Optional[dict], model_name, step_numbe
     ``layer`` (1-based; None = the last) from a traced pass over exactly the context the model saw,
     that context as HTML)."""
     rec, k = _replayed(steps, model_name, step_number)
-    loaded = bank.get(model_name)
+    loaded = bank.for_pair(rec.get("pair")).get(model_name)       # the pair that wrote these steps
     n_layer = getattr(loaded.config, "n_layer", 1)
     l = n_layer - 1 if layer is None or model_name != TRANSFORMER else check_index(layer, "watch layer", n_layer)
     attn, _, ctx = watch_views(loaded, rec["ids"], rec["starts"][k - 1], rec["lens"][k - 1],
@@ -289,6 +294,9 @@ def build_generate_tab(bank: ModelBank) -> None:
                     max_new = gr.Slider(1, UI_MAX_NEW_TOKENS, DEFAULT_SETTINGS[3], step=1, label="max new tokens",
                                         elem_id="max-new")
                     seed = gr.Number(DEFAULT_SETTINGS[4], label="seed", precision=0, minimum=0, elem_id="seed")
+                # the larger, GPU-trained pair when its checkpoints are there; each session chooses
+                pair = gr.Radio(bank.pairs(), value=SMALL_PAIR, label="models (side by side)",
+                                visible=len(bank.pairs()) > 1, elem_id="pair")
         outs = []
         with gr.Row(equal_height=False):
             for name in LANGUAGE_MODELS:
@@ -336,7 +344,7 @@ def build_generate_tab(bank: ModelBank) -> None:
         def why_attn_view(steps, model_name, step_number, layer):
             return why_attention(bank, steps or example.get("steps"), model_name, step_number, layer)
 
-        gen_inputs = [prompt, temperature, top_k, top_p, max_new, seed, watch_layer]
+        gen_inputs = [prompt, temperature, top_k, top_p, max_new, seed, watch_layer, pair]
         gen_outputs = outs + [surprise, note, steps_state, why_step, why_plot, why_caption, why_model,
                               watch_attn, watch_dist, watch_context, why_attn, why_context]
         if any(bank.available(n) for n in LANGUAGE_MODELS):
