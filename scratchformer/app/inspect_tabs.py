@@ -148,9 +148,23 @@ def attention_typed(bank: ModelBank, text, causal, layer, head, hide_first) -> A
 
 
 def attention_rest(bank: ModelBank, text, causal, layer, head, hide_first) -> AttentionRest:
-    """After :func:`attention_typed`: the grid, the average, the diff and the comparison."""
+    """After :func:`attention_typed`, once typing pauses: the grid, the average, the diff and the
+    comparison. ``text`` None: typing went on (see :data:`WHEN_TYPING_PAUSES`), nothing to redraw."""
+    if text is None:
+        return AttentionRest(*[gr.skip()] * len(AttentionRest._fields))
     v = attention(bank, text, causal, layer, head, hide_first)
     return AttentionRest(v.grid, v.average, v.diff, v.comparison)
+
+
+# Runs in the page before attention_rest: wait until the text has stayed the same for a moment;
+# when it has changed meanwhile, send None (a newer keystroke's views are on their way). While a
+# person types, the page only redraws the chosen head (one small plot), and the four other plots,
+# the costly ones in the browser, once typing pauses.
+WHEN_TYPING_PAUSES = """async (text, ...rest) => {
+    await new Promise(done => setTimeout(done, 400));
+    const box = document.querySelector('#attn-text textarea');
+    return [box && box.value !== text ? null : text, ...rest];
+}"""
 
 
 def attention_view(bank: ModelBank, text, causal, layer, head, hide_first) -> AttentionMatrices:
@@ -340,14 +354,14 @@ def build_attention_tab(bank: ModelBank) -> None:
         inputs = [text, causal, layer, head, hide_first]
         outputs = [note, grid, head_plot, avg_plot, diff_plot, compare]
         on_arrival(outputs, lambda: attention(bank, DEFAULT_TEXT, True, cfg.n_layer, 1, False))
-        # typing redraws the chosen head at once, then the other views (only the latest text is
-        # computed, no progress overlays); the button everything; the causal toggle and the
+        # typing redraws the chosen head at once, the other views when typing pauses (only the
+        # latest text is computed, no progress overlays); the button everything; the causal toggle and the
         # first-token option the matrices only; the sliders the chosen head and its diff only
         model_event([button.click], bound(attention, bank), inputs, outputs, "attention")
         typed = model_event(live_triggers(text), bound(attention_typed, bank), inputs, [note, head_plot],
                             "attention_typed", show_progress="hidden", api_visibility="private")
         model_then(typed, bound(attention_rest, bank), inputs, [grid, avg_plot, diff_plot, compare],
-                   "attention_rest", show_progress="hidden", api_visibility="private")
+                   "attention_rest", show_progress="hidden", api_visibility="private", js=WHEN_TYPING_PAUSES)
         model_event(live_triggers(causal, hide_first), bound(attention_view, bank), inputs,
                     [grid, head_plot, avg_plot], "attention_view")
         model_event(live_triggers(layer, head), bound(attention_head, bank), inputs,
