@@ -220,8 +220,11 @@ def test_every_event_is_named_bounded_and_only_computes_the_latest_input(bank):
     # stale keystrokes collapse into the latest; raw values reach our checks (messages name the setting)
     assert all(f.trigger_mode == "always_last" and not f.preprocess for f in api)
     # typing, keyboard moves of sliders: `input` triggers, not only `release`
-    attention = next(f for f in api if f.api_name == "attention")
-    assert any(t[1] == "change" for t in attention.targets)        # typing and deleting
+    # typing and deleting: the chosen head first, the other attention views right after (private
+    # events of the page, in the same group and mode as the API's)
+    typed, rest = (next(f for f in fns if f.api_name == n) for n in ("attention_typed", "attention_rest"))
+    assert any(t[1] == "change" for t in typed.targets) and rest.trigger_after == typed._id
+    assert all(f.concurrency_id == "live" and f.trigger_mode == "always_last" for f in (typed, rest))
     head = next(f for f in api if f.api_name == "attention_head")
     assert {t[1] for t in head.targets} == {"input"}                  # sliders: pointer and keyboard
 

@@ -73,4 +73,8 @@ def launch_kwargs() -> dict:
     # state_session_capacity: at most this many sessions are kept (the oldest dropped first); a
     # session whose page was closed is dropped at once (forget_session), and API sessions' state
     # expires (gr.State time_to_live).
-    return dict(theme=gr.themes.Soft(), css=CSS, footer_links=["api", "gradio"], state_session_capacity=1000)
+    # run_history=False: Gradio 6 otherwise saves every call's inputs and outputs in the browser's
+    # localStorage, re-serialising its whole saved history (plots included, ~0.5 MB per attention
+    # view) after each call: ~100 ms of the page's main thread per keystroke in the attention tab.
+    return dict(theme=gr.themes.Soft(), css=CSS, footer_links=["api", "gradio"], state_session_capacity=1000,
+                run_history=False)

@@ -40,10 +40,20 @@ def model_event(triggers: list, fn: Callable, inputs: list, outputs: list, api_n
     ``group`` ("live": at most MODEL_CONCURRENCY at once; "generate": GENERATE_CONCURRENCY), only the
     latest trigger of a browser computed (always_last), raw input values (the callback checks them).
     On a ZeroGPU Space ``fn`` runs under ``@spaces.GPU`` (:func:`~scratchformer.app.zerogpu.gpu_task`)."""
+    return gr.on(triggers, gpu_task(fn), inputs, outputs, **_event_settings(api_name, group, kwargs))
+
+
+def model_then(event, fn: Callable, inputs: list, outputs: list, api_name: str, **kwargs):
+    """Like :func:`model_event`, run after ``event`` succeeds (``event.then``): a view that follows
+    a faster one (the attention tab's other plots after the head typed into)."""
+    return event.then(gpu_task(fn), inputs, outputs, **_event_settings(api_name, "live", kwargs))
+
+
+def _event_settings(api_name: str, group: str, kwargs: dict) -> dict:
     limit = GENERATE_CONCURRENCY if group == "generate" else MODEL_CONCURRENCY
     kwargs.setdefault("show_progress", "minimal" if group == "live" else "full")
-    return gr.on(triggers, gpu_task(fn), inputs, outputs, api_name=api_name, concurrency_id=group,
-                 concurrency_limit=limit, trigger_mode="always_last", preprocess=False, **kwargs)
+    return dict(api_name=api_name, concurrency_id=group, concurrency_limit=limit, trigger_mode="always_last",
+                preprocess=False, **kwargs)
 
 
 def live_triggers(*components) -> list:

@@ -22,7 +22,7 @@ from ..inference.traced import run_traced
 from ..model.positional import sinusoidal_table
 from .bank import LANGUAGE_MODELS, LSTM_NAME, TRANSFORMER, ModelBank, describe_model
 from .arrival import on_arrival
-from .events import bound, live_triggers, md, model_event, model_missing
+from .events import bound, live_triggers, md, model_event, model_missing, model_then
 from .policy import MAX_ANALYSIS_CHARS, as_int, check_index, context_limit, notes_md, prepare_text, unk_char
 
 DEFAULT_TEXT = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;"
@@ -49,11 +49,16 @@ def _attention_figures(traced, chars, layer: int, head: int, hide_first: bool, c
     attn = [a[0] for a in traced.trace.self_attn]          # L × [H, T, T]
     mask = "causal mask on" if causal else "causal mask OFF"
     grid = views.attention_grid(attn, hide_first, title=f"every layer × head ({mask})")
-    head_fig = views.attention_heatmap(attn[layer][head], chars, hide_first=hide_first,
-                                       title=f"layer {layer + 1}, head {head + 1} ({mask})")
+    head_fig = _head_figure(traced, layer, head, hide_first, causal)
     avg = views.attention_heatmap(attn[layer].mean(0), chars, hide_first=hide_first,
                                   title=f"layer {layer + 1}, average over heads ({mask})")
     return grid, head_fig, avg
+
+
+def _head_figure(traced, layer: int, head: int, hide_first: bool, causal: bool):
+    mask = "causal mask on" if causal else "causal mask OFF"
+    return views.attention_heatmap(traced.trace.self_attn[layer][0, head], traced.chars, hide_first=hide_first,
+                                   title=f"layer {layer + 1}, head {head + 1} ({mask})")
 
 
 def _diff_figure(on, off, chars, layer: int, head: int):
@@ -120,6 +125,48 @@ def attention(bank: ModelBank, text, causal, layer, head, hide_first) -> Attenti
                           _comparison(loaded, prep, on, off))
 
 
+class AttentionTyped(NamedTuple):
+    """What typing redraws first: the notes and the chosen head (the rest: :class:`AttentionRest`)."""
+
+    notes: str
+    head: object
+
+
+class AttentionRest(NamedTuple):
+    grid: object
+    average: object
+    diff: object
+    comparison: str
+
+
+def attention_typed(bank: ModelBank, text, causal, layer, head, hide_first) -> AttentionTyped:
+    """While typing, first: the notes and the chosen head only (one pass, one small figure), so the
+    heatmap follows the keys; :func:`attention_rest` draws the other views right after."""
+    loaded, prep, note, l, h = _attention_inputs(bank, text, layer, head)
+    traced = _traced(loaded, prep.ids, causal=bool(causal))
+    return AttentionTyped(note, _head_figure(traced, l, h, bool(hide_first), bool(causal)))
+
+
+def attention_rest(bank: ModelBank, text, causal, layer, head, hide_first) -> AttentionRest:
+    """After :func:`attention_typed`, once typing pauses: the grid, the average, the diff and the
+    comparison. ``text`` None: typing went on (see :data:`WHEN_TYPING_PAUSES`), nothing to redraw."""
+    if text is None:
+        return AttentionRest(*[gr.skip()] * len(AttentionRest._fields))
+    v = attention(bank, text, causal, layer, head, hide_first)
+    return AttentionRest(v.grid, v.average, v.diff, v.comparison)
+
+
+# Runs in the page before attention_rest: wait until the text has stayed the same for a moment;
+# when it has changed meanwhile, send None (a newer keystroke's views are on their way). While a
+# person types, the page only redraws the chosen head (one small plot), and the four other plots,
+# the costly ones in the browser, once typing pauses.
+WHEN_TYPING_PAUSES = """async (text, ...rest) => {
+    await new Promise(done => setTimeout(done, 400));
+    const box = document.querySelector('#attn-text textarea');
+    return [box && box.value !== text ? null : text, ...rest];
+}"""
+
+
 def attention_view(bank: ModelBank, text, causal, layer, head, hide_first) -> AttentionMatrices:
     """After the causal toggle or the first-token option: (grid, head, average) only."""
     loaded, prep, _, l, h = _attention_inputs(bank, text, layer, head)
@@ -132,10 +179,7 @@ def attention_head(bank: ModelBank, text, causal, layer, head, hide_first) -> At
     loaded, prep, _, l, h = _attention_inputs(bank, text, layer, head)
     on = _traced(loaded, prep.ids, causal=True)
     off = _traced(loaded, prep.ids, causal=False)
-    shown = on if causal else off
-    mask = "causal mask on" if causal else "causal mask OFF"
-    head_fig = views.attention_heatmap(shown.trace.self_attn[l][0, h], on.chars, hide_first=bool(hide_first),
-                                       title=f"layer {l + 1}, head {h + 1} ({mask})")
+    head_fig = _head_figure(on if causal else off, l, h, bool(hide_first), bool(causal))
     return AttentionHead(head_fig, _diff_figure(on, off, on.chars, l, h))
 
 
@@ -310,9 +354,14 @@ def build_attention_tab(bank: ModelBank) -> None:
         inputs = [text, causal, layer, head, hide_first]
         outputs = [note, grid, head_plot, avg_plot, diff_plot, compare]
         on_arrival(outputs, lambda: attention(bank, DEFAULT_TEXT, True, cfg.n_layer, 1, False))
-        # typing redraws everything (only the latest text is computed); the causal toggle and the
-        # first-token option redraw the matrices only; the sliders the chosen head and its diff only
-        model_event(live_triggers(text) + [button.click], bound(attention, bank), inputs, outputs, "attention")
+        # typing redraws the chosen head at once, the other views when typing pauses (only the
+        # latest text is computed, no progress overlays); the button everything; the causal toggle and the
+        # first-token option the matrices only; the sliders the chosen head and its diff only
+        model_event([button.click], bound(attention, bank), inputs, outputs, "attention")
+        typed = model_event(live_triggers(text), bound(attention_typed, bank), inputs, [note, head_plot],
+                            "attention_typed", show_progress="hidden", api_visibility="private")
+        model_then(typed, bound(attention_rest, bank), inputs, [grid, avg_plot, diff_plot, compare],
+                   "attention_rest", show_progress="hidden", api_visibility="private", js=WHEN_TYPING_PAUSES)
         model_event(live_triggers(causal, hide_first), bound(attention_view, bank), inputs,
                     [grid, head_plot, avg_plot], "attention_view")
         model_event(live_triggers(layer, head), bound(attention_head, bank), inputs,
