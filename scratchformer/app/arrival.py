@@ -101,15 +101,16 @@ class ArrivalViews:
         self._done.wait()
         return self.values if self.values is not None else [gr.skip()] * len(self.outputs)
 
-    def attach(self, demo: gr.Blocks) -> None:
-        """One page-load event filling every registered component (private: not an API endpoint)."""
+    def attach(self, demo: gr.Blocks):
+        """One page-load event filling every registered component (private: not an API endpoint);
+        returns it (None when no tab registered a default)."""
         if not self.entries:
-            return
+            return None
         outputs = self.outputs
 
         def defaults():
             values = self.payload()
             return values if len(outputs) > 1 else values[0]
 
-        demo.load(defaults, None, outputs, queue=False, postprocess=False, show_progress="hidden",
-                  api_visibility="private")
+        return demo.load(defaults, None, outputs, queue=False, postprocess=False, show_progress="hidden",
+                         api_visibility="private")

@@ -22,13 +22,18 @@ from .events import MODEL_CONCURRENCY, forget_session
 from .generate_tab import build_generate_tab
 from .inside_tab import build_inside_tab
 from .inspect_tabs import build_attention_tab, build_embeddings_tab, build_lstm_tab, build_models_tab
+from .links import SharedLinks
 from .seq2seq_tabs import build_gpt_bert_tab, build_seq2seq_tab
 
 CSS = """
 .gradio-container {max-width: 1280px !important}
 .stats {min-height: 2.2em}
 .model-out textarea {font-family: ui-monospace, monospace !important; font-size: 14px !important}
+.share-row {align-items: center}
+.share-row textarea, .share-row input {font-family: ui-monospace, monospace !important; font-size: 12px !important}
 """
+# links (window.sfLinks) and the figures' export buttons; see page.js
+PAGE_JS = (Path(__file__).with_name("page.js")).read_text(encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------------------- the app
@@ -56,15 +61,18 @@ def build_demo(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBan
     $SCRATCHFORMER_CHECKPOINTS or checkpoints/) and shared read-only by every request."""
     configure_torch(MODEL_CONCURRENCY)
     bank = bank or ModelBank.load(checkpoint_dir)
-    with gr.Blocks(title="scratchformer") as demo, ArrivalViews() as arrival:
+    with gr.Blocks(title="scratchformer") as demo, ArrivalViews() as arrival, SharedLinks() as links:
         gr.Markdown(header(bank), elem_id="header")
-        with gr.Tabs():
+        link_note = gr.Markdown(elem_id="link-note")
+        with gr.Tabs() as tabs:
             for build_tab in TABS:
                 build_tab(bank)
-        arrival.attach(demo)                 # every tab's default example, computed once
+        defaults = arrival.attach(demo)      # every tab's default example, computed once
+        links.attach(demo, tabs, link_note, after=defaults)   # then the page's own link, if it has one
         demo.unload(forget_session(demo))    # a closed page's session is dropped at once
     demo.bank = bank  # for tests and benchmarks; read-only
     demo.arrival = arrival
+    demo.links = links
     return demo
 
 
@@ -76,5 +84,5 @@ def launch_kwargs() -> dict:
     # run_history=False: Gradio 6 otherwise saves every call's inputs and outputs in the browser's
     # localStorage, re-serialising its whole saved history (plots included, ~0.5 MB per attention
     # view) after each call: ~100 ms of the page's main thread per keystroke in the attention tab.
-    return dict(theme=gr.themes.Soft(), css=CSS, footer_links=["api", "gradio"], state_session_capacity=1000,
-                run_history=False)
+    return dict(theme=gr.themes.Soft(), css=CSS, head=f"<script>\n{PAGE_JS}\n</script>",
+                footer_links=["api", "gradio"], state_session_capacity=1000, run_history=False)

@@ -13,11 +13,12 @@ import gradio as gr
 
 from .. import views
 from ..inference.generation import generate_stream
-from ..inference.sampling import SamplingSettings, validate_max_new_tokens, validate_seed
+from ..inference.sampling import MAX_SEED, SamplingSettings, validate_max_new_tokens, validate_seed
 from ..inference.traced import run_traced
 from .arrival import on_arrival
 from .bank import LANGUAGE_MODELS, SMALL_PAIR, TRANSFORMER, ModelBank
 from .events import LATEX, bound, friendly, live_triggers, md, model_event, model_missing, warn
+from .links import link_row
 from .policy import MAX_PROMPT_CHARS, as_int, as_number, check_index, context_limit, prepare_text, unk_char
 from .watch import watch_views
 
@@ -187,6 +188,25 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
                          *watch, why_attn, why_ctx)
 
 
+def linked_generation(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens, seed, layer, model, step,
+                      pair=SMALL_PAIR):
+    """What a link to the generate tab shows: the generation its settings give (the same text: same
+    prompt, settings and seed), then "why this token" at the link's ``model`` and ``step`` (the
+    last step when the generation is shorter)."""
+    last = None
+    for last in generate(bank, prompt, temperature, top_k, top_p, max_new_tokens, seed, layer, pair):
+        yield last
+    steps = last.steps
+    name = model if model in steps else next(iter(steps))
+    n = len(steps[name]["steps"])
+    k = min(max(1, step), n)
+    plot, caption = why_token(steps, name, k)
+    attn, ctx = why_attention(bank, steps, name, k, layer)
+    yield GenerateUpdate(*[gr.skip()] * len(GenerateUpdate._fields))._replace(
+        why_step=gr.update(maximum=max(1, n), value=k), why_plot=plot, why_caption=caption, why_model=name,
+        why_attention=attn, why_context=ctx)
+
+
 def _watch(bank: ModelBank, steps: dict, layer, k: int) -> tuple:
     """The watch panel for step ``k`` (1-based): the Transformer's, else the first model's."""
     name = TRANSFORMER if TRANSFORMER in steps else next(iter(steps))
@@ -229,7 +249,8 @@ def why_token(steps: Optional[dict], model_name: str, step_number) -> WhyToken:
     caption = (f"**{model_name}, step {k} of {n}.** After `{shown}` "
                f"it chose `{chosen.replace('`', chr(39))}` with probability {step.token_prob:.3f}. "
                f"top-k cut {n_k} of {len(itos)} tokens, top-p cut {n_p} more.")
-    fig = views.distribution_figure(step, itos, title=f"{model_name}: the choice of token {k}")
+    fig = views.export_name(views.distribution_figure(step, itos, title=f"{model_name}: the choice of token {k}"),
+                            f"distribution_{model_name.lower()}_step{k}")
     return WhyToken(fig, caption)
 
 
@@ -277,8 +298,9 @@ heatmap, exactly the characters it saw (after the KV cache refills, a window tha
 
 def build_generate_tab(bank: ModelBank) -> None:
     n_layer = bank.get(TRANSFORMER).config.n_layer if bank.available(TRANSFORMER) else 1
-    with gr.Tab("Generate & compare", id="generate"):
+    with gr.Tab("Generate & compare", id="generate") as tab:
         md(GENERATE_INTRO)
+        share = link_row("generate", tab)
         with gr.Row():
             with gr.Column(scale=3):
                 prompt = gr.Textbox(DEFAULT_PROMPT, label="Prompt", lines=4, max_lines=12,
@@ -352,6 +374,11 @@ def build_generate_tab(bank: ModelBank) -> None:
                                watch_context, why_attn, why_context], default_generation)
         model_event([button.click, prompt.submit], bound(generate, bank), gen_inputs, gen_outputs, "generate",
                     group="generate")
+        share.share([("prompt", prompt, dict(max_chars=MAX_PROMPT_CHARS, keep="end")), ("temperature", temperature),
+                     ("top_k", top_k), ("top_p", top_p), ("max_new_tokens", max_new),
+                     ("seed", seed, dict(hi=MAX_SEED)), ("layer", watch_layer), ("model", why_model),
+                     ("step", why_step, dict(lo=1, hi=UI_MAX_NEW_TOKENS)), ("pair", pair)],
+                    lambda **v: linked_generation(bank, **v), gen_outputs)
         model_event(live_triggers(why_step, why_model), friendly(why), [steps_state, why_model, why_step],
                     [why_plot, why_caption], "why_token")
         model_event(live_triggers(why_step, why_model, watch_layer), friendly(why_attn_view),

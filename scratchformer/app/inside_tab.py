@@ -21,6 +21,7 @@ from ..inference.traced import run_traced
 from .bank import LSTM_NAME, TRANSFORMER, ModelBank
 from .arrival import on_arrival
 from .events import bound, live_triggers, md, model_event, model_missing
+from .links import link_row
 from .policy import MAX_ANALYSIS_CHARS, as_int, check_index, context_limit, notes_md, prepare_text, unk_char
 
 DEFAULT_TEXT = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;"
@@ -65,12 +66,16 @@ def inside_walkthrough(bank: ModelBank, text, position, layer, head, temperature
          ("FFN output", L["ff_out"]), ("x + FFN", L["resid_post"]),
          ("final LN_f(x)", n["final"]["ln"]["output"])],
         title=f"position {t} '{c}': the vectors, block {l + 1} (each row on its own colour scale)")
+    views.export_name(vectors, f"inside_vectors_pos{t}_B{l + 1}H{h + 1}")
     attn = views.attention_step_figure(n["text"], hd["keys"], hd["scores"], hd["weights"], t,
                                        title=f"block {l + 1}, head {h + 1}: query at position {t} '{c}'")
     ffn = views.ffn_figure(L["ff_pre"], L["ff_act"], L["firing"], cfg.activation,
                            title=f"block {l + 1} feed-forward at position {t}: {L['firing']} of {cfg.d_ff} "
                                  f"units fire ({cfg.activation} > 0)")
     out = views.distribution_figure(w.step, itos, title=f"next character after position {t} '{c}'")
+    views.export_name(attn, f"inside_attention_pos{t}_B{l + 1}H{h + 1}")
+    views.export_name(ffn, f"inside_ffn_pos{t}_B{l + 1}")
+    views.export_name(out, f"inside_output_pos{t}")
     return (note, views.model_diagram_html(n, l), views.stage_markdown(n, l, h), vectors, attn, ffn, out, n)
 
 
@@ -87,7 +92,8 @@ def inside_logit_lens(bank: ModelBank, text):
     """(notes, the layers × positions grid, numbers)."""
     loaded, prep, note = _prepared(bank, TRANSFORMER, text)
     lens = logit_lens(loaded.model, prep.ids, loaded.tokenizer.itos)
-    return note, views.logit_lens_figure(lens, title="logit lens: top prediction per layer and position"), lens
+    fig = views.logit_lens_figure(lens, title="logit lens: top prediction per layer and position")
+    return note, views.export_name(fig, "logit_lens"), lens
 
 
 # ------------------------------------------------------------------------------------- switch parts off
@@ -115,14 +121,14 @@ def inside_ablation(bank: ModelBank, text, heads, ffn, mode, n_new):
     ab = make_ablation(loaded.model, prep.ids, heads=pairs, ffn=blocks, mode=str(mode))
     cmp = compare(loaded.model, prep.ids, loaded.tokenizer.itos, ab, as_int(n_new, "continuation length"),
                   str(mode))
-    return note, views.comparison_markdown(cmp), views.ablation_figure(cmp), cmp
+    return note, views.comparison_markdown(cmp), views.export_name(views.ablation_figure(cmp), "ablation_loss_change"), cmp
 
 
 def inside_head_worth(bank: ModelBank, text, mode):
     """(the layers × heads grid of loss increases, numbers)."""
     loaded, prep, _ = _prepared(bank, TRANSFORMER, text)
     worth = head_worth(loaded.model, prep.ids, str(mode))
-    return views.head_worth_figure(worth), worth
+    return views.export_name(views.head_worth_figure(worth), f"head_worth_{mode}"), worth
 
 
 # ------------------------------------------------------------------------------------- what heads do
@@ -133,7 +139,8 @@ def inside_heads(bank: ModelBank, text):
     traced = run_traced(loaded.model, loaded.tokenizer.itos, prep.ids)
     attn = [a[0] for a in traced.trace.self_attn]
     rows = head_table(attn, prep.ids, loaded.tokenizer.itos)
-    grid = views.attention_grid(attn, title="every layer × head on this text (query ↓, key →)")
+    grid = views.export_name(views.attention_grid(attn, title="every layer × head on this text (query ↓, key →)"),
+                             "head_roles_attention_grid")
     return grid, views.head_table_html(rows), rows
 
 
@@ -144,8 +151,10 @@ def inside_lstm_step(bank: ModelBank, text, position, layer, unit):
     loaded, prep, note = _prepared(bank, LSTM_NAME, text)
     t = _position(position, len(prep.ids))
     l = check_index(layer, "layer", loaded.config.n_layer)
-    s = lstm_step(loaded.model, prep.ids, t, l, as_int(unit, "unit"), loaded.tokenizer.itos)
-    return note, views.lstm_step_markdown(s), views.lstm_unit_figure(s), s
+    u = as_int(unit, "unit")
+    s = lstm_step(loaded.model, prep.ids, t, l, u, loaded.tokenizer.itos)
+    fig = views.export_name(views.lstm_unit_figure(s), f"lstm_step_pos{t}_L{l + 1}_unit{u}")
+    return note, views.lstm_step_markdown(s), fig, s
 
 
 def inside_lstm_ablation(bank: ModelBank, text, layer, units, empty_cell, n_new):
@@ -159,7 +168,7 @@ def inside_lstm_ablation(bank: ModelBank, text, layer, units, empty_cell, n_new)
     ab = make_ablation(loaded.model, prep.ids, lstm_units=[(l, int(u)) for u in found],
                        lstm_cells=[l] if empty_cell else [])
     cmp = compare(loaded.model, prep.ids, loaded.tokenizer.itos, ab, as_int(n_new, "continuation length"))
-    return views.comparison_markdown(cmp), views.ablation_figure(cmp), cmp
+    return views.comparison_markdown(cmp), views.export_name(views.ablation_figure(cmp), f"lstm_ablation_L{l + 1}"), cmp
 
 
 INTRO = r"""
@@ -185,6 +194,7 @@ empty a layer's cell before every step ($c_{t-1} = 0$, so $c_t = i \odot g$: no 
 def build_inside_tab(bank: ModelBank) -> None:
     with gr.Tab("Inside one forward pass", id="inside") as tab:
         md(INTRO)
+        share = link_row("inside", tab)
         if model_missing(bank, TRANSFORMER):
             return
         cfg = bank.get(TRANSFORMER).config
@@ -277,6 +287,10 @@ def build_inside_tab(bank: ModelBank) -> None:
         model_event([tab.select, step_tab.select, *live_triggers(*step_inputs)], bound(inside_walkthrough, bank),
                     step_inputs, step_outputs, "inside_walkthrough")
         on_arrival(step_outputs, lambda: inside_walkthrough(bank, DEFAULT_TEXT, DEFAULT_POSITION, 1, 1, 1.0, 0, 1.0))
+        share.share([("text", text), ("position", position), ("block", layer), ("head", head),
+                     ("temperature", temperature), ("top_k", top_k), ("top_p", top_p)],
+                    lambda text, position, block, head, temperature, top_k, top_p: inside_walkthrough(
+                        bank, text, position, block, head, temperature, top_k, top_p), step_outputs)
         lens_outputs = [lens_note, lens_plot, lens_json]
         model_event([lens_tab.select, text.submit], bound(inside_logit_lens, bank), [text], lens_outputs,
                     "inside_logit_lens")

@@ -23,6 +23,7 @@ from ..model.positional import sinusoidal_table
 from .bank import LANGUAGE_MODELS, LSTM_NAME, TRANSFORMER, ModelBank, describe_model
 from .arrival import on_arrival
 from .events import bound, live_triggers, md, model_event, model_missing, model_then
+from .links import link_row
 from .policy import MAX_ANALYSIS_CHARS, as_int, check_index, context_limit, notes_md, prepare_text, unk_char
 
 DEFAULT_TEXT = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;"
@@ -48,24 +49,33 @@ def top1_text(logits: torch.Tensor, itos: list[str]) -> str:
 def _attention_figures(traced, chars, layer: int, head: int, hide_first: bool, causal: bool):
     attn = [a[0] for a in traced.trace.self_attn]          # L × [H, T, T]
     mask = "causal mask on" if causal else "causal mask OFF"
-    grid = views.attention_grid(attn, hide_first, title=f"every layer × head ({mask})")
+    tag = _mask_tag(causal, hide_first)
+    grid = views.export_name(views.attention_grid(attn, hide_first, title=f"every layer × head ({mask})"),
+                             f"attention_grid_{tag}")
     head_fig = _head_figure(traced, layer, head, hide_first, causal)
     avg = views.attention_heatmap(attn[layer].mean(0), chars, hide_first=hide_first,
                                   title=f"layer {layer + 1}, average over heads ({mask})")
-    return grid, head_fig, avg
+    return grid, head_fig, views.export_name(avg, f"attention_L{layer + 1}_average_{tag}")
+
+
+def _mask_tag(causal: bool, hide_first: bool) -> str:
+    """"causal" / "nomask", and "_nofirst" when the first token's column is hidden: for file names."""
+    return ("causal" if causal else "nomask") + ("_nofirst" if hide_first else "")
 
 
 def _head_figure(traced, layer: int, head: int, hide_first: bool, causal: bool):
     mask = "causal mask on" if causal else "causal mask OFF"
-    return views.attention_heatmap(traced.trace.self_attn[layer][0, head], traced.chars, hide_first=hide_first,
-                                   title=f"layer {layer + 1}, head {head + 1} ({mask})")
+    fig = views.attention_heatmap(traced.trace.self_attn[layer][0, head], traced.chars, hide_first=hide_first,
+                                  title=f"layer {layer + 1}, head {head + 1} ({mask})")
+    return views.export_name(fig, f"attention_L{layer + 1}H{head + 1}_{_mask_tag(causal, hide_first)}")
 
 
 def _diff_figure(on, off, chars, layer: int, head: int):
     d = off.trace.self_attn[layer][0, head] - on.trace.self_attn[layer][0, head]
-    return views.attention_heatmap(d, chars, diverging=True,
-                                   title=f"layer {layer + 1}, head {head + 1}: mask off − mask on "
-                                         "(red: more attention without the mask)")
+    fig = views.attention_heatmap(d, chars, diverging=True,
+                                  title=f"layer {layer + 1}, head {head + 1}: mask off − mask on "
+                                        "(red: more attention without the mask)")
+    return views.export_name(fig, f"attention_L{layer + 1}H{head + 1}_nomask_minus_causal")
 
 
 def _attention_inputs(bank, text, layer, head):
@@ -201,11 +211,13 @@ def positional_figures(bank: ModelBank) -> list:
     """The sinusoidal pattern for the Transformer's width, and its learned table when it has one."""
     loaded = bank.get(TRANSFORMER)
     cfg = loaded.config
-    figs = [views.positional_figure(sinusoidal_table(cfg.block_size, cfg.n_embd),
-                                    title=f"sinusoidal encodings, {cfg.block_size} positions × {cfg.n_embd} dims")]
+    figs = [views.export_name(views.positional_figure(
+        sinusoidal_table(cfg.block_size, cfg.n_embd),
+        title=f"sinusoidal encodings, {cfg.block_size} positions × {cfg.n_embd} dims"), "positions_sinusoidal")]
     learned = loaded.model.position_table()
     if learned is not None:
-        figs.append(views.positional_figure(learned, title="this model's learned positional embeddings"))
+        figs.append(views.export_name(views.positional_figure(learned, title="this model's learned positional embeddings"),
+                                      "positions_learned"))
     else:
         figs.append(views.message_figure("This model uses the sinusoidal encodings above (nothing learned)."))
     return figs
@@ -215,8 +227,9 @@ def embedding_figure(bank: ModelBank, name: str):
     if not bank.available(name):
         return views.message_figure(bank.slots[name].error or f"{name} is not loaded")
     loaded = bank.get(name)
-    return views.embedding_pca_figure(loaded.model.token_embedding_table(), loaded.tokenizer.itos,
-                                      title=f"{name}: token embeddings, PCA to 2-D")
+    fig = views.embedding_pca_figure(loaded.model.token_embedding_table(), loaded.tokenizer.itos,
+                                     title=f"{name}: token embeddings, PCA to 2-D")
+    return views.export_name(fig, f"embeddings_pca_{name.lower()}")
 
 
 def embedding_tables(bank: ModelBank) -> tuple:
@@ -231,7 +244,8 @@ def hidden_states(bank: ModelBank, text):
     loaded, prep, note = _prepared(bank, TRANSFORMER, text)
     traced = _traced(loaded, prep.ids)
     hidden = [h[0] for h in traced.trace.hidden_states]
-    return note, views.hidden_states_figure(hidden, traced.chars, title="Transformer: hidden states by layer")
+    fig = views.hidden_states_figure(hidden, traced.chars, title="Transformer: hidden states by layer")
+    return note, views.export_name(fig, "hidden_states_by_layer")
 
 
 EMBEDDINGS_INTRO = r"""
@@ -257,6 +271,7 @@ def lstm_inside(bank: ModelBank, text, layer, n_units):
     units = views.top_varying_units(cells, n)
     fig = views.lstm_gates_figure(gates, cells, traced.chars, units,
                                   title=f"LSTM layer {l + 1}: the {n} units whose tanh(c_t) varies most")
+    views.export_name(fig, f"lstm_gates_L{l + 1}_top{n}")
     units_html = "".join(views.unit_text_html(traced.chars, torch.tanh(cells[:, u]), f"unit {u}: tanh(c_t)")
                          for u in units[:6])
     return note, fig, units_html
@@ -326,8 +341,9 @@ def learning_curves_png(bank: ModelBank) -> str | None:
 # ------------------------------------------------------------------------------------------ the tabs
 
 def build_attention_tab(bank: ModelBank) -> None:
-    with gr.Tab("Attention", id="attention"):
+    with gr.Tab("Attention", id="attention") as tab:
         md(ATTENTION_INTRO)
+        share = link_row("attention", tab)
         if model_missing(bank, TRANSFORMER):
             return
         cfg = bank.get(TRANSFORMER).config
@@ -354,6 +370,8 @@ def build_attention_tab(bank: ModelBank) -> None:
         inputs = [text, causal, layer, head, hide_first]
         outputs = [note, grid, head_plot, avg_plot, diff_plot, compare]
         on_arrival(outputs, lambda: attention(bank, DEFAULT_TEXT, True, cfg.n_layer, 1, False))
+        share.share([("text", text), ("causal", causal), ("layer", layer), ("head", head), ("hide_first", hide_first)],
+                    lambda **v: attention(bank, **v), outputs)
         # typing redraws the chosen head at once, the other views when typing pauses (only the
         # latest text is computed, no progress overlays); the button everything; the causal toggle and the
         # first-token option the matrices only; the sliders the chosen head and its diff only
@@ -369,8 +387,9 @@ def build_attention_tab(bank: ModelBank) -> None:
 
 
 def build_embeddings_tab(bank: ModelBank) -> None:
-    with gr.Tab("Embeddings", id="embeddings"):
+    with gr.Tab("Embeddings", id="embeddings") as tab:
         md(EMBEDDINGS_INTRO)
+        share = link_row("embeddings", tab)
         with gr.Row():
             tables = [gr.Plot(show_label=False, elem_id=f"emb-{name.lower()}") for name in LANGUAGE_MODELS]
         with gr.Row():
@@ -384,13 +403,15 @@ def build_embeddings_tab(bank: ModelBank) -> None:
         plot = gr.Plot(show_label=False, elem_id="hidden-plot")
         if bank.available(TRANSFORMER):
             on_arrival([note, plot], lambda: hidden_states(bank, DEFAULT_TEXT))
+            share.share([("text", text)], lambda text: hidden_states(bank, text), [note, plot])
         model_event(live_triggers(text) + [button.click], bound(hidden_states, bank), [text], [note, plot],
                     "hidden_states")
 
 
 def build_lstm_tab(bank: ModelBank) -> None:
-    with gr.Tab("Inside the LSTM", id="lstm"):
+    with gr.Tab("Inside the LSTM", id="lstm") as tab:
         md(LSTM_INTRO)
+        share = link_row("lstm", tab)
         if model_missing(bank, LSTM_NAME):
             return
         cfg = bank.get(LSTM_NAME).config
@@ -405,17 +426,21 @@ def build_lstm_tab(bank: ModelBank) -> None:
         plot = gr.Plot(show_label=False, elem_id="lstm-plot")
         units_html = gr.HTML(elem_id="lstm-units-text")
         on_arrival([note, plot, units_html], lambda: lstm_inside(bank, DEFAULT_TEXT, cfg.n_layer, min(16, cfg.hidden)))
+        share.share([("text", text), ("layer", layer), ("units", n_units)],
+                    lambda text, layer, units: lstm_inside(bank, text, layer, units), [note, plot, units_html])
         model_event(live_triggers(text, layer, n_units) + [button.click], bound(lstm_inside, bank),
                     [text, layer, n_units], [note, plot, units_html], "lstm_gates")
 
 
 def build_models_tab(bank: ModelBank) -> None:
-    with gr.Tab("The models", id="models"):
+    with gr.Tab("The models", id="models") as tab:
         md(MODELS_INTRO)
+        link_row("models", tab)
         gr.Markdown(models_table(bank), elem_id="models-table")
         curves = {name: bank.slots[name].loaded.metrics.get("curve", []) for name in LANGUAGE_MODELS
                   if bank.available(name) and bank.slots[name].loaded.metrics}
-        gr.Plot(views.learning_curves_figure(curves, title="Learning curves: LSTM vs Transformer"),
+        gr.Plot(views.export_name(views.learning_curves_figure(curves, title="Learning curves: LSTM vs Transformer"),
+                                  "learning_curves"),
                 show_label=False, elem_id="curves")
         png = learning_curves_png(bank)
         if png:

@@ -19,6 +19,7 @@ from ..inference.traced import run_traced
 from .bank import BERT, ENCDEC, TRANSFORMER, ModelBank
 from .arrival import on_arrival
 from .events import friendly, live_triggers, md, model_event, model_missing, toast_notes
+from .links import link_row
 from .policy import as_int, as_number, check_index, notes_md
 
 DEFAULT_SOURCE = "3rd of March 1999"
@@ -109,12 +110,16 @@ def decode_dates(enc: ModelBank, source, method, beam_size, alpha, temperature, 
     t = min(max(as_int(step, "step", 1, None), 1), n) - 1
     cross = [a[0] for a in tr.cross_attn]                     # L × [H, T_out, T_src]
     grid = views.attention_grid(cross, title="cross-attention, every layer × head (rows: output, columns: source)")
+    views.export_name(grid, "seq2seq_cross_attention_grid")
     enc_fig = views.attention_heatmap(tr.encoder_self_attn[le][0, h], src,
                                       title=f"encoder self-attention, layer {le + 1}, head {h + 1}")
     dec_fig = views.attention_heatmap(tr.self_attn[l][0, h], dec_in,
                                       title=f"decoder masked self-attention, layer {l + 1}, head {h + 1}")
     cross_fig = views.cross_attention_heatmap(cross[l][h], out, src, highlight=t,
                                           title=f"cross-attention, layer {l + 1}, head {h + 1}")
+    views.export_name(enc_fig, f"seq2seq_encoder_L{le + 1}H{h + 1}")
+    views.export_name(dec_fig, f"seq2seq_decoder_L{l + 1}H{h + 1}")
+    views.export_name(cross_fig, f"seq2seq_cross_L{l + 1}H{h + 1}")
     focus = views.source_focus_html(src, cross[-1][:, t].mean(0).tolist())
     return DecodeViews(_summary_md(result, tok.itos), grid, enc_fig, dec_fig, cross_fig, _steps_md(result, t),
                        focus, n, t + 1)
@@ -145,8 +150,9 @@ def _index_slider(n: int, label: str, elem_id: str):
 
 def build_seq2seq_tab(bank: ModelBank) -> None:
     enc = bank
-    with gr.Tab("Encoder-decoder", id="seq2seq"):
+    with gr.Tab("Encoder-decoder", id="seq2seq") as tab:
         md(SEQ2SEQ_INTRO)
+        share = link_row("seq2seq", tab)
         if model_missing(enc, ENCDEC):
             return
         cfg = enc.get(ENCDEC).config
@@ -190,6 +196,11 @@ def build_seq2seq_tab(bank: ModelBank) -> None:
         model_event(live_triggers(source) + [button.click], friendly(decode), inputs, outputs, "seq2seq_decode")
         model_event(live_triggers(step, layer, head, method, beam_size, alpha, temperature, top_k, top_p, seed),
                     friendly(decode), inputs, outputs, "seq2seq_view")
+        share.share([("text", source), ("method", method), ("beam", beam_size), ("alpha", alpha),
+                     ("temperature", temperature), ("top_k", top_k), ("top_p", top_p), ("seed", seed, dict(hi=MAX_SEED)),
+                     ("layer", layer), ("head", head), ("step", step, dict(hi=64))],
+                    lambda text, method, beam, alpha, temperature, top_k, top_p, seed, layer, head, step: decode(
+                        text, method, beam, alpha, temperature, top_k, top_p, seed, layer, head, step), outputs)
 
 
 # ------------------------------------------------------------------------------------ GPT vs BERT
@@ -241,13 +252,16 @@ def fill_in(bank: ModelBank, text, top_k, causal, layer, head) -> FillInViews:
         gh = min(h, gpt.config.n_head - 1)
         gpt_fig = views.attention_heatmap(traced.trace.self_attn[gl][0, gh], traced.chars,
                                           title=f"GPT, layer {gl + 1}, head {gh + 1} (blanks filled by its guesses)")
+        views.export_name(gpt_fig, f"gpt_L{gl + 1}H{gh + 1}_blanks_filled")
     else:
         notes.append("The GPT checkpoint is not loaded: only BERT's guesses are shown.")
     table = views.blanks_table_html(text, columns, top_k, BLANK)
-    bars = views.blank_bars_figure(columns, 0, title="blank 1: each model's top guesses")
+    bars = views.export_name(views.blank_bars_figure(columns, 0, title="blank 1: each model's top guesses"),
+                             "blank1_guesses")
     mask = "causal mask ON: each character sees only its left" if causal else "no mask: both sides"
     bert_fig = views.attention_heatmap(shown.trace.self_attn[l][0, h], [views.token_label(c) for c in shown.tokens],
                                        title=f"BERT, layer {l + 1}, head {h + 1} ({mask})")
+    views.export_name(bert_fig, f"bert_L{l + 1}H{h + 1}_{'causal' if causal else 'both_sides'}")
     filled_md = "```\n" + "\n".join(filled) + "\n```"
     return FillInViews(notes_md(notes), table, filled_md, bars, bert_fig, gpt_fig)
 
@@ -265,8 +279,9 @@ Turn on the **causal mask** on BERT to see what a blank loses when the model can
 
 def build_gpt_bert_tab(bank: ModelBank) -> None:
     enc = bank
-    with gr.Tab("GPT vs BERT", id="gpt-vs-bert"):
+    with gr.Tab("GPT vs BERT", id="gpt-vs-bert") as tab:
         md(GPT_BERT_INTRO)
+        share = link_row("gpt-vs-bert", tab)
         if model_missing(enc, BERT):
             return
         cfg = enc.get(BERT).config
@@ -293,5 +308,7 @@ def build_gpt_bert_tab(bank: ModelBank) -> None:
         inputs = [text, top_k, causal, layer, head]
         outputs = [note, table, filled, bars, bert_plot, gpt_plot]
         on_arrival(outputs, lambda: blanks(DEFAULT_BLANKS, 5, False, 1, 1))
+        share.share([("text", text), ("guesses", top_k), ("causal", causal), ("layer", layer), ("head", head)],
+                    lambda text, guesses, causal, layer, head: blanks(text, guesses, causal, layer, head), outputs)
         model_event(live_triggers(text, top_k, causal, layer, head) + [button.click],
                     friendly(blanks), inputs, outputs, "fill_in")

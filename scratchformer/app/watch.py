@@ -59,11 +59,13 @@ def watch_views(loaded, sequence: Sequence[int], start: int, length: int, step, 
         caption = context_caption("LSTM", k, 0, length, None)
     else:
         sa = step_attention(loaded.model, itos, sequence, start, length, layer)
-        attn = newest_attention_figure(sa.weights, sa.chars,
-                                       title=f"step {k}: where '{views.display_char(sa.chars[-1])}' looks, layer {layer + 1}")
+        attn = views.export_name(newest_attention_figure(
+            sa.weights, sa.chars, title=f"step {k}: where '{views.display_char(sa.chars[-1])}' looks, layer {layer + 1}"),
+            f"watch_attention_step{k}_L{layer + 1}")
         caption = context_caption(TRANSFORMER, k, start, length, loaded.config.block_size)
-    dist = next_char_figure(step.probs_filtered, itos, step.token_id,
-                            title=f"step {k}: next character (chose '{views.display_char(chosen)}')")
+    dist = views.export_name(next_char_figure(step.probs_filtered, itos, step.token_id,
+                                              title=f"step {k}: next character (chose '{views.display_char(chosen)}')"),
+                             f"watch_distribution_step{k}")
     html = context_html(text, start, length, chosen)
     return attn, dist, caption_html(caption) + html
 

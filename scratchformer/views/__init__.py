@@ -5,7 +5,7 @@ that ``from scratchformer import views; views.attention_heatmap(...)`` reads wel
 """
 # flake8: noqa
 from .attention import (hide_first_key, attention_grid, attention_heatmap)  # noqa: F401
-from .common import (display_char, to_numpy, figure, message_figure, LAYOUT, ATTN_SCALE, GRID_MAX_CELLS)  # noqa: F401
+from .common import (display_char, to_numpy, figure, message_figure, export_name, LAYOUT, ATTN_SCALE, GRID_MAX_CELLS)  # noqa: F401
 from .curves import (learning_curves_figure)  # noqa: F401
 from .embeddings import (pca_2d, embedding_pca_figure, positional_figure, hidden_states_figure)  # noqa: F401
 from .lstm import (top_varying_units, unit_text_html, lstm_gates_figure)  # noqa: F401

@@ -79,7 +79,8 @@ def attention_grid(attn: Sequence[Tensor], hide_first: bool = False, title: str 
                   title=dict(text=title, x=0.01), height=max(260, 130 * L + 70),
                   coloraxis=dict(colorscale=ATTN_SCALE, cmin=0, cmax=zmax,
                                  colorbar=dict(title=dict(text="weight"), thickness=12)))
-    return go.Figure([go.Heatmap(z=z_all[l, h], coloraxis="coloraxis", xaxis=f"x{l * H + h + 1}",
+    return go.Figure([go.Heatmap(z=z_all[l, h], name=f"layer {l + 1} head {h + 1}", coloraxis="coloraxis",
+                                 xaxis=f"x{l * H + h + 1}",
                                  yaxis=f"y{l * H + h + 1}",
                                  hovertemplate=f"layer {l + 1} head {h + 1}<br>query %{{y}}, key %{{x}}: "
                                                "%{z:.3f}<extra></extra>")
@@ -110,6 +111,7 @@ def attention_heatmap(weights: Tensor, chars: Sequence[str], title: str = "",
     layout.update(title=dict(text=title, x=0.01), height=min(760, max(360, 9 * len(chars) + 140)),
                   xaxis=dict(title=dict(text="key (attended to)"), **tick),
                   yaxis=dict(title=dict(text="query (attending)"), autorange="reversed", **tick))
-    return go.Figure(go.Heatmap(z=z, x=names, y=names, **color, colorbar=dict(thickness=12),
+    return go.Figure(go.Heatmap(z=z, x=names, y=names, name="difference" if diverging else "attention weight",
+                                **color, colorbar=dict(thickness=12),
                                 hovertemplate="query %{y} → key %{x}: %{z:.3f}<extra></extra>"),
                      layout=layout)

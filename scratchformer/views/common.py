@@ -54,6 +54,13 @@ def figure(title: str, height: int, **layout) -> go.Figure:
     return fig
 
 
+def export_name(fig: go.Figure, name: str) -> go.Figure:
+    """Name ``fig`` for downloads (``layout.meta.export``): the page saves it as ``name``.png / .svg /
+    .csv / .json (e.g. ``attention_L2H3_causal``). Returns ``fig``."""
+    fig.layout.meta = {"export": name}
+    return fig
+
+
 def message_figure(text: str, height: int = 200) -> go.Figure:
     """An empty figure that only says ``text`` (a model that is missing, nothing typed yet…)."""
     fig = figure("", height)
