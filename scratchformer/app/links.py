@@ -34,6 +34,7 @@ import gradio as gr
 
 from .events import friendly
 from .policy import NOTE_MARK, range_text
+from .zerogpu import gpu_task
 
 MAX_LINK_TEXT = 2000        # a text in a link keeps at most this many characters (the prompt limit)
 MAX_LINK_LENGTH = 20_000    # characters of a whole query; a longer one is read up to here
@@ -330,7 +331,7 @@ class SharedLinks:
         trigger = apply.click(apply_link, [query], [tabs, note, state, *all_controls],
                               js="() => [window.sfLinks ? window.sfLinks.initialQuery : window.location.search]", api_visibility="private", queue=False)
         if views:
-            trigger.success(friendly(show_linked), [state], views, api_visibility="private",
+            trigger.success(gpu_task(friendly(show_linked)), [state], views, api_visibility="private",
                             concurrency_id="generate", show_progress="minimal")
         trigger.then(None, [query], None, js="() => { window.sfLinks && window.sfLinks.opened(); return []; }",
                      api_visibility="private", queue=False)

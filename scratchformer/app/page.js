@@ -92,7 +92,7 @@
     const title = layout.title && (layout.title.text !== undefined ? layout.title.text : layout.title);
     const traces = (gd._fullData || []).filter((t) => t.visible !== false).map((t, i) => {
       const out = { name: t.name || `trace ${i + 1}`, type: t.type };
-      for (const key of ["x", "y", "z", "text"]) {
+      for (const key of ["x", "y", "z", "text", "customdata"]) {
         if (t[key] !== undefined && t[key] !== null && t[key] !== "") out[key] = plain(t[key]);
       }
       if (t.orientation) out.orientation = t.orientation;
@@ -109,19 +109,22 @@
   }
 
   // One row per drawn value: a heatmap cell (x = column label, y = row label, z = value) or a point /
-  // bar (x, y, its text).
+  // bar (x, y); with its text and hover data (customdata) when the figure has them.
   function figureCsv(data) {
-    const rows = [["trace", "type", "x", "y", "z", "text"]];
+    const rows = [["trace", "type", "x", "y", "z", "text", "customdata"]];
+    const cell = (v, r, c) => (Array.isArray(v) ? (Array.isArray(v[r]) ? v[r][c] : "") : "");
+    const item = (v, j) => (Array.isArray(v) ? v[j] : (v === undefined ? "" : v));
+    const scalar = (v) => (v !== null && typeof v === "object" ? JSON.stringify(v) : v);
     for (const t of data.traces) {
       if (Array.isArray(t.z) && Array.isArray(t.z[0])) {
         t.z.forEach((row, r) => row.forEach((value, c) => {
-          rows.push([t.name, t.type, t.x ? t.x[c] : c, t.y ? t.y[r] : r, value, ""]);
+          rows.push([t.name, t.type, t.x ? t.x[c] : c, t.y ? t.y[r] : r, value, cell(t.text, r, c),
+                     scalar(cell(t.customdata, r, c))]);
         }));
       } else {
         const n = Math.max(Array.isArray(t.x) ? t.x.length : 0, Array.isArray(t.y) ? t.y.length : 0);
         for (let j = 0; j < n; j++) {
-          const text = Array.isArray(t.text) ? t.text[j] : (t.text || "");
-          rows.push([t.name, t.type, Array.isArray(t.x) ? t.x[j] : "", Array.isArray(t.y) ? t.y[j] : "", "", text]);
+          rows.push([t.name, t.type, item(t.x, j), item(t.y, j), "", item(t.text, j), scalar(item(t.customdata, j))]);
         }
       }
     }

@@ -66,7 +66,7 @@ def positional_figure(pe: Tensor, title: str = "") -> go.Figure:
     z = to_numpy(pe)
     m = float(np.abs(z).max()) or 1.0
     fig = figure(title, height=360)
-    fig.add_trace(go.Heatmap(z=z, colorscale="RdBu", zmid=0, zmin=-m, zmax=m, reversescale=True,
+    fig.add_trace(go.Heatmap(z=z, name="encoding", colorscale="RdBu", zmid=0, zmin=-m, zmax=m, reversescale=True,
                              colorbar=dict(thickness=12),
                              hovertemplate="position %{y}, dim %{x}: %{z:.3f}<extra></extra>"))
     fig.update_xaxes(title_text="dimension", showgrid=False)
@@ -84,10 +84,10 @@ def hidden_states_figure(hidden: Sequence[Tensor], chars: Sequence[str], title: 
     rows = ["input"] + [f"layer {l}" for l in range(1, len(hidden))]
     fig = make_subplots(rows=2, cols=1, vertical_spacing=0.18, subplot_titles=(
         "size of the hidden state ‖h_l‖", "relative change made by layer l: ‖h_l − h_(l−1)‖ / ‖h_(l−1)‖"))
-    fig.add_trace(go.Heatmap(z=norms.numpy(), x=names, y=rows, colorscale="Blues",
+    fig.add_trace(go.Heatmap(z=norms.numpy(), x=names, y=rows, name="size ‖h_l‖", colorscale="Blues",
                              colorbar=dict(thickness=10, y=0.79, len=0.42),
                              hovertemplate="%{y}, %{x}: ‖h‖ = %{z:.2f}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Heatmap(z=change.numpy(), x=names, y=rows[1:], colorscale="Oranges",
+    fig.add_trace(go.Heatmap(z=change.numpy(), x=names, y=rows[1:], name="relative change", colorscale="Oranges",
                              colorbar=dict(thickness=10, y=0.21, len=0.42),
                              hovertemplate="%{y}, %{x}: change %{z:.2f}<extra></extra>"), row=2, col=1)
     step = max(1, len(chars) // 64)

@@ -65,7 +65,8 @@ def vector_strips_figure(rows: Sequence[tuple[str, Sequence[float]]], title: str
         z[r, :v.size] = v / m if m > 0 else v
         labels.append(f"{name}  (max |·| {m:.2g})")
     fig = figure(title, height=70 + 34 * len(rows))
-    fig.add_trace(go.Heatmap(z=z, y=labels, customdata=true, colorscale="RdBu", reversescale=True,
+    fig.add_trace(go.Heatmap(z=z, y=labels, customdata=true, name="value / row max (customdata: the value)",
+                             colorscale="RdBu", reversescale=True,
                              zmid=0, zmin=-1, zmax=1, showscale=False,
                              hovertemplate="%{y}<br>dim %{x}: %{customdata:.4f}<extra></extra>"))
     fig.update_yaxes(autorange="reversed", tickfont=dict(size=11), type="category")
@@ -82,9 +83,9 @@ def attention_step_figure(chars: Sequence[str], keys: Sequence[int], scores: Seq
     colours = [CHOSEN if j == position else KEPT for j in keys]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.14,
                         subplot_titles=("scores q·kⱼ / √d_k", "softmax → weights αⱼ (they sum to 1)"))
-    fig.add_trace(go.Bar(x=labels, y=list(scores), marker_color=colours, showlegend=False,
+    fig.add_trace(go.Bar(x=labels, y=list(scores), name="score", marker_color=colours, showlegend=False,
                          hovertemplate="key %{x}: score %{y:.3f}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Bar(x=labels, y=list(weights), marker_color=colours, showlegend=False,
+    fig.add_trace(go.Bar(x=labels, y=list(weights), name="weight", marker_color=colours, showlegend=False,
                          hovertemplate="key %{x}: weight %{y:.4f}<extra></extra>"), row=2, col=1)
     step = max(1, len(keys) // 40)
     fig.update_xaxes(type="category", tickmode="array", tickvals=labels[::step],

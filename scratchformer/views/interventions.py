@@ -25,7 +25,7 @@ def logit_lens_figure(lens: dict, title: str = "") -> go.Figure:
     top = [[display_char(c) for c in row] for row in lens["top"]]
     fig = figure(title, height=130 + 46 * len(lens["rows"]))
     fig.add_trace(go.Heatmap(
-        z=z, x=names, y=lens["rows"], text=top, texttemplate="%{text}", textfont=dict(size=10, family="monospace"),
+        z=z, x=names, y=lens["rows"], text=top, name="p(true next); text: top prediction", texttemplate="%{text}", textfont=dict(size=10, family="monospace"),
         customdata=np.array(lens["top_prob"], dtype=np.float32), colorscale=ATTN_SCALE, zmin=0, zmax=1,
         colorbar=dict(title="p(true next)", thickness=12),
         hovertemplate="%{y}, position %{x}<br>top prediction %{text} (p %{customdata:.3f})<br>"
@@ -44,7 +44,7 @@ def ablation_figure(cmp: dict, title: str = "") -> go.Figure:
     names, ticks = token_axis(chars[1:])     # the character predicted
     d = (np.array(cmp["ablated"]["position_loss"]) - np.array(cmp["intact"]["position_loss"])) / math.log(2)
     fig = figure(title or "loss change per character: ablated − intact (bits)", height=300)
-    fig.add_trace(go.Bar(x=names, y=d, marker_color=np.where(d > 0, "#c53030", "#2b6cb0").tolist(),
+    fig.add_trace(go.Bar(x=names, y=d, name="loss change (bits)", marker_color=np.where(d > 0, "#c53030", "#2b6cb0").tolist(),
                          hovertemplate="predicting %{x}: %{y:+.2f} bits<extra></extra>"))
     step = max(1, math.ceil(len(names) / 64))
     fig.update_xaxes(title_text="the character being predicted", **token_ticks(names, ticks, step))
@@ -60,6 +60,7 @@ def head_worth_figure(worth: dict, title: str = "") -> go.Figure:
     fig = figure(title or f"what each head is worth: loss increase without it ({worth['mode']} ablation), "
                           f"intact loss {worth['intact_loss']:.3f} nats/char", height=110 + 60 * L)
     fig.add_trace(go.Heatmap(z=g, x=[f"head {h + 1}" for h in range(H)], y=[f"layer {l + 1}" for l in range(L)],
+                             name="loss increase (nats/char)",
                              text=[[f"{v:+.3f}" for v in row] for row in g], texttemplate="%{text}",
                              colorscale="RdBu", reversescale=True, zmid=0, zmin=-m, zmax=m,
                              colorbar=dict(title="Δ nats", thickness=12),

@@ -62,10 +62,11 @@ def lstm_gates_figure(gates: Mapping[str, Tensor], cells: Tensor, chars: Sequenc
                         subplot_titles=[p[1] for p in panels] + ["cell state, as tanh(c_t) (what o_t can show)"])
     for r, (k, _) in enumerate(panels, start=1):
         fig.add_trace(go.Heatmap(z=to_numpy(gates[k][:, units]).T, x=names, y=ylabels, coloraxis="coloraxis",
+                                 name=f"gate {k}",
                                  hovertemplate=f"{k}: %{{y}}, %{{x}}: %{{z:.2f}}<extra></extra>"),
                       row=r, col=1)
     c = np.tanh(to_numpy(cells[:, units])).T
-    fig.add_trace(go.Heatmap(z=c, x=names, y=ylabels, colorscale="RdBu", reversescale=True, zmid=0,
+    fig.add_trace(go.Heatmap(z=c, x=names, y=ylabels, name="tanh(c_t)", colorscale="RdBu", reversescale=True, zmid=0,
                              zmin=-1, zmax=1, colorbar=dict(thickness=10, len=0.22, y=0.11, title="tanh c"),
                              hovertemplate="tanh(c): %{y}, %{x}: %{z:.2f}<extra></extra>"), row=4, col=1)
     step = max(1, len(chars) // 64)

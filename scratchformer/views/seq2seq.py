@@ -41,7 +41,8 @@ def cross_attention_heatmap(weights: Tensor, out_chars: Sequence[str], src_chars
     rows, row_ticks = _labels(out_chars)
     cols, col_ticks = _labels(src_chars)
     fig = figure(title, height=max(300, 22 * len(out_chars) + 160))
-    fig.add_trace(go.Heatmap(z=z, x=cols, y=rows, colorscale=ATTN_SCALE, zmin=0, colorbar=dict(thickness=12),
+    fig.add_trace(go.Heatmap(z=z, x=cols, y=rows, name="cross-attention weight", colorscale=ATTN_SCALE, zmin=0,
+                             colorbar=dict(thickness=12),
                              hovertemplate="output %{y} looked at source %{x}: %{z:.3f}<extra></extra>"))
     # type="category": plotly would otherwise read names such as "3 9" as the number 39
     tick = dict(type="category", tickmode="array", tickangle=0, tickfont=dict(family="monospace", size=12),
