@@ -212,7 +212,11 @@ def test_every_event_is_named_bounded_and_only_computes_the_latest_input(bank):
     assert {"generate", "why_token", "attention", "attention_view", "attention_head", "embedding_tables",
             "hidden_states", "lstm_gates"} <= names
     assert all(f.api_name for f in fns if f.api_visibility != "private")
-    api = [f for f in fns if f.api_name and f.api_visibility != "private"]
+    # the MCP tools (gr.api: no trigger, JSON out) are in the same groups, generate in its own
+    tools = {f.api_name: f for f in fns if f.api_name and f.api_name.startswith("tool_")}
+    assert {n: f.concurrency_id for n, f in tools.items()} == {"tool_generate": "generate", **{
+        n: "live" for n in tools if n != "tool_generate"}} and len(tools) == 5
+    api = [f for f in fns if f.api_name and f.api_visibility != "private" and f.api_name not in tools]
     # generation has a group of its own, so nobody waits behind other people's keystrokes
     assert {f.api_name for f in api if f.concurrency_id == "generate"} == {"generate"}
     assert all(f.concurrency_id == "live" and f.concurrency_limit == events.MODEL_CONCURRENCY

@@ -11,6 +11,8 @@ Nothing a request computes is stored on shared objects: the steps of a generatio
 from __future__ import annotations
 
 import html
+import os
+import warnings
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -18,12 +20,14 @@ import gradio as gr
 
 from .arrival import ArrivalViews
 from .bank import ModelBank, configure_torch
-from .events import MODEL_CONCURRENCY, forget_session
+from . import mcp_tools
+from .events import GENERATE_CONCURRENCY, MODEL_CONCURRENCY, forget_session
 from .generate_tab import build_generate_tab
 from .inside_tab import build_inside_tab
 from .inspect_tabs import build_attention_tab, build_embeddings_tab, build_lstm_tab, build_models_tab
 from .links import SharedLinks
 from .seq2seq_tabs import build_gpt_bert_tab, build_seq2seq_tab
+from .zerogpu import gpu_task
 
 CSS = """
 .gradio-container {max-width: 1280px !important}
@@ -64,6 +68,7 @@ def build_demo(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBan
     with gr.Blocks(title="scratchformer") as demo, ArrivalViews() as arrival, SharedLinks() as links:
         gr.Markdown(header(bank), elem_id="header")
         link_note = gr.Markdown(elem_id="link-note")
+        register_tools(bank)                 # before the tabs' events: the MCP tools take their own names
         with gr.Tabs() as tabs:
             for build_tab in TABS:
                 build_tab(bank)
@@ -76,6 +81,26 @@ def build_demo(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBan
     return demo
 
 
+def register_tools(bank: ModelBank) -> None:
+    """The JSON tools of :mod:`.mcp_tools` as API endpoints (``/tool_<name>``), which Gradio also
+    serves as MCP tools (``<name>``) when the app is launched with ``mcp_server=True``. ``generate``
+    is in the generate concurrency group, the others in the live group, like the page's events."""
+    for tool in mcp_tools.TOOLS:
+        group, limit = ("generate", GENERATE_CONCURRENCY) if tool is mcp_tools.generate else ("live", MODEL_CONCURRENCY)
+        gr.api(gpu_task(mcp_tools.bind(tool, bank)), api_name=mcp_tools.api_name(tool), concurrency_id=group,
+               concurrency_limit=limit)
+
+
+def mcp_enabled() -> bool:
+    """Whether ``python app.py`` also serves MCP: yes unless $SCRATCHFORMER_MCP is 0, false, no or off."""
+    return os.environ.get("SCRATCHFORMER_MCP", "1").strip().lower() not in {"0", "false", "no", "off"}
+
+
+# Gradio warns at launch that an MCP tool with a gr.State input (the page's why-this-token) sees only
+# the State's default; the page's events are not MCP tools here (events.page_only), so it does not apply.
+warnings.filterwarnings("ignore", message="This MCP server includes a tool that has a gr.State input")
+
+
 def launch_kwargs() -> dict:
     """What ``demo.launch`` gets besides the address (Gradio 6 takes theme and css here)."""
     # state_session_capacity: at most this many sessions are kept (the oldest dropped first); a
@@ -84,5 +109,9 @@ def launch_kwargs() -> dict:
     # run_history=False: Gradio 6 otherwise saves every call's inputs and outputs in the browser's
     # localStorage, re-serialising its whole saved history (plots included, ~0.5 MB per attention
     # view) after each call: ~100 ms of the page's main thread per keystroke in the attention tab.
+    # mcp_server: the Model Context Protocol at /gradio_api/mcp/ (streamable HTTP; SSE at
+    # /gradio_api/mcp/sse), tools from mcp_tools; SCRATCHFORMER_MCP=0 turns it off (mcp_enabled).
+    # head: page.js (links and the figures' export buttons).
     return dict(theme=gr.themes.Soft(), css=CSS, head=f"<script>\n{PAGE_JS}\n</script>",
-                footer_links=["api", "gradio"], state_session_capacity=1000, run_history=False)
+                footer_links=["api", "gradio"], state_session_capacity=1000, run_history=False,
+                mcp_server=mcp_enabled())

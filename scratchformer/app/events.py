@@ -40,13 +40,26 @@ def model_event(triggers: list, fn: Callable, inputs: list, outputs: list, api_n
     ``group`` ("live": at most MODEL_CONCURRENCY at once; "generate": GENERATE_CONCURRENCY), only the
     latest trigger of a browser computed (always_last), raw input values (the callback checks them).
     On a ZeroGPU Space ``fn`` runs under ``@spaces.GPU`` (:func:`~scratchformer.app.zerogpu.gpu_task`)."""
-    return gr.on(triggers, gpu_task(fn), inputs, outputs, **_event_settings(api_name, group, kwargs))
+    return gr.on(triggers, page_only(gpu_task(fn)), inputs, outputs, **_event_settings(api_name, group, kwargs))
 
 
 def model_then(event, fn: Callable, inputs: list, outputs: list, api_name: str, **kwargs):
     """Like :func:`model_event`, run after ``event`` succeeds (``event.then``): a view that follows
     a faster one (the attention tab's other plots after the head typed into)."""
-    return event.then(gpu_task(fn), inputs, outputs, **_event_settings(api_name, "live", kwargs))
+    return event.then(page_only(gpu_task(fn)), inputs, outputs, **_event_settings(api_name, "live", kwargs))
+
+
+def page_only(fn: Callable) -> Callable:
+    """Mark ``fn`` (an event of the page) as no MCP tool; it stays an API endpoint for gradio_client.
+
+    The page's events return figures, HTML and Markdown for the page; agents get the JSON tools of
+    :mod:`.mcp_tools` instead. Gradio 6.31 has no per-event MCP switch (``api_visibility`` would
+    also take the endpoint out of gradio_client's API): its MCP server offers every public endpoint
+    whose function has no ``_mcp_type`` or ``_mcp_type == "tool"`` (``gr.tool``, ``gr.resource``
+    and ``gr.prompt`` set it), so any other value keeps the event off the MCP tool list.
+    tests/test_mcp.py checks the list, so a Gradio that changes this rule fails there."""
+    fn._mcp_type = "page"
+    return fn
 
 
 def _event_settings(api_name: str, group: str, kwargs: dict) -> dict:

@@ -86,7 +86,9 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
                          pair=pair)
 
 
-def _check_generate(bank, temperature, top_k, top_p, max_new_tokens, seed, watch_layer):
+def check_generate(bank, temperature, top_k, top_p, max_new_tokens, seed, watch_layer):
+    """The generation settings checked (ValueError naming the setting and its range) → (SamplingSettings,
+    max_new_tokens, seed, the watched layer as a 0-based index or None). Also used by the MCP tools."""
     from ..inference.sampling import MAX_NEW_TOKENS, MAX_SEED
     temperature = float(as_number(temperature, "temperature", 0, None, hint="0 = greedy"))
     top_k = as_int(top_k, "top_k", 0, None, hint="0 = off")
@@ -106,8 +108,8 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
               pair=SMALL_PAIR):
     """:func:`generate`; ``live=False`` draws the watch panel only for the last step (the page's
     default example)."""
-    settings, max_new_tokens, seed, layer = _check_generate(bank, temperature, top_k, top_p, max_new_tokens,
-                                                            seed, watch_layer)
+    settings, max_new_tokens, seed, layer = check_generate(bank, temperature, top_k, top_p, max_new_tokens,
+                                                           seed, watch_layer)
     if prompt is None:
         prompt = ""
     if not isinstance(prompt, str):
