@@ -51,7 +51,7 @@ def distribution_figure(step, itos: Sequence[str], title: str = "") -> go.Figure
     for mask, name, colour in ((cut_k, "cut by top-k", CUT_K), (cut_p, "cut by top-p", CUT_P)):
         # a mark on the axis under every cut token: most cut tokens are far too unlikely for a bar
         fig.add_trace(go.Scatter(x=x[mask], y=np.zeros(int(mask.sum())), mode="markers", cliponaxis=False,
-                                 name=name + " (mark)",
+                                 name="axis mark: " + name,
                                  marker=dict(symbol="x-thin", size=7, line=dict(width=2, color=colour)),
                                  customdata=cd[mask], hovertemplate="%{customdata}: cut<extra></extra>",
                                  showlegend=False, legendgroup=name + " (height: p after temperature)"),
