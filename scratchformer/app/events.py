@@ -23,6 +23,7 @@ from typing import Callable
 
 import gradio as gr
 
+from .arrival import on_arrival
 from .bank import ModelBank
 from .policy import NOTE_MARK, notes_md
 from .zerogpu import gpu_task
@@ -71,12 +72,30 @@ def live_triggers(*components) -> list:
 
 
 def model_missing(bank: ModelBank, name: str) -> bool:
-    """When model ``name`` could not be loaded, say why on the page and return True."""
-    if bank.available(name):
+    """When model ``name`` is not offered (its checkpoint is missing, or its config is broken or of the
+    wrong kind), say why on the page and return True: the caller leaves its panel out.
+
+    Otherwise the panel is laid out from the config before the weights are loaded (see
+    :mod:`.bank`), with a hidden note that the page's default views fill in should the weights
+    then fail to load."""
+    if bank.offered(name):
+        note = gr.Markdown(visible=False, elem_classes="model-missing")
+        on_arrival([note], lambda: unavailable_note(bank, name))
         return False
-    gr.Markdown(f"⚠️ **{name} is unavailable:** {html.escape(bank.slots[name].error or '')}",
-                elem_classes="model-missing")
+    gr.Markdown(_unavailable_md(bank, name), elem_classes="model-missing")
     return True
+
+
+def _unavailable_md(bank: ModelBank, name: str) -> str:
+    return f"⚠️ **{name} is unavailable:** {html.escape(bank.slots[name].error or '')}"
+
+
+def unavailable_note(bank: ModelBank, name: str) -> dict:
+    """The note of a panel once the weights are loaded: shown with the reason when they failed,
+    unchanged otherwise."""
+    if bank.available(name):
+        return gr.skip()
+    return gr.update(value=_unavailable_md(bank, name), visible=True)
 
 
 def md(text: str, **kwargs) -> gr.Markdown:
