@@ -1,6 +1,8 @@
 """The app's callbacks called directly (no server): tiny random-weight checkpoints, real code paths."""
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -11,6 +13,7 @@ import torch
 from app_checkpoints import CHARS, GPT_CONFIG, make_checkpoints
 from scratchformer.app import blocks as ui
 from scratchformer.app import events
+from scratchformer.app.arrival import ArrivalViews, after_defaults, on_arrival
 from scratchformer.app import generate_tab as G
 from scratchformer.app import inspect_tabs as I
 from scratchformer.app.bank import LANGUAGE_MODELS, MODELS, ModelBank, configure_torch
@@ -221,6 +224,37 @@ def test_weights_that_fail_after_the_layout_are_reported_by_name_and_early_reque
     assert notes and all("Transformer is unavailable" in n["value"] and "model.safetensors" in n["value"]
                          for n in notes)
     demo.close()
+
+
+def test_events_wait_while_the_default_views_are_computed():
+    """A visitor who acts before the page's defaults arrive must not see them overwrite the result:
+    model events wait for the defaults while they are being computed (never when nobody started them)."""
+    release, order = threading.Event(), []
+
+    def slow_default():
+        release.wait(30)
+        order.append("defaults")
+        return "default"
+
+    def stream():
+        order.append("stream")
+        yield 1
+
+    with ArrivalViews() as views:
+        on_arrival([gr.Textbox()], slow_default)
+        event, streamed = after_defaults(lambda: order.append("event")), after_defaults(stream)
+    event()
+    assert order == ["event"]                                  # not started: nothing to wait for
+    views.start()
+    threads = [threading.Thread(target=event), threading.Thread(target=lambda: list(streamed()))]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    assert order == ["event"]                                  # both wait for the defaults
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert order[:2] == ["event", "defaults"] and sorted(order[2:]) == ["event", "stream"]
 
 
 # ------------------------------------------------------------------------------------------ the demo

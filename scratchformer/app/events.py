@@ -23,7 +23,7 @@ from typing import Callable
 
 import gradio as gr
 
-from .arrival import on_arrival
+from .arrival import after_defaults, on_arrival
 from .bank import ModelBank
 from .policy import NOTE_MARK, notes_md
 from .zerogpu import gpu_task
@@ -40,14 +40,17 @@ def model_event(triggers: list, fn: Callable, inputs: list, outputs: list, api_n
     """One event (one API endpoint, ``api_name``) fired by any of ``triggers``: in concurrency group
     ``group`` ("live": at most MODEL_CONCURRENCY at once; "generate": GENERATE_CONCURRENCY), only the
     latest trigger of a browser computed (always_last), raw input values (the callback checks them).
-    On a ZeroGPU Space ``fn`` runs under ``@spaces.GPU`` (:func:`~scratchformer.app.zerogpu.gpu_task`)."""
-    return gr.on(triggers, gpu_task(fn), inputs, outputs, **_event_settings(api_name, group, kwargs))
+    On a ZeroGPU Space ``fn`` runs under ``@spaces.GPU`` (:func:`~scratchformer.app.zerogpu.gpu_task`).
+    While the page's default views are being computed, the event waits for them
+    (:meth:`~scratchformer.app.arrival.ArrivalViews.wait` says why)."""
+    return gr.on(triggers, after_defaults(gpu_task(fn)), inputs, outputs,
+                 **_event_settings(api_name, group, kwargs))
 
 
 def model_then(event, fn: Callable, inputs: list, outputs: list, api_name: str, **kwargs):
     """Like :func:`model_event`, run after ``event`` succeeds (``event.then``): a view that follows
     a faster one (the attention tab's other plots after the head typed into)."""
-    return event.then(gpu_task(fn), inputs, outputs, **_event_settings(api_name, "live", kwargs))
+    return event.then(after_defaults(gpu_task(fn)), inputs, outputs, **_event_settings(api_name, "live", kwargs))
 
 
 def _event_settings(api_name: str, group: str, kwargs: dict) -> dict:
