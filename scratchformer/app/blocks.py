@@ -70,7 +70,7 @@ def build_demo(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBan
     default $SCRATCHFORMER_CHECKPOINTS or checkpoints/): torch is not imported and no weights are
     loaded here. They are loaded once, on first use: by the default views, which ``app.py`` starts
     computing right after the server is up, or by the first request, which waits for them (see
-    :mod:`.bank`). That halves the time until the page is served."""
+    :mod:`.bank`). The page is served about a second sooner (``import torch``)."""
     bank = bank or ModelBank.open(checkpoint_dir, concurrency=MODEL_CONCURRENCY)
     with gr.Blocks(title="scratchformer") as demo, ArrivalViews() as arrival:
         top = gr.Markdown(header(bank), elem_id="header")
