@@ -19,8 +19,10 @@ demo.queue(default_concurrency_limit=4, max_size=QUEUE_MAX_SIZE)
 
 if __name__ == "__main__":
     # No server_name / server_port here: Gradio then reads GRADIO_SERVER_NAME and
-    # GRADIO_SERVER_PORT itself, defaulting to 127.0.0.1:7860. The page is served first; then every
-    # tab's default example is computed once, in the background (the first visitors wait for it).
+    # GRADIO_SERVER_PORT itself, defaulting to 127.0.0.1:7860. The page is served first (laid out
+    # from the checkpoints' configs, without torch); then, in the background, torch and the weights
+    # are loaded and every tab's default example is computed once (the first visitors wait for it,
+    # and so does any request that comes before the weights: scratchformer/app/bank.py).
     demo.launch(prevent_thread_lock=True, **launch_kwargs())
     demo.arrival.start()
     demo.block_thread()

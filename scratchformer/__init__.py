@@ -10,11 +10,24 @@ The folders are the layers, and imports only go down (tests/test_layering.py kee
     views/                pure functions: numbers → figures (import no model code)
     app/                  the Gradio app
 
-The names below are the model layer's, for ``from scratchformer import GPT``.
+The names below are the model layer's, for ``from scratchformer import GPT``. They are looked up
+when first used (PEP 562), not when the package is imported: every ``scratchformer.*`` import runs
+this file, and the app lays out its page before it imports torch (see scratchformer/app/bank.py).
 """
-from .device import pick_device
-from .model import *  # noqa: F401,F403
-from .model import __all__ as _model_names
-from .tokenizer import CharTokenizer
+from . import model as _model
 
-__all__ = ["pick_device", "CharTokenizer", *_model_names]
+__all__ = ["pick_device", "CharTokenizer", *_model.__all__]
+
+
+def __getattr__(name: str):
+    if name == "pick_device":
+        from .device import pick_device
+        return pick_device
+    if name == "CharTokenizer":
+        from .tokenizer import CharTokenizer
+        return CharTokenizer
+    return getattr(_model, name)     # AttributeError for a name the model layer does not have
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

@@ -9,6 +9,10 @@
 Every file is written to a temporary name first and then renamed (``os.replace``), so a crash while
 saving never leaves a half-written checkpoint behind. Loading checks everything it reads and raises
 :class:`CheckpointError` naming the file and what is wrong.
+
+Reading the JSON files (:func:`read_config`, :func:`read_metrics`) needs no torch; the functions that
+touch tensors import it (and the networks) when called. Importing torch takes about a second, and the
+app lays out its page from the configs before it loads any weights (scratchformer/app/bank.py).
 """
 from __future__ import annotations
 
@@ -16,17 +20,14 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import TYPE_CHECKING, Union
 
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import nn
-
-from .model.basics import num_params
-from .model.lstm import LSTMConfig, LSTMLM
-from .model.transformer import MODEL_TYPES, TransformerConfig, build_transformer
+from .model.config import MODEL_TYPES, LSTMConfig, TransformerConfig
 from .tokenizer import CharTokenizer
+
+if TYPE_CHECKING:           # annotations only: torch itself is imported by the functions that use it
+    import torch
+    from torch import nn
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.json"
@@ -65,6 +66,8 @@ def config_from_dict(d: dict) -> ModelConfig:
 
 def build_model(config: ModelConfig) -> nn.Module:
     """A freshly initialised model for ``config`` (gpt, bert, seq2seq or lstm)."""
+    from .model.lstm import LSTMLM
+    from .model.transformer import build_transformer
     if isinstance(config, LSTMConfig):
         return LSTMLM(config)
     if isinstance(config, TransformerConfig):
@@ -100,6 +103,7 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict | None = None) -> None:
     """safetensors ``save_file`` to a temporary name, then rename over ``path``."""
+    from safetensors.torch import save_file
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     save_file(tensors, str(tmp), metadata=metadata)
     os.chmod(tmp, 0o644)  # readable like the JSON files next to it
@@ -114,6 +118,7 @@ def save_checkpoint(path: str | Path, model: nn.Module, tokenizer: CharTokenizer
     the weights in half precision (half the file; a Space needs Git LFS, or Xet, for files over 10 MB);
     :func:`load_checkpoint` reads them back into the model's float32 parameters.
     """
+    from .model.basics import num_params
     if dtype is not None and not dtype.is_floating_point:
         raise ValueError(f"dtype must be a floating-point dtype such as torch.float16, got {dtype}")
     path = Path(path)
@@ -167,8 +172,16 @@ def read_config(path: str | Path) -> tuple[ModelConfig, CharTokenizer]:
     return config, tokenizer
 
 
+def read_metrics(path: str | Path) -> dict:
+    """``metrics.json`` of the checkpoint folder ``path``; {} when the folder has none."""
+    file = Path(path) / METRICS_FILE
+    return _read_json(file) if file.exists() else {}
+
+
 def read_tensors(file: Path) -> dict[str, torch.Tensor]:
     """Load a safetensors file on the CPU, turning any failure into a CheckpointError naming it."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
     if not file.is_file():
         raise CheckpointError(f"{file}: file is missing")
     try:
@@ -204,8 +217,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> Loa
     if not path.is_dir():
         raise CheckpointError(f"{path}: checkpoint directory does not exist")
     config, tokenizer = read_config(path)
-    metrics_file = path / METRICS_FILE
-    metrics = _read_json(metrics_file) if metrics_file.exists() else {}
+    metrics = read_metrics(path)
     file = path / WEIGHTS_FILE
     tensors = read_tensors(file)
     model = build_model(config)

@@ -1,4 +1,8 @@
 """The app's callbacks called directly (no server): tiny random-weight checkpoints, real code paths."""
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -9,6 +13,7 @@ import torch
 from app_checkpoints import CHARS, GPT_CONFIG, make_checkpoints
 from scratchformer.app import blocks as ui
 from scratchformer.app import events
+from scratchformer.app.arrival import ArrivalViews, after_defaults, on_arrival
 from scratchformer.app import generate_tab as G
 from scratchformer.app import inspect_tabs as I
 from scratchformer.app.bank import LANGUAGE_MODELS, MODELS, ModelBank, configure_torch
@@ -188,6 +193,68 @@ def test_a_missing_checkpoint_folder_is_reported(tmp_path):
     assert "does not exist" in bank.slots["LSTM"].error
     with pytest.raises(gr.Error, match="no model could be loaded"):
         events.friendly(G.generate)(bank, "a", 1.0, 0, 1.0, 5, 0).__next__()
+
+
+def test_the_page_is_laid_out_before_torch_is_imported(ckpt_dir):
+    """build_demo reads only the checkpoints' configs: no torch before the server is up (it takes ~1 s)."""
+    code = ("import sys; from scratchformer.app.blocks import build_demo; demo = build_demo(sys.argv[1]); "
+            "assert 'torch' not in sys.modules, 'torch imported'; "
+            "assert not demo.bank.ready and demo.bank.offered('Transformer')")
+    res = subprocess.run([sys.executable, "-c", code, str(ckpt_dir)], capture_output=True, text=True,
+                         cwd=Path(__file__).resolve().parents[1], timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+
+
+def test_weights_that_fail_after_the_layout_are_reported_by_name_and_early_requests_wait(tmp_path):
+    broken = make_checkpoints(tmp_path)
+    (broken / "gpt-shakespeare" / "model.safetensors").write_bytes(b"not safetensors")   # the config is fine
+    demo = ui.build_demo(broken)
+    bank = demo.bank
+    assert not bank.ready and bank.offered("Transformer")          # laid out from its config
+    # a request that comes before the weights: it waits for them, then gets the reason
+    with pytest.raises(gr.Error, match="gpt-shakespeare.*model.safetensors"):
+        events.bound(I.attention, bank)("abc", True, 1, 1, False)
+    assert bank.ready and bank.available("LSTM") and not bank.offered("Transformer")
+    # the page's header and the Transformer's panels say why, with the default views
+    values = dict(zip([c._id for c in demo.arrival.outputs], demo.arrival.payload()))
+    header = next(c for c in demo.arrival.outputs if c.elem_id == "header")
+    assert "Transformer is unavailable" in values[header._id]
+    notes = [v for c, v in zip(demo.arrival.outputs, demo.arrival.payload())
+             if "model-missing" in (c.elem_classes or []) and isinstance(v, dict) and v.get("visible")]
+    assert notes and all("Transformer is unavailable" in n["value"] and "model.safetensors" in n["value"]
+                         for n in notes)
+    demo.close()
+
+
+def test_events_wait_while_the_default_views_are_computed():
+    """A visitor who acts before the page's defaults arrive must not see them overwrite the result:
+    model events wait for the defaults while they are being computed (never when nobody started them)."""
+    release, order = threading.Event(), []
+
+    def slow_default():
+        release.wait(30)
+        order.append("defaults")
+        return "default"
+
+    def stream():
+        order.append("stream")
+        yield 1
+
+    with ArrivalViews() as views:
+        on_arrival([gr.Textbox()], slow_default)
+        event, streamed = after_defaults(lambda: order.append("event")), after_defaults(stream)
+    event()
+    assert order == ["event"]                                  # not started: nothing to wait for
+    views.start()
+    threads = [threading.Thread(target=event), threading.Thread(target=lambda: list(streamed()))]
+    for t in threads:
+        t.start()
+    time.sleep(0.3)
+    assert order == ["event"]                                  # both wait for the defaults
+    release.set()
+    for t in threads:
+        t.join(30)
+    assert order[:2] == ["event", "defaults"] and sorted(order[2:]) == ["event", "stream"]
 
 
 # ------------------------------------------------------------------------------------------ the demo

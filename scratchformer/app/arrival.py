@@ -14,6 +14,8 @@ into the visitor's session.
 from __future__ import annotations
 
 import contextvars
+import functools
+import inspect
 import logging
 import threading
 import time
@@ -32,6 +34,13 @@ def on_arrival(outputs: Sequence, compute: Callable[[], Sequence]) -> None:
     views = _current.get()
     if views is not None:
         views.entries.append((list(outputs), compute))
+
+
+def after_defaults(fn: Callable) -> Callable:
+    """``fn``, made to wait while the page's default views are being computed (see
+    :meth:`ArrivalViews.wait`); ``fn`` itself outside :class:`ArrivalViews`."""
+    views = _current.get()
+    return fn if views is None else views.after_defaults(fn)
 
 
 def _payload(component, value):
@@ -94,6 +103,32 @@ class ArrivalViews:
             self.values = self.compute()
         finally:
             self._done.set()
+
+    def wait(self) -> None:
+        """Wait while the defaults are being computed; return at once when they are done or were never
+        started (an API client that never opened the page computes nothing it does not ask for).
+
+        Why events wait: the page-load answer carries the defaults, and it comes only once they are
+        computed (seconds, on the first visit after a start). A visitor who generates or types before
+        that would see their result overwritten by the defaults when they arrive. Waiting here, the
+        event runs once they are ready, and its answer comes after theirs."""
+        if self._started:
+            self._done.wait()
+
+    def after_defaults(self, fn: Callable) -> Callable:
+        """``fn`` (a plain or generator function, for Gradio) calling :meth:`wait` first."""
+        if inspect.isgeneratorfunction(fn):
+            @functools.wraps(fn)
+            def stream(*args, **kwargs):
+                self.wait()
+                yield from fn(*args, **kwargs)
+            return stream
+
+        @functools.wraps(fn)
+        def call(*args, **kwargs):
+            self.wait()
+            return fn(*args, **kwargs)
+        return call
 
     def payload(self) -> list:
         """What a new page gets: the cached values (waits for the first computation)."""

@@ -1,23 +1,35 @@
-"""The app's four models, loaded once and shared read-only by every request (no Gradio here).
+"""The app's models, loaded once and shared read-only by every request (no Gradio here).
 
-:class:`ModelBank` loads each checkpoint once at start-up (eval mode, on the GPU when there is one).
-A checkpoint that is missing, broken, or holds a model of the wrong kind (an LSTM where the
-Transformer belongs) is remembered as an error message for its panels; the other models keep working.
-Every per-request setting (the causal mask, the text) is an argument of a call: the shared models
-are only ever read.
+Two steps, so that the page is served before torch is even imported (``import torch`` takes about a
+second, as long as everything else between ``python app.py`` and the first page):
+
+1. :meth:`ModelBank.open` reads each checkpoint's ``config.json`` and ``metrics.json`` (small JSON,
+   no torch). That is all the layout needs: layer and head counts, block sizes, which models exist.
+   A folder that is missing, a config that is broken or of the wrong kind (an LSTM where the
+   Transformer belongs) becomes its slot's error message here, and its panels say so.
+2. The weights are loaded on first use (:meth:`ModelBank.load_models`, once, in whichever thread asks
+   first: the app's default views, computed in the background after launch). Every request that
+   needs a model (:meth:`~ModelBank.get`, :meth:`~ModelBank.available`) waits for that, it never
+   fails for being early. Weights that turn out to be broken become their slot's error then (the
+   page's header and the model's panels are updated with the default views).
+
+:meth:`ModelBank.load` does both at once (tests, scripts). Every per-request setting (the causal
+mask, the text) is an argument of a call: the shared models are only ever read.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
-import torch
+from ..checkpoint import LoadedModel, ModelConfig, read_config, read_metrics
 
-from ..checkpoint import LoadedModel, load_checkpoint
-from ..device import pick_device
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger("scratchformer.app")
 
@@ -59,6 +71,7 @@ def configure_torch(concurrency: int = 1) -> int:
     on a busy 2-core machine 2 threads per op were measured ~10× slower than 1 (threads waiting
     for each other). Returns the number chosen.
     """
+    import torch
     n = max(1, min(4, (os.cpu_count() or 1) // max(1, concurrency)))
     torch.set_num_threads(n)
     return n
@@ -70,47 +83,96 @@ class ModelUnavailable(ValueError):
 
 @dataclass
 class Slot:
-    """One model of the app: loaded, or the reason it is not."""
+    """One model of the app: its configuration (read first), then the loaded model, or the reason
+    it is not there."""
 
     name: str
     folder: Path
+    config: Optional[ModelConfig] = None   # from config.json, before any weights
+    metrics: dict = field(default_factory=dict)
     loaded: Optional[LoadedModel] = None
     error: Optional[str] = None
 
 
 @dataclass
 class ModelBank:
-    """Every model of the app, loaded once. Read-only after construction."""
+    """Every model of the app: configs read at once, weights loaded once on first use (see the module
+    docstring). Read-only after loading."""
 
     checkpoint_dir: Path
-    device: torch.device
+    device: Optional[torch.device] = None          # chosen when the weights are loaded
     slots: dict[str, Slot] = field(default_factory=dict)
+    concurrency: Optional[int] = None              # if set, torch's thread pool is sized for it on loading
+    ready: bool = False                            # weights loaded (or failed): slots are final
+    _want_device: Optional[str] = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def load(cls, checkpoint_dir: str | Path | None = None, device: str | torch.device | None = None,
-             models: dict[str, ModelSpec] | None = None) -> "ModelBank":
-        """Load every model of ``models`` (default :data:`MODELS`) from ``checkpoint_dir``."""
+    def open(cls, checkpoint_dir: str | Path | None = None, device: str | torch.device | None = None,
+             models: dict[str, ModelSpec] | None = None, concurrency: Optional[int] = None) -> "ModelBank":
+        """Read the config of every model of ``models`` (default :data:`MODELS`) from ``checkpoint_dir``;
+        no weights, no torch. ``device``: where :meth:`load_models` will put them (default: the GPU
+        when there is one)."""
         checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir()
-        device = torch.device(device) if device else pick_device()
-        bank = cls(checkpoint_dir, device)
+        bank = cls(checkpoint_dir, concurrency=concurrency, _want_device=None if device is None else str(device))
         for name, spec in (models or MODELS).items():
             slot = Slot(name, checkpoint_dir / spec.folder)
             if spec.optional and not slot.folder.exists():
                 continue
             try:
-                loaded = load_checkpoint(slot.folder, device=device)
-                kind = loaded.config.model_type
-                if kind != spec.kind:
-                    raise ValueError(f"it holds a {kind!r} model, but the {name} must be a {spec.kind!r} model")
-                slot.loaded = loaded
+                if not slot.folder.is_dir():
+                    raise ValueError(f"{slot.folder}: checkpoint directory does not exist")
+                config, _ = read_config(slot.folder)
+                if config.model_type != spec.kind:
+                    raise ValueError(f"it holds a {config.model_type!r} model, but the {name} must be a "
+                                     f"{spec.kind!r} model")
+                slot.config, slot.metrics = config, read_metrics(slot.folder)
             except Exception as e:  # a broken or wrong checkpoint must not take the app down
-                slot.error = f"{name} checkpoint {slot.folder} could not be loaded: {e}"
-                log.warning(slot.error)
+                bank._fail(slot, e)
             bank.slots[name] = slot
         return bank
 
+    @classmethod
+    def load(cls, checkpoint_dir: str | Path | None = None, device: str | torch.device | None = None,
+             models: dict[str, ModelSpec] | None = None) -> "ModelBank":
+        """:meth:`open`, then :meth:`load_models`: every model loaded before this returns."""
+        bank = cls.open(checkpoint_dir, device, models)
+        bank.load_models()
+        return bank
+
+    def load_models(self) -> None:
+        """Load the weights of every model whose config was read (eval mode, on the GPU when there is
+        one). Once: a later call returns at once, a call while another thread loads waits for it."""
+        if self.ready:
+            return
+        with self._lock:
+            if self.ready:
+                return
+            import torch                                  # the first import of torch in the app
+            from ..checkpoint import load_checkpoint
+            from ..device import pick_device
+            if self.concurrency is not None:
+                configure_torch(self.concurrency)
+            self.device = torch.device(self._want_device) if self._want_device else pick_device()
+            for slot in self.slots.values():
+                if slot.config is None:
+                    continue
+                try:
+                    slot.loaded = load_checkpoint(slot.folder, device=self.device)
+                except Exception as e:  # weights that cannot be read: the other models keep working
+                    slot.config = None
+                    self._fail(slot, e)
+            self.ready = True
+
+    @staticmethod
+    def _fail(slot: Slot, e: Exception) -> None:
+        slot.error = f"{slot.name} checkpoint {slot.folder} could not be loaded: {e}"
+        log.warning(slot.error)
+
     def get(self, name: str) -> LoadedModel:
-        """The loaded model called ``name``; ModelUnavailable with the reason otherwise."""
+        """The loaded model called ``name`` (loading the weights first if need be); ModelUnavailable
+        with the reason otherwise."""
+        self.load_models()
         slot = self.slots.get(name)
         if slot is None:
             raise ModelUnavailable(f"unknown model {name!r}; this app has {list(self.slots)}")
@@ -119,30 +181,46 @@ class ModelBank:
         return slot.loaded
 
     def available(self, name: str) -> bool:
+        """Whether model ``name`` is loaded (loading the weights first if need be)."""
+        self.load_models()
         return name in self.slots and self.slots[name].loaded is not None
+
+    def offered(self, name: str) -> bool:
+        """Whether the app shows model ``name``: its config was read and is of the right kind (no
+        waiting for the weights: the page is laid out from this). False once its weights failed."""
+        return name in self.slots and self.slots[name].config is not None
+
+    def config(self, name: str) -> ModelConfig:
+        """The config of model ``name`` (no waiting for the weights); ModelUnavailable with the reason
+        when it has none."""
+        if not self.offered(name):
+            raise ModelUnavailable(self.slots[name].error if name in self.slots else f"unknown model {name!r}")
+        return self.slots[name].config
 
     def pairs(self) -> list[str]:
         """The model pairs this bank can offer: the small pair always (its panels say why a model is
         missing), the large one when both of its checkpoints loaded."""
         return [p for p, roles in PAIRS.items()
-                if p == SMALL_PAIR or all(self.available(n) for n in roles.values())]
+                if p == SMALL_PAIR or all(self.offered(n) for n in roles.values())]
 
     def for_pair(self, pair) -> "ModelBank":
         """The same bank with ``pair``'s models in the Transformer and LSTM roles (the loaded models
         are shared, not copied): a session's choice of pair, made per request."""
         if pair is None or pair == SMALL_PAIR:
             return self
+        self.load_models()
         if pair not in self.pairs():
             raise ValueError(f"model pair must be one of {self.pairs()}, got {pair!r}")
         slots = dict(self.slots)
         for role, name in PAIRS[pair].items():
-            slots[role] = Slot(role, self.slots[name].folder, self.slots[name].loaded, self.slots[name].error)
-        return ModelBank(self.checkpoint_dir, self.device, slots)
+            slots[role] = dataclasses.replace(self.slots[name], name=role)
+        return ModelBank(self.checkpoint_dir, self.device, slots, ready=True)
 
 
-def describe_model(loaded: LoadedModel) -> str:
-    """"4 layers × 4 heads, d_model 128, context 256, learned positions" (or the LSTM's equivalent)."""
-    cfg = loaded.config
+def describe_model(loaded: LoadedModel | ModelConfig) -> str:
+    """"4 layers × 4 heads, d_model 128, context 256, learned positions" (or the LSTM's equivalent),
+    from a loaded model or its config."""
+    cfg = getattr(loaded, "config", loaded)
     if getattr(cfg, "model_type", "") == "lstm":
         return f"{cfg.n_layer} layers × {cfg.hidden} units, embedding {cfg.n_embd}"
     return (f"{cfg.n_layer} layers × {cfg.n_head} heads, d_model {cfg.n_embd}, "

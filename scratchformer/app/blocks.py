@@ -7,6 +7,12 @@ adding a ``build_*_tab(bank)`` function to :data:`TABS`.
 
 Nothing a request computes is stored on shared objects: the steps of a generation go to a
 ``gr.State`` (one per browser session), randomness to a generator made from the request's seed.
+
+Start-up: ``import torch`` takes about a second, as long as everything else between ``python app.py``
+and the first page. So the page is laid out from the checkpoints' configs (:mod:`.bank`), the tab
+modules import the inference code inside the callbacks that use it, and :mod:`scratchformer.views`
+loads its modules on first use: building the app imports no torch (tests/test_ui.py checks it). The
+weights are loaded after the server is up, with the default views; earlier requests wait for them.
 """
 from __future__ import annotations
 
@@ -18,8 +24,8 @@ from typing import Callable, Optional
 
 import gradio as gr
 
-from .arrival import ArrivalViews
-from .bank import ModelBank, configure_torch
+from .arrival import ArrivalViews, on_arrival
+from .bank import ModelBank
 from . import mcp_tools
 from .events import GENERATE_CONCURRENCY, MODEL_CONCURRENCY, forget_session
 from .generate_tab import build_generate_tab
@@ -49,24 +55,35 @@ TABS: list[Callable[[ModelBank], None]] = [build_generate_tab, build_attention_t
 TABS.insert(TABS.index(build_attention_tab) + 1, build_inside_tab)   # after Attention
 
 
+def loaded_header(bank: ModelBank) -> str:
+    """The header once the weights are loaded (it then names every model that failed)."""
+    bank.load_models()
+    return header(bank)
+
+
 def header(bank: ModelBank) -> str:
     lines = ["# scratchformer — a Transformer and an LSTM, written from scratch, side by side",
              "Both were trained on tiny Shakespeare to predict the next character. Type, generate, "
              "and look inside."]
     for name, slot in bank.slots.items():
-        if slot.loaded is None:
+        if slot.error:
             lines.append(f"\n⚠️ **{name} is unavailable.** {html.escape(slot.error or '')} "
                          "The rest of the app works without it.")
     return "\n".join(lines)
 
 
 def build_demo(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBank] = None) -> gr.Blocks:
-    """The whole app. Models are loaded once here (from ``checkpoint_dir``, default
-    $SCRATCHFORMER_CHECKPOINTS or checkpoints/) and shared read-only by every request."""
-    configure_torch(MODEL_CONCURRENCY)
-    bank = bank or ModelBank.load(checkpoint_dir)
+    """The whole app, its models shared read-only by every request.
+
+    Without ``bank``, the page is laid out from the checkpoints' configs alone (``checkpoint_dir``,
+    default $SCRATCHFORMER_CHECKPOINTS or checkpoints/): torch is not imported and no weights are
+    loaded here. They are loaded once, on first use: by the default views, which ``app.py`` starts
+    computing right after the server is up, or by the first request, which waits for them (see
+    :mod:`.bank`). The page is served about a second sooner (``import torch``)."""
+    bank = bank or ModelBank.open(checkpoint_dir, concurrency=MODEL_CONCURRENCY)
     with gr.Blocks(title="scratchformer") as demo, ArrivalViews() as arrival, SharedLinks() as links:
-        gr.Markdown(header(bank), elem_id="header")
+        top = gr.Markdown(header(bank), elem_id="header")
+        on_arrival([top], lambda: loaded_header(bank))      # weights that failed to load, if any
         link_note = gr.Markdown(elem_id="link-note")
         register_tools(bank)                 # before the tabs' events: the MCP tools take their own names
         with gr.Tabs() as tabs:

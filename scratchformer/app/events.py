@@ -23,6 +23,7 @@ from typing import Callable
 
 import gradio as gr
 
+from .arrival import after_defaults, on_arrival
 from .bank import ModelBank
 from .policy import NOTE_MARK, notes_md
 from .zerogpu import gpu_task
@@ -39,14 +40,18 @@ def model_event(triggers: list, fn: Callable, inputs: list, outputs: list, api_n
     """One event (one API endpoint, ``api_name``) fired by any of ``triggers``: in concurrency group
     ``group`` ("live": at most MODEL_CONCURRENCY at once; "generate": GENERATE_CONCURRENCY), only the
     latest trigger of a browser computed (always_last), raw input values (the callback checks them).
-    On a ZeroGPU Space ``fn`` runs under ``@spaces.GPU`` (:func:`~scratchformer.app.zerogpu.gpu_task`)."""
-    return gr.on(triggers, page_only(gpu_task(fn)), inputs, outputs, **_event_settings(api_name, group, kwargs))
+    On a ZeroGPU Space ``fn`` runs under ``@spaces.GPU`` (:func:`~scratchformer.app.zerogpu.gpu_task`).
+    While the page's default views are being computed, the event waits for them
+    (:meth:`~scratchformer.app.arrival.ArrivalViews.wait` says why)."""
+    return gr.on(triggers, page_only(after_defaults(gpu_task(fn))), inputs, outputs,
+                 **_event_settings(api_name, group, kwargs))
 
 
 def model_then(event, fn: Callable, inputs: list, outputs: list, api_name: str, **kwargs):
     """Like :func:`model_event`, run after ``event`` succeeds (``event.then``): a view that follows
     a faster one (the attention tab's other plots after the head typed into)."""
-    return event.then(page_only(gpu_task(fn)), inputs, outputs, **_event_settings(api_name, "live", kwargs))
+    return event.then(page_only(after_defaults(gpu_task(fn))), inputs, outputs,
+                      **_event_settings(api_name, "live", kwargs))
 
 
 def page_only(fn: Callable) -> Callable:
@@ -84,12 +89,30 @@ def live_triggers(*components) -> list:
 
 
 def model_missing(bank: ModelBank, name: str) -> bool:
-    """When model ``name`` could not be loaded, say why on the page and return True."""
-    if bank.available(name):
+    """When model ``name`` is not offered (its checkpoint is missing, or its config is broken or of the
+    wrong kind), say why on the page and return True: the caller leaves its panel out.
+
+    Otherwise the panel is laid out from the config before the weights are loaded (see
+    :mod:`.bank`), with a hidden note that the page's default views fill in should the weights
+    then fail to load."""
+    if bank.offered(name):
+        note = gr.Markdown(visible=False, elem_classes="model-missing")
+        on_arrival([note], lambda: unavailable_note(bank, name))
         return False
-    gr.Markdown(f"⚠️ **{name} is unavailable:** {html.escape(bank.slots[name].error or '')}",
-                elem_classes="model-missing")
+    gr.Markdown(_unavailable_md(bank, name), elem_classes="model-missing")
     return True
+
+
+def _unavailable_md(bank: ModelBank, name: str) -> str:
+    return f"⚠️ **{name} is unavailable:** {html.escape(bank.slots[name].error or '')}"
+
+
+def unavailable_note(bank: ModelBank, name: str) -> dict:
+    """The note of a panel once the weights are loaded: shown with the reason when they failed,
+    unchanged otherwise."""
+    if bank.available(name):
+        return gr.skip()
+    return gr.update(value=_unavailable_md(bank, name), visible=True)
 
 
 def md(text: str, **kwargs) -> gr.Markdown:

@@ -1,7 +1,10 @@
 """The "Generate & compare" tab: both models write from one prompt, side by side, while the
 Transformer's attention of its newest character and its next-character distribution update beside
 the text; "why this token" replays any step of the last generation over the whole vocabulary, with
-that step's attention and exactly the context the model saw. The page opens on a finished example."""
+that step's attention and exactly the context the model saw. The page opens on a finished example.
+
+The inference code (torch) is imported inside the callbacks that use it: the page is laid out and
+served before torch is imported (see :mod:`.blocks`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,9 +15,7 @@ from typing import NamedTuple, Optional
 import gradio as gr
 
 from .. import views
-from ..inference.generation import generate_stream
-from ..inference.sampling import MAX_SEED, SamplingSettings, validate_max_new_tokens, validate_seed
-from ..inference.traced import run_traced
+from ..inference.choices import MAX_SEED
 from .arrival import on_arrival
 from .bank import LANGUAGE_MODELS, SMALL_PAIR, TRANSFORMER, ModelBank
 from .events import LATEX, bound, friendly, live_triggers, md, model_event, model_missing, warn
@@ -89,6 +90,7 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
 def check_generate(bank, temperature, top_k, top_p, max_new_tokens, seed, watch_layer):
     """The generation settings checked (ValueError naming the setting and its range) → (SamplingSettings,
     max_new_tokens, seed, the watched layer as a 0-based index or None). Also used by the MCP tools."""
+    from ..inference.sampling import SamplingSettings, validate_max_new_tokens, validate_seed
     from ..inference.sampling import MAX_NEW_TOKENS, MAX_SEED
     temperature = float(as_number(temperature, "temperature", 0, None, hint="0 = greedy"))
     top_k = as_int(top_k, "top_k", 0, None, hint="0 = off")
@@ -108,6 +110,8 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
               pair=SMALL_PAIR):
     """:func:`generate`; ``live=False`` draws the watch panel only for the last step (the page's
     default example)."""
+    from ..inference.generation import generate_stream
+    from ..inference.traced import run_traced
     settings, max_new_tokens, seed, layer = check_generate(bank, temperature, top_k, top_p, max_new_tokens,
                                                            seed, watch_layer)
     if prompt is None:
@@ -299,7 +303,7 @@ heatmap, exactly the characters it saw (after the KV cache refills, a window tha
 
 
 def build_generate_tab(bank: ModelBank) -> None:
-    n_layer = bank.get(TRANSFORMER).config.n_layer if bank.available(TRANSFORMER) else 1
+    n_layer = bank.config(TRANSFORMER).n_layer if bank.offered(TRANSFORMER) else 1
     with gr.Tab("Generate & compare", id="generate") as tab:
         md(GENERATE_INTRO)
         share = link_row("generate", tab)
@@ -371,7 +375,7 @@ def build_generate_tab(bank: ModelBank) -> None:
         gen_inputs = [prompt, temperature, top_k, top_p, max_new, seed, watch_layer, pair]
         gen_outputs = outs + [surprise, note, steps_state, why_step, why_plot, why_caption, why_model,
                               watch_attn, watch_dist, watch_context, why_attn, why_context]
-        if any(bank.available(n) for n in LANGUAGE_MODELS):
+        if any(bank.offered(n) for n in LANGUAGE_MODELS):
             on_arrival(outs + [surprise, note, why_step, why_plot, why_caption, why_model, watch_attn, watch_dist,
                                watch_context, why_attn, why_context], default_generation)
         model_event([button.click, prompt.submit], bound(generate, bank), gen_inputs, gen_outputs, "generate",

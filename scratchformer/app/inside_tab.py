@@ -4,6 +4,9 @@ heads and feed-forward blocks off, what each head does, and one LSTM unit throug
 Callbacks are plain functions of the read-only bank and plain values; each returns its figures and,
 last, its numbers as a JSON-ready dict (for scripts: every event has an ``api_name``). Ablations are
 arguments of the forward call; the shared models are only read.
+
+The inference code (torch) is imported inside the callbacks that use it: the page is laid out and
+served before torch is imported (see :mod:`.blocks`).
 """
 from __future__ import annotations
 
@@ -12,12 +15,7 @@ import re
 import gradio as gr
 
 from .. import views
-from ..inference.head_stats import head_table
-from ..inference.inside import logit_lens, walkthrough
-from ..inference.interventions import MODES, compare, head_worth, make_ablation
-from ..inference.lstm_inside import lstm_step
-from ..inference.sampling import SamplingSettings
-from ..inference.traced import run_traced
+from ..inference.choices import MODES
 from .bank import LSTM_NAME, TRANSFORMER, ModelBank
 from .arrival import on_arrival
 from .events import bound, live_triggers, md, model_event, model_missing
@@ -47,6 +45,8 @@ def _position(position, n: int) -> int:
 def inside_walkthrough(bank: ModelBank, text, position, layer, head, temperature, top_k, top_p):
     """(notes, diagram HTML, formulas with numbers, vectors, attention of the head, feed-forward,
     output distribution, numbers) for the character at ``position``; layer and head are 1-based."""
+    from ..inference.inside import walkthrough
+    from ..inference.sampling import SamplingSettings
     loaded, prep, note = _prepared(bank, TRANSFORMER, text)
     cfg = loaded.config
     t = _position(position, len(prep.ids))
@@ -90,6 +90,7 @@ LENS_CAPTION = ("**Logit lens.** The output head read off the residual stream af
 
 def inside_logit_lens(bank: ModelBank, text):
     """(notes, the layers × positions grid, numbers)."""
+    from ..inference.inside import logit_lens
     loaded, prep, note = _prepared(bank, TRANSFORMER, text)
     lens = logit_lens(loaded.model, prep.ids, loaded.tokenizer.itos)
     fig = views.logit_lens_figure(lens, title="logit lens: top prediction per layer and position")
@@ -115,6 +116,7 @@ def _parse(items, pattern: str, what: str) -> list[tuple[int, ...]]:
 def inside_ablation(bank: ModelBank, text, heads, ffn, mode, n_new):
     """(notes, side-by-side comparison, per-position loss change, numbers). ``heads``: "L1 H2" …,
     ``ffn``: "FFN 3" …, ``mode``: "zero" or "mean"."""
+    from ..inference.interventions import compare, make_ablation
     loaded, prep, note = _prepared(bank, TRANSFORMER, text)
     pairs = _parse(heads, r"L(\d+)\s*H(\d+)", "head")
     blocks = [b for (b,) in _parse(ffn, r"FFN\s*(\d+)", "feed-forward block")]
@@ -126,6 +128,7 @@ def inside_ablation(bank: ModelBank, text, heads, ffn, mode, n_new):
 
 def inside_head_worth(bank: ModelBank, text, mode):
     """(the layers × heads grid of loss increases, numbers)."""
+    from ..inference.interventions import head_worth
     loaded, prep, _ = _prepared(bank, TRANSFORMER, text)
     worth = head_worth(loaded.model, prep.ids, str(mode))
     return views.export_name(views.head_worth_figure(worth), f"head_worth_{mode}"), worth
@@ -135,6 +138,8 @@ def inside_head_worth(bank: ModelBank, text, mode):
 
 def inside_heads(bank: ModelBank, text):
     """(the attention grid, the per-head table with descriptions, numbers)."""
+    from ..inference.head_stats import head_table
+    from ..inference.traced import run_traced
     loaded, prep, _ = _prepared(bank, TRANSFORMER, text)
     traced = run_traced(loaded.model, loaded.tokenizer.itos, prep.ids)
     attn = [a[0] for a in traced.trace.self_attn]
@@ -148,6 +153,7 @@ def inside_heads(bank: ModelBank, text):
 
 def inside_lstm_step(bank: ModelBank, text, position, layer, unit):
     """(notes, the step's equations with numbers, the unit over the text, numbers); layer 1-based."""
+    from ..inference.lstm_inside import lstm_step
     loaded, prep, note = _prepared(bank, LSTM_NAME, text)
     t = _position(position, len(prep.ids))
     l = check_index(layer, "layer", loaded.config.n_layer)
@@ -160,6 +166,7 @@ def inside_lstm_step(bank: ModelBank, text, position, layer, unit):
 def inside_lstm_ablation(bank: ModelBank, text, layer, units, empty_cell, n_new):
     """(comparison, per-position loss change, numbers): silence ``units`` ("17, 42") of ``layer``
     (1-based) and/or empty that layer's cell before every step."""
+    from ..inference.interventions import compare, make_ablation
     loaded, prep, _ = _prepared(bank, LSTM_NAME, text)
     l = check_index(layer, "layer", loaded.config.n_layer)
     found = re.findall(r"-?\d+", str(units or ""))
@@ -197,8 +204,8 @@ def build_inside_tab(bank: ModelBank) -> None:
         share = link_row("inside", tab)
         if model_missing(bank, TRANSFORMER):
             return
-        cfg = bank.get(TRANSFORMER).config
-        limit = context_limit(bank.get(TRANSFORMER).model, MAX_ANALYSIS_CHARS)
+        cfg = bank.config(TRANSFORMER)
+        limit = min(MAX_ANALYSIS_CHARS, cfg.block_size)       # the Transformer's context_length
         text = gr.Textbox(DEFAULT_TEXT, label=f"Text (the Transformer reads the first {limit} characters)",
                           lines=2, elem_id="inside-text")
         with gr.Tabs():
@@ -258,7 +265,7 @@ def build_inside_tab(bank: ModelBank) -> None:
             with gr.Tab("LSTM step", id="inside-lstm") as lstm_tab:
                 md(LSTM_STEP_INTRO)
                 if not model_missing(bank, LSTM_NAME):
-                    lcfg = bank.get(LSTM_NAME).config
+                    lcfg = bank.config(LSTM_NAME)
                     with gr.Row():
                         l_pos = gr.Slider(0, MAX_ANALYSIS_CHARS - 1, DEFAULT_POSITION, step=1, label="position",
                                           elem_id="inside-lstm-position", scale=2)
@@ -305,7 +312,7 @@ def build_inside_tab(bank: ModelBank) -> None:
         model_event([heads_tab.select, text.submit], bound(inside_heads, bank), [text], heads_outputs,
                     "inside_heads")
         on_arrival(heads_outputs, lambda: inside_heads(bank, DEFAULT_TEXT))
-        if bank.available(LSTM_NAME):
+        if bank.offered(LSTM_NAME):
             lstm_outputs = [l_note, l_md, l_plot, l_json]
             model_event([lstm_tab.select, text.submit, *live_triggers(l_pos, l_layer, l_unit)],
                         bound(inside_lstm_step, bank), [text, l_pos, l_layer, l_unit], lstm_outputs,

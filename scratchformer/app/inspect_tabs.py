@@ -5,6 +5,9 @@ booleans) and returns figures and Markdown; the ``build_*_tab`` functions at the
 widgets. A person's mistakes
 raise ValueError naming the setting; notes about the input (cropped, characters replaced) come back
 as the first output.
+
+The inference code (torch) is imported inside the callbacks that use it: the page is laid out and
+served before torch is imported (see :mod:`.blocks`).
 """
 from __future__ import annotations
 
@@ -15,11 +18,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import gradio as gr
-import torch
 
 from .. import views
-from ..inference.traced import run_traced
-from ..model.positional import sinusoidal_table
 from .bank import LANGUAGE_MODELS, LSTM_NAME, TRANSFORMER, ModelBank, describe_model
 from .arrival import on_arrival
 from .events import bound, live_triggers, md, model_event, model_missing, model_then
@@ -36,11 +36,12 @@ def _prepared(bank: ModelBank, name: str, text):
 
 
 def _traced(loaded, ids, causal=None):
+    from ..inference.traced import run_traced
     return run_traced(loaded.model, loaded.tokenizer.itos, ids, causal)
 
 
-def top1_text(logits: torch.Tensor, itos: list[str]) -> str:
-    """The most likely next character at every position, as display characters."""
+def top1_text(logits, itos: list[str]) -> str:
+    """The most likely next character at every position (``logits`` [T, V]), as display characters."""
     return "".join(views.display_char(itos[i]) for i in logits.argmax(-1).tolist())
 
 
@@ -209,6 +210,7 @@ else to put.
 
 def positional_figures(bank: ModelBank) -> list:
     """The sinusoidal pattern for the Transformer's width, and its learned table when it has one."""
+    from ..model.positional import sinusoidal_table
     loaded = bank.get(TRANSFORMER)
     cfg = loaded.config
     figs = [views.export_name(views.positional_figure(
@@ -262,6 +264,7 @@ or, like ours, a learned one. Below: how each layer changes the vectors of your 
 
 def lstm_inside(bank: ModelBank, text, layer, n_units):
     """The LSTM's gates and cells for ``text``: (notes, heatmaps, the top units' text colouring)."""
+    import torch
     loaded, prep, note = _prepared(bank, LSTM_NAME, text)
     l = check_index(layer, "layer", loaded.config.n_layer)
     n = as_int(n_units, "units", 1, loaded.config.hidden)
@@ -302,7 +305,7 @@ def models_table(bank: ModelBank) -> str:
             "|---|---|---|---|---|---|---|"]
     for name in LANGUAGE_MODELS:
         slot = bank.slots[name]
-        if slot.loaded is None:
+        if not bank.available(name):
             rows.append(f"| {name} | ⚠️ not loaded: {html.escape(slot.error or '')} | | | | | |")
             continue
         m = slot.loaded.metrics or {}
@@ -333,6 +336,14 @@ over the first 90% of tiny Shakespeare, and evaluated on the last 10% they never
 """
 
 
+def learning_curves(bank: ModelBank):
+    """Both language models' learning curves, from their metrics.json."""
+    curves = {name: bank.slots[name].metrics.get("curve", []) for name in LANGUAGE_MODELS
+              if bank.offered(name) and bank.slots[name].metrics}
+    return views.export_name(views.learning_curves_figure(curves, title="Learning curves: LSTM vs Transformer"),
+                             "learning_curves")
+
+
 def learning_curves_png(bank: ModelBank) -> str | None:
     png = Path(bank.checkpoint_dir) / "learning_curves.png"
     return str(png) if png.is_file() else None
@@ -346,9 +357,9 @@ def build_attention_tab(bank: ModelBank) -> None:
         share = link_row("attention", tab)
         if model_missing(bank, TRANSFORMER):
             return
-        cfg = bank.get(TRANSFORMER).config
+        cfg = bank.config(TRANSFORMER)
         with gr.Row():
-            limit = context_limit(bank.get(TRANSFORMER).model, MAX_ANALYSIS_CHARS)
+            limit = min(MAX_ANALYSIS_CHARS, cfg.block_size)   # the Transformer's context_length
             text = gr.Textbox(DEFAULT_TEXT, label=f"Text (the first {limit} characters are read)",
                               lines=3, scale=3, elem_id="attn-text")
             with gr.Column(scale=2):
@@ -401,7 +412,7 @@ def build_embeddings_tab(bank: ModelBank) -> None:
         button = gr.Button("Show hidden states", elem_id="hidden-btn")
         note = gr.Markdown()
         plot = gr.Plot(show_label=False, elem_id="hidden-plot")
-        if bank.available(TRANSFORMER):
+        if bank.offered(TRANSFORMER):
             on_arrival([note, plot], lambda: hidden_states(bank, DEFAULT_TEXT))
             share.share([("text", text)], lambda text: hidden_states(bank, text), [note, plot])
         model_event(live_triggers(text) + [button.click], bound(hidden_states, bank), [text], [note, plot],
@@ -414,7 +425,7 @@ def build_lstm_tab(bank: ModelBank) -> None:
         share = link_row("lstm", tab)
         if model_missing(bank, LSTM_NAME):
             return
-        cfg = bank.get(LSTM_NAME).config
+        cfg = bank.config(LSTM_NAME)
         text = gr.Textbox(DEFAULT_TEXT, label=f"Text (the first {MAX_ANALYSIS_CHARS} characters are read)",
                           lines=3, elem_id="lstm-text")
         with gr.Row():
@@ -436,12 +447,10 @@ def build_models_tab(bank: ModelBank) -> None:
     with gr.Tab("The models", id="models") as tab:
         md(MODELS_INTRO)
         link_row("models", tab)
-        gr.Markdown(models_table(bank), elem_id="models-table")
-        curves = {name: bank.slots[name].loaded.metrics.get("curve", []) for name in LANGUAGE_MODELS
-                  if bank.available(name) and bank.slots[name].loaded.metrics}
-        gr.Plot(views.export_name(views.learning_curves_figure(curves, title="Learning curves: LSTM vs Transformer"),
-                                  "learning_curves"),
-                show_label=False, elem_id="curves")
+        # the table counts the loaded models' parameters: it comes with the other default views
+        table = gr.Markdown(elem_id="models-table")
+        curves = gr.Plot(show_label=False, elem_id="curves")
+        on_arrival([table, curves], lambda: (models_table(bank), learning_curves(bank)))
         png = learning_curves_png(bank)
         if png:
             gr.Image(png, label="learning_curves.png (from training)", interactive=False, format="png",

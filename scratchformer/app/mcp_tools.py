@@ -16,6 +16,9 @@ texts the app's ``/generate`` writes for the same prompt, settings and seed. A b
 ``gr.Error`` (the same :func:`~.events.friendly` policy as every event), which an MCP client receives
 as an error result with that message. The server keeps serving.
 
+torch and the library are imported inside the tools, on their first call: the app lays out its page
+(and registers these tools) before it imports torch (see :mod:`.bank`).
+
 Numbers are rounded for compactness (probabilities to 6 decimals, attention weights to 4): an agent
 reads them, and a 128 × 128 attention matrix stays near 100 KB.
 """
@@ -24,12 +27,7 @@ import inspect
 import json
 from typing import Callable
 
-import torch
-
-from ..inference import blanks as blank_filling
-from ..inference.generation import generate_stream
-from ..inference.seq2seq import MAX_BEAM_SIZE, decode_with_trace
-from ..inference.traced import run_traced
+from ..inference.choices import BLANK, MAX_BEAM_SIZE
 from .bank import BERT, ENCDEC, LANGUAGE_MODELS, TRANSFORMER, ModelBank
 from .events import friendly
 from .generate_tab import check_generate
@@ -44,7 +42,7 @@ DECODE_METHODS = ("greedy", "beam")
 
 def _round(values, digits: int):
     """A tensor (or nested list) as nested lists of floats rounded to ``digits`` decimals."""
-    if isinstance(values, torch.Tensor):
+    if hasattr(values, "tolist"):        # a tensor
         values = values.tolist()
     if isinstance(values, list):
         return [_round(v, digits) for v in values]
@@ -105,6 +103,7 @@ def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8
     Returns:
         {"transformer": text, "lstm": text, "prompt": the prompt as read, "settings": {...}, "notes": [...]}
     """
+    from ..inference.generation import generate_stream   # torch: imported on the first call
     settings, max_new_tokens, seed, _ = check_generate(bank, temperature, top_k, top_p, max_new_tokens, seed,
                                                        None)
     if prompt is None:
@@ -145,6 +144,8 @@ def next_char_distribution(bank: ModelBank, text: str = "ROMEO:\n", temperature:
     Returns:
         {"transformer": {...}, "lstm": {...}, "settings": {...}, "notes": [...]}; per model: "context" (the characters read), "top" (char, p_temperature, p_filtered, cut_by: null, "top_k" or "top_p"), "kept", "cut_by_top_k", "cut_by_top_p", "greedy", "sampled"
     """
+    import torch
+    from ..inference.generation import generate_stream
     settings, _, seed, _ = check_generate(bank, temperature, top_k, top_p, 1, seed, None)
     top_n = as_int(top_n, "top_n", 1, MAX_TOP_N)
     text = _check_text(text, "text")
@@ -186,6 +187,7 @@ def attention(bank: ModelBank, text: str = "JULIET:\nO Romeo, Romeo!", layer: in
     Returns:
         {"chars": [...], "weights": [[...]] (query rows x key columns, 4 decimals), "layer", "head", "causal", "n_layer", "n_head", "bits_per_char", "notes"}
     """
+    from ..inference.traced import run_traced
     loaded = bank.get(TRANSFORMER)
     cfg = loaded.config
     text = _check_text(text, "text")
@@ -215,6 +217,8 @@ def normalize_date(bank: ModelBank, source: str = "3rd of March 1999", method: s
     Returns:
         {"output": "YYYY-MM-DD", "logprob", "steps": [{"char", "p", "looked_at": the source character with the most attention}], "source_tokens", "output_tokens", "cross_attention": {"layer", "head", "weights": output rows x source columns}, "beams" (beam search only)}
     """
+    import torch
+    from ..inference.seq2seq import decode_with_trace
     loaded = bank.get(ENCDEC)
     model, tok = loaded.model, loaded.tokenizer
     source = _check_text(source, "source", strip=True)
@@ -254,12 +258,13 @@ def fill_blanks(bank: ModelBank, text: str = "To be, or not to b_, that is the q
     Returns:
         {"text", "positions": [index of each blank], "bert": {"filled", "guesses": [[{"char", "p"}] per blank]}, "bert_causal": {...}, "gpt": {...} or null (no guess for a blank at the very start), "notes"}
     """
+    from ..inference import blanks as blank_filling
     loaded = bank.get(BERT)
     model, tok = loaded.model, loaded.tokenizer
     top_k = as_int(top_k, "top_k (guesses per blank)", 1, MAX_GUESSES)
     text = _check_text(text, "text")
-    if blank_filling.BLANK not in text:
-        raise ValueError(f"text must contain at least one blank written {blank_filling.BLANK!r}, "
+    if BLANK not in text:
+        raise ValueError(f"text must contain at least one blank written {BLANK!r}, "
                          "e.g. 'To be, or not to b_'")
 
     def guesses(g):

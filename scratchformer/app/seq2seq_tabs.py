@@ -4,6 +4,9 @@ Callbacks (:func:`decode_dates`, :func:`fill_in`) are plain functions of the rea
 plain values, returning Markdown, HTML and figures; tests call them directly. The models are the
 bank's ``Encoder-decoder`` (seq2seq-dates) and ``BERT`` (bert-shakespeare); the GPT for the
 comparison is the bank's Transformer.
+
+The inference code (torch) is imported inside the callbacks that use it: the page is laid out and
+served before torch is imported (see :mod:`.blocks`).
 """
 from __future__ import annotations
 
@@ -12,10 +15,7 @@ from typing import NamedTuple
 import gradio as gr
 
 from .. import views
-from ..inference.blanks import BLANK, fill_blanks, gpt_fill_blanks
-from ..inference.sampling import MAX_SEED, SamplingSettings, validate_seed
-from ..inference.seq2seq import MAX_BEAM_SIZE, METHODS, decode_with_trace
-from ..inference.traced import run_traced
+from ..inference.choices import BLANK, MAX_BEAM_SIZE, MAX_SEED, METHODS
 from .bank import BERT, ENCDEC, TRANSFORMER, ModelBank
 from .arrival import on_arrival
 from .events import friendly, live_triggers, md, model_event, model_missing, toast_notes
@@ -83,6 +83,8 @@ def decode_dates(enc: ModelBank, source, method, beam_size, alpha, temperature, 
     ``layer`` / ``head`` (1-based) pick the single-head heatmaps; ``step`` (1-based, clipped to the
     number of output steps) the decoding step whose attention over the source is shown.
     """
+    from ..inference.sampling import SamplingSettings, validate_seed
+    from ..inference.seq2seq import decode_with_trace
     loaded = enc.get(ENCDEC)
     model, tok = loaded.model, loaded.tokenizer
     if not isinstance(source, str) or not source.strip():
@@ -155,7 +157,7 @@ def build_seq2seq_tab(bank: ModelBank) -> None:
         share = link_row("seq2seq", tab)
         if model_missing(enc, ENCDEC):
             return
-        cfg = enc.get(ENCDEC).config
+        cfg = enc.config(ENCDEC)
         with gr.Row():
             with gr.Column(scale=3):
                 source = gr.Textbox(DEFAULT_SOURCE, label="A date, written any way", elem_id="s2s-source")
@@ -220,6 +222,8 @@ def fill_in(bank: ModelBank, text, top_k, causal, layer, head) -> FillInViews:
     """The blanks of ``text`` through BERT (both ways and with the causal mask) and the GPT →
     (notes Markdown, table HTML, filled-text Markdown, figure of blank 1's guesses,
     BERT attention heatmap (as ``causal`` says), GPT attention heatmap on the same text)."""
+    from ..inference.blanks import fill_blanks, gpt_fill_blanks
+    from ..inference.traced import run_traced
     loaded = bank.get(BERT)
     model, tok = loaded.model, loaded.tokenizer
     top_k = as_int(top_k, "top_k (guesses per blank)", 1, MAX_TOP_K)
@@ -284,7 +288,7 @@ def build_gpt_bert_tab(bank: ModelBank) -> None:
         share = link_row("gpt-vs-bert", tab)
         if model_missing(enc, BERT):
             return
-        cfg = enc.get(BERT).config
+        cfg = enc.config(BERT)
         text = gr.Textbox(DEFAULT_BLANKS, label=f"Text with blanks _ (up to {cfg.block_size} characters)",
                           lines=3, elem_id="bert-text")
         with gr.Row():

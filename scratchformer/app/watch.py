@@ -6,6 +6,9 @@ over **exactly** the context the generator gave the model for that step: with th
 which after a refill is the last half block plus what followed, not a plain crop of the text. That
 pass's last-position logits equal the generation step's (tested), so the attention shown is the one
 behind the character written.
+
+The inference code (torch) is imported inside the callbacks that use it: the page is laid out and
+served before torch is imported (see :mod:`.blocks`).
 """
 from __future__ import annotations
 
@@ -13,8 +16,6 @@ import html as html_lib
 from typing import NamedTuple, Sequence
 
 from .. import views
-from ..inference.traced import run_traced
-from ..views.watch import context_html, newest_attention_figure, next_char_figure
 from .bank import TRANSFORMER
 
 
@@ -30,6 +31,7 @@ def step_attention(model, itos: Sequence[str], sequence: Sequence[int], start: i
                    layer: int) -> StepAttention:
     """A traced pass over ``sequence[start:start+length]``: layer ``layer``'s (0-based) attention of
     the last position, per head."""
+    from ..inference.traced import run_traced
     ids = list(sequence[start:start + length])
     traced = run_traced(model, itos, ids)
     return StepAttention(traced.trace.self_attn[layer][0, :, -1, :], traced.chars, traced.trace.logits[0, -1])
@@ -59,14 +61,14 @@ def watch_views(loaded, sequence: Sequence[int], start: int, length: int, step, 
         caption = context_caption("LSTM", k, 0, length, None)
     else:
         sa = step_attention(loaded.model, itos, sequence, start, length, layer)
-        attn = views.export_name(newest_attention_figure(
+        attn = views.export_name(views.newest_attention_figure(
             sa.weights, sa.chars, title=f"step {k}: where '{views.display_char(sa.chars[-1])}' looks, layer {layer + 1}"),
             f"watch_attention_step{k}_L{layer + 1}")
         caption = context_caption(TRANSFORMER, k, start, length, loaded.config.block_size)
-    dist = views.export_name(next_char_figure(step.probs_filtered, itos, step.token_id,
-                                              title=f"step {k}: next character (chose '{views.display_char(chosen)}')"),
-                             f"watch_distribution_step{k}")
-    html = context_html(text, start, length, chosen)
+    dist = views.export_name(views.next_char_figure(
+        step.probs_filtered, itos, step.token_id, title=f"step {k}: next character (chose '{views.display_char(chosen)}')"),
+        f"watch_distribution_step{k}")
+    html = views.context_html(text, start, length, chosen)
     return attn, dist, caption_html(caption) + html
 
 

@@ -24,8 +24,8 @@ from torch import Tensor, nn
 
 from ..model.trace import Trace
 from ..tokenizer import CharTokenizer
+from .choices import BLANK
 
-BLANK = "_"
 MAX_TOP_K = 20
 
 

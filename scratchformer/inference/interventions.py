@@ -25,9 +25,9 @@ from torch import Tensor, nn
 from ..model.ablation import Ablation
 from ..model.attention import KVCache
 from ..model.lstm import LSTMLM
+from .choices import MODES
 from .inside import check_ids, full_trace
 
-MODES = ("zero", "mean")
 MAX_CONTINUATION = 200
 
 

@@ -25,8 +25,8 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-MAX_NEW_TOKENS = 2000      # the most tokens one request may ask for (``max_new_tokens`` in 1…2000)
-MAX_SEED = 2**63 - 1       # seeds are integers in 0…2⁶³−1
+from .choices import MAX_NEW_TOKENS, MAX_SEED  # noqa: F401  (1…2000 tokens; seeds 0…2⁶³−1)
+
 TOP_P_TOLERANCE = 1e-6     # a cumulative probability within this of p counts as having reached p
 
 

@@ -32,10 +32,9 @@ from torch import Tensor
 from ..model.trace import Trace
 from ..model.transformer import Seq2SeqTransformer
 from ..tokenizer import CharTokenizer
+from .choices import MAX_BEAM_SIZE, METHODS
 from .sampling import SamplingSettings, Step, make_generator, sample_step
 
-METHODS = ("greedy", "sample", "beam")
-MAX_BEAM_SIZE = 32
 DEFAULT_LENGTH_PENALTY = 0.6
 
 

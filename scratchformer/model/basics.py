@@ -1,10 +1,10 @@
 """What every model here shares: the loss it is trained on and how its size is counted."""
 from __future__ import annotations
 
-from dataclasses import asdict, fields
-
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .config import ConfigDict  # noqa: F401  (its home was here)
 
 IGNORE_INDEX = -100   # a target of −100 (padding, unmasked BERT positions) adds nothing to the loss
 
@@ -23,18 +23,3 @@ def lm_loss(logits: Tensor, targets: Tensor) -> Tensor:
 def num_params(model: nn.Module) -> int:
     """Number of trainable numbers; a tied matrix (embedding = output head) is counted once."""
     return sum(p.numel() for p in model.parameters())
-
-
-class ConfigDict:
-    """``to_dict`` / ``from_dict`` for a config dataclass: what a checkpoint's config.json stores."""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict):
-        """The config from a dict; ValueError naming any key this config does not have."""
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
-        return cls(**d)

@@ -14,14 +14,14 @@ product computes all of them.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
 from torch import Tensor, nn
 
 from .ablation import Ablation
-from .basics import ConfigDict, lm_loss, num_params
+from .basics import lm_loss, num_params
+from .config import LSTMConfig  # noqa: F401  (its home was here)
 from .gemm import LinearFunction
 from .lstm_bptt import LSTMLayerFunction
 from .trace import ModelOutput, Trace
@@ -121,24 +121,6 @@ class LSTM(nn.Module):
             record_out = {"gates": torch.stack(rec_gates), "cells": torch.stack(rec_cells),
                           "hidden": rec_hidden}
         return inp, (torch.stack(hs), torch.stack(cs)), record_out
-
-
-@dataclass
-class LSTMConfig(ConfigDict):
-    """Architecture of the LSTM language model."""
-
-    model_type: str = "lstm"
-    vocab_size: int = 65
-    n_embd: int = 64        # embedding width
-    hidden: int = 256       # hidden (and cell) units per layer
-    n_layer: int = 2
-    dropout: float = 0.0
-    block_size: int = 256   # training window; generation carries (h, c) and has no limit
-
-    def __post_init__(self):
-        if self.model_type != "lstm":
-            raise ValueError(f"LSTMConfig model_type must be 'lstm', got {self.model_type!r}")
-
 
 
 class LSTMLM(nn.Module):

@@ -7,7 +7,6 @@ one loaded model can serve requests with the mask on and off at the same time.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -15,47 +14,11 @@ from torch import Tensor, nn
 
 from .ablation import Ablation
 from .attention import KVCache, padding_mask
-from .basics import ConfigDict, lm_loss, num_params
+from .basics import lm_loss, num_params
+from .config import MODEL_TYPES, TransformerConfig  # noqa: F401  (their home was here)
 from .layers import DecoderLayer, EncoderLayer
 from .positional import LearnedPositionalEmbedding, make_positional
 from .trace import ModelOutput, Trace
-
-MODEL_TYPES = ("gpt", "bert", "seq2seq")
-
-
-@dataclass
-class TransformerConfig(ConfigDict):
-    """Architecture of a Transformer. ``model_type`` is "gpt", "bert" or "seq2seq"."""
-
-    model_type: str = "gpt"
-    vocab_size: int = 65
-    block_size: int = 256          # longest sequence (positions 0 … block_size-1)
-    n_layer: int = 4               # layers (encoder layers for seq2seq)
-    n_head: int = 4
-    n_embd: int = 128              # d_model
-    d_ff: Optional[int] = None     # default 4·n_embd
-    dropout: float = 0.0
-    pos: str = "learned"           # "learned" or "sinusoidal"
-    norm_first: bool = True        # pre-norm (True) or the paper's post-norm (False)
-    activation: str = "gelu"       # "gelu" or "relu"
-    bias: bool = True
-    tie_weights: bool = True       # output head shares the token-embedding matrix
-    scale_embeddings: bool = False  # multiply token embeddings by √d_model (the paper does)
-    n_dec_layer: Optional[int] = None  # seq2seq: decoder layers (default n_layer)
-    pad_id: Optional[int] = None   # seq2seq / bert: padding token
-    bos_id: Optional[int] = None   # seq2seq: decoder start token
-    eos_id: Optional[int] = None   # seq2seq: end of output
-    mask_id: Optional[int] = None  # bert: the blank token
-
-    def __post_init__(self):
-        if self.model_type not in MODEL_TYPES:
-            raise ValueError(f"unknown model_type {self.model_type!r}; expected one of {MODEL_TYPES}")
-        if self.d_ff is None:
-            self.d_ff = 4 * self.n_embd
-        if self.n_embd % self.n_head:
-            raise ValueError(f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-
-
 
 def _init_weights(module: nn.Module) -> None:
     """GPT-2's initialisation: N(0, 0.02) weights, zero biases."""
