@@ -281,11 +281,16 @@ class SharedLinks:
             # opening a tab: this tab's settings go into the URL; moving one of its controls: the same
             # (page.js ignores a control of a tab that is not the open one)
             row.tab.select(None, controls, None, js=f"(...v) => window.sfLinks && window.sfLinks.write({spec}, v, true)",
-                           api_visibility="private", queue=False)
+                           api_visibility="private", queue=False, show_progress="hidden")
             if controls:
-                gr.on([c.change for c in controls], None, controls, None,
+                # a text box writes the URL when it loses focus or on Enter, not per keystroke: each
+                # keystroke already runs the tab's views, and one more event per key cost ~40 ms of the
+                # page's time to redraw the heatmap (benchmarks/live.py)
+                triggers = [t for c in controls
+                            for t in ([c.blur, c.submit] if isinstance(c, gr.Textbox) else [c.change])]
+                gr.on(triggers, None, controls, None,
                       js=f"(...v) => window.sfLinks && window.sfLinks.write({spec}, v, false)",
-                      api_visibility="private", queue=False, trigger_mode="always_last")
+                      api_visibility="private", queue=False, show_progress="hidden")
             row.button.click(None, controls, [row.box],
                              js=f"(...v) => window.sfLinks ? window.sfLinks.copy({spec}, v) : window.location.href",
                              api_visibility="private", queue=False)

@@ -143,9 +143,10 @@
   const DATA_ICON = { width: 1000, height: 1000,
     path: "M150 50h500l200 200v700h-700zM200 100v800h600v-600h-200v-200zM300 450h400v60h-400zM300 600h400v60h-400zM300 750h400v60h-400z" };
 
+  let buttons = null;   // made once: the same objects on every redraw, so plotly keeps its toolbar
+
   function exportConfig(Plotly, layout, config) {
-    const name = exportName({ layout: layout || {} });
-    const buttons = [
+    buttons = buttons || [
       { name: "sf-svg", title: "Download plot as SVG", icon: Plotly.Icons["camera-retro"],
         click: (gd) => Plotly.downloadImage(gd, { format: "svg", filename: exportName(gd) }) },
       { name: "sf-csv", title: "Download the numbers as CSV", icon: DATA_ICON,
@@ -155,7 +156,7 @@
     ];
     return Object.assign({}, config || {}, {
       displaylogo: false,
-      toImageButtonOptions: { format: "png", scale: 2, filename: name },
+      toImageButtonOptions: { format: "png", scale: 2, filename: exportName({ layout: layout || {} }) },
       modeBarButtonsToAdd: buttons,
     });
   }
