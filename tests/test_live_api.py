@@ -41,6 +41,15 @@ ENDPOINTS = {
     "/inside_ablation": ((DEFAULT_TEXT, ["L1 H1"], [], "zero", 10), {4: "continuation length"}),
     "/inside_lstm_step": ((DEFAULT_TEXT, 12, 1, 0), {1: "position", 2: "layer", 3: "unit"}),
     "/inside_lstm_ablation": ((DEFAULT_TEXT, 1, "3", False, 10), {1: "layer", 4: "continuation length"}),
+    # the JSON tools (also served over MCP)
+    "/tool_generate": (("ROMEO:\n", 0.8, 0, 0.95, 5, 0),
+                       {1: "temperature", 2: "top_k", 3: "top_p", 4: "max_new_tokens", 5: "seed"}),
+    "/tool_next_char_distribution": (("O Romeo", 1.0, 0, 1.0, 5, 0),
+                                     {1: "temperature", 2: "top_k", 3: "top_p", 4: "top_n", 5: "seed"}),
+    "/tool_attention": (("To be", 1, 1, True), {1: "layer", 2: "head"}),
+    "/tool_normalize_date": ((DEFAULT_SOURCE, "beam", 3, 0.6, 1, 1),
+                             {2: "beam_size", 3: "alpha", 4: "layer", 5: "head"}),
+    "/tool_fill_blanks": ((DEFAULT_BLANKS, 3), {1: "top_k"}),
 }
 BAD = [None, math.nan, math.inf, -math.inf, 1e300, 10**30, -7, -0.5, 2.5, "seven", True, [1]]
 GENERIC = re.compile(r"has raised an exception|Something went wrong|verbose error", re.I)
@@ -105,6 +114,7 @@ def test_bad_values_for_every_numeric_parameter_get_a_message_naming_it(client, 
                     elif name not in msg:
                         unnamed.append((api_name, name, bad, msg[:120]))
     print(f"\n{calls} bad-value calls: {len(generic)} generic errors, {len(unnamed)} not naming the setting, "
+          f"accepted (values in range): {sorted(set((a, n, repr(b)) for a, n, b in accepted))}\n"
           f"{len(accepted)} accepted")
     assert generic == []
     assert unnamed == []
