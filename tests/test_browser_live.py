@@ -78,6 +78,12 @@ def test_typing_redraws_the_heatmap_with_no_click(page: Page):
 
 def test_the_attention_panel_moves_while_the_text_streams(page: Page):
     page.get_by_role("tab", name="Generate & compare").click()
+    # the page has arrived (its example drawn): otherwise, run on its own, this test's stream coincides
+    # with the browser loading plotly.js and drawing the page's first plots, which holds its main thread
+    # for seconds, and the poll below sees one update at most
+    expect(page.locator("#why-caption")).to_contain_text("step 200 of 200")
+    page.wait_for_function("""() => { const p = document.querySelector('#watch-attn .js-plotly-plot');
+        return !!(p && p._fullData && p._fullData.length); }""")
     box = page.locator("#max-new input[type=number]")
     box.fill("600")
     box.press("Enter")
