@@ -17,6 +17,7 @@ weights are loaded after the server is up, with the default views; earlier reque
 from __future__ import annotations
 
 import html
+import json
 import os
 import warnings
 from pathlib import Path
@@ -44,6 +45,20 @@ CSS = """
 """
 # links (window.sfLinks) and the figures' export buttons; see page.js
 PAGE_JS = (Path(__file__).with_name("page.js")).read_text(encoding="utf-8")
+
+
+def plotly_chunk() -> Optional[str]:
+    """The path of the script file in which Gradio's page carries plotly.js (``assets/PlotlyPlot-….js``,
+    its name hashed per Gradio release), for page.js to load early; None when this Gradio has none."""
+    found = sorted((Path(gr.__file__).parent / "templates" / "frontend" / "assets").glob("PlotlyPlot-*.js"))
+    return f"assets/{found[0].name}" if len(found) == 1 else None
+
+
+def page_head() -> str:
+    """The page's <head> additions: page.js, and the name of Gradio's plotly.js file for it."""
+    chunk = plotly_chunk()
+    name = f"<script>window.sfPlotlyChunk = {json.dumps(chunk)};</script>\n" if chunk else ""
+    return f"{name}<script>\n{PAGE_JS}\n</script>"
 
 
 # ----------------------------------------------------------------------------------------- the app
@@ -129,6 +144,6 @@ def launch_kwargs() -> dict:
     # mcp_server: the Model Context Protocol at /gradio_api/mcp/ (streamable HTTP; SSE at
     # /gradio_api/mcp/sse), tools from mcp_tools; SCRATCHFORMER_MCP=0 turns it off (mcp_enabled).
     # head: page.js (links and the figures' export buttons).
-    return dict(theme=gr.themes.Soft(), css=CSS, head=f"<script>\n{PAGE_JS}\n</script>",
+    return dict(theme=gr.themes.Soft(), css=CSS, head=page_head(),
                 footer_links=["api", "gradio"], state_session_capacity=1000, run_history=False,
                 mcp_server=mcp_enabled())

@@ -175,6 +175,15 @@
   window.sfFigureData = figureData;   // for tests: what the CSV / JSON buttons save
   window.sfFigureCsv = figureCsv;
 
+  // Gradio loads plotly.js (4.6 MB) only when the first plot arrives, and parsing it holds the page
+  // for about a second on a small machine. Load it now instead, while the server computes the page's
+  // default views: the same file Gradio imports (blocks.py finds its name), so Gradio reuses it.
+  if (window.sfPlotlyChunk) {
+    const start = () => import(new URL(window.sfPlotlyChunk, document.baseURI).href).catch(() => {});
+    if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+    else start();
+  }
+
   // Gradio loads plotly.js on the first plot and sets window.Plotly: patch it the moment it appears.
   if (window.Plotly) patch(window.Plotly);
   else {
