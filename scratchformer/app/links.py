@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl
 
 import gradio as gr
 
-from .events import friendly
+from .events import GENERATE_CONCURRENCY, friendly
 from .policy import NOTE_MARK, range_text
 from .zerogpu import gpu_task
 
@@ -278,12 +278,12 @@ class SharedLinks:
         for row in self.rows:
             spec = _js_names(row)
             controls = [c for _, c in row.settings]
-            # opening a tab: this tab's settings go into the URL; moving one of its controls: the same
-            # (page.js ignores a control of a tab that is not the open one)
+            # opening a tab: this tab's settings go into the URL
             row.tab.select(None, controls, None, js=f"(...v) => window.sfLinks && window.sfLinks.write({spec}, v, true)",
                            api_visibility="private", queue=False, show_progress="hidden")
             if controls:
-                # a text box writes the URL when it loses focus or on Enter, not per keystroke: each
+                # moving one of its controls: the same (page.js ignores a tab that is not the open one).
+                # A text box writes the URL when it loses focus or on Enter, not per keystroke: each
                 # keystroke already runs the tab's views, and one more event per key cost ~40 ms of the
                 # page's time to redraw the heatmap (benchmarks/live.py)
                 triggers = [t for c in controls
@@ -333,11 +333,13 @@ class SharedLinks:
                 out[start:start + len(row.outputs)] = list(update)
                 yield out
 
-        trigger = apply.click(apply_link, [query], [tabs, note, state, *all_controls],
-                              js="() => [window.sfLinks ? window.sfLinks.initialQuery : window.location.search]", api_visibility="private", queue=False)
-        if views:
+        read_query = "() => [window.sfLinks ? window.sfLinks.initialQuery : window.location.search]"
+        trigger = apply.click(apply_link, [query], [tabs, note, state, *all_controls], js=read_query,
+                              api_visibility="private", queue=False)
+        if views:   # a model call, possibly a whole generation: in the generate group, like Generate
             trigger.success(gpu_task(friendly(show_linked)), [state], views, api_visibility="private",
-                            concurrency_id="generate", show_progress="minimal")
+                            concurrency_id="generate", concurrency_limit=GENERATE_CONCURRENCY,
+                            show_progress="minimal")
         trigger.then(None, [query], None, js="() => { window.sfLinks && window.sfLinks.opened(); return []; }",
                      api_visibility="private", queue=False)
         hook = after.then if after is not None else demo.load
