@@ -20,7 +20,8 @@ from .arrival import on_arrival
 from .bank import LANGUAGE_MODELS, SMALL_PAIR, TRANSFORMER, ModelBank
 from .events import LATEX, bound, friendly, live_triggers, md, model_event, model_missing, warn
 from .links import link_row
-from .policy import MAX_PROMPT_CHARS, as_int, as_number, check_index, context_limit, prepare_text, unk_char
+from .policy import (MAX_PROMPT_CHARS, as_int, as_number, check_index, context_limit, generation_prompt, prepare_text,
+                     unk_char)
 from .watch import watch_views
 
 UI_MAX_NEW_TOKENS = 1000   # the slider's end; the API accepts up to sampling.MAX_NEW_TOKENS
@@ -114,16 +115,8 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
     from ..inference.traced import run_traced
     settings, max_new_tokens, seed, layer = check_generate(bank, temperature, top_k, top_p, max_new_tokens,
                                                            seed, watch_layer)
-    if prompt is None:
-        prompt = ""
-    if not isinstance(prompt, str):
-        raise ValueError(f"prompt must be text, got {type(prompt).__name__}")
-
+    prompt, notes = generation_prompt(prompt)
     names = list(LANGUAGE_MODELS)
-    notes: list[str] = []
-    if not prompt:
-        notes.append("The prompt is empty: both models start from a new line.")
-        prompt = "\n"
     texts = {n: "" for n in names}
     stats = {n: "" for n in names}
     streams, bits, bpc = {}, {}, {}

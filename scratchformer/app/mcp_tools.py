@@ -32,7 +32,7 @@ from .bank import BERT, ENCDEC, LANGUAGE_MODELS, TRANSFORMER, ModelBank
 from .events import friendly
 from .generate_tab import check_generate
 from .policy import (MAX_ANALYSIS_CHARS, MAX_PROMPT_CHARS, as_int, as_number, check_index, context_limit,
-                     prepare_text, unk_char)
+                     generation_prompt, prepare_text, unk_char)
 from .seq2seq_tabs import MAX_TOP_K as MAX_GUESSES
 
 KEYS = {TRANSFORMER: "transformer", "LSTM": "lstm"}   # the JSON key of each language model
@@ -106,14 +106,7 @@ def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8
     from ..inference.generation import generate_stream   # torch: imported on the first call
     settings, max_new_tokens, seed, _ = check_generate(bank, temperature, top_k, top_p, max_new_tokens, seed,
                                                        None)
-    if prompt is None:
-        prompt = ""
-    if not isinstance(prompt, str):
-        raise ValueError(f"prompt must be text, got {prompt!r} ({type(prompt).__name__})")
-    notes: list[str] = []
-    if not prompt:
-        notes.append("The prompt is empty: both models start from a new line.")
-        prompt = "\n"
+    prompt, notes = generation_prompt(prompt)
     models = _language_models(bank, notes)
     out = {key: None for key in KEYS.values()}
     read = prompt

@@ -64,6 +64,18 @@ def check_index(value, name: str, n: int) -> int:
     return as_int(value, name, 1, n) - 1
 
 
+def generation_prompt(prompt) -> tuple[str, list[str]]:
+    """A prompt for generation, checked: (the prompt, notes). None counts as empty; an empty prompt
+    starts from a new line (said in a note); anything but text raises ValueError."""
+    if prompt is None:
+        prompt = ""
+    if not isinstance(prompt, str):
+        raise ValueError(f"prompt must be text, got {prompt!r} ({type(prompt).__name__})")
+    if not prompt:
+        return "\n", ["The prompt is empty: both models start from a new line."]
+    return prompt, []
+
+
 NOTE_MARK = "⚠️ "
 
 
