@@ -7,7 +7,14 @@ is one. On a Hugging Face Space this file is the entry point (README.md's front 
 """
 import os
 
-from scratchformer.app.blocks import build_demo, launch_kwargs
+# Gradio runs every event inside a matplotlib backend guard (``import matplotlib`` and
+# ``matplotlib.get_backend()``); the first time, that costs 0.3 s (with no backend named, get_backend
+# imports pyplot to pick one), paid by the first visitor's page load. The app draws no matplotlib on
+# screen: name a backend, and import matplotlib now, not during that first event.
+os.environ.setdefault("MPLBACKEND", "agg")
+import matplotlib  # noqa: E402,F401
+
+from scratchformer.app.blocks import build_demo, launch_kwargs  # noqa: E402
 
 QUEUE_MAX_SIZE = int(os.environ.get("SCRATCHFORMER_QUEUE_SIZE", "64"))
 

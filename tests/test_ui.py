@@ -257,6 +257,56 @@ def test_events_wait_while_the_default_views_are_computed():
     assert order[:2] == ["event", "defaults"] and sorted(order[2:]) == ["event", "stream"]
 
 
+def test_the_first_screen_is_sent_first_and_the_other_tabs_are_computed_after_it():
+    """The header and the first tab come in a page-load answer of their own; the other tabs' views
+    are computed only once that answer is on its way (or when something needs them), so they do not
+    compete with the first page's loading."""
+    calls = []
+
+    def view(name):
+        return lambda: calls.append(name) or name
+
+    with ArrivalViews() as views:
+        on_arrival([gr.Markdown()], view("header"))
+        on_arrival([gr.Textbox(), gr.Textbox()], lambda: calls.append("first tab") or ("a", "b"))
+        views.mark_first_screen()
+        on_arrival([gr.Textbox()], view("other tab"))
+    views.start()
+    assert views.payload(0) == ["header", "a", "b"]
+    deadline = time.time() + 30
+    while len(calls) < 3 and time.time() < deadline:
+        time.sleep(0.01)
+    assert calls == ["header", "first tab", "other tab"]          # the rest, after the first screen went
+    assert views.payload(1) == ["other tab"] and views.payload() == ["header", "a", "b", "other tab"]
+    assert calls == ["header", "first tab", "other tab"]          # each computed once
+
+    # nobody opened the page: the other tabs wait, until a model event needs them (it waits for them)
+    calls.clear()
+    with ArrivalViews() as views:
+        on_arrival([gr.Markdown()], view("header"))
+        views.mark_first_screen()
+        on_arrival([gr.Textbox()], view("other tab"))
+        event = after_defaults(lambda: calls.append("event"))
+    views.start()
+    time.sleep(0.3)
+    assert calls == ["header"]
+    event()
+    assert calls == ["header", "other tab", "event"]
+
+    # the page-load events: the first screen on load, the other tabs right after it
+    with gr.Blocks() as demo, ArrivalViews() as views:
+        first = gr.Textbox()
+        on_arrival([first], view("first"))
+        views.mark_first_screen()
+        other = gr.Textbox()
+        on_arrival([other], view("other"))
+        views.attach(demo)
+    load = next(f for f in demo.fns.values() if any(t[1] == "load" for t in f.targets))
+    then = next(f for f in demo.fns.values() if f.trigger_after == load._id)
+    assert [o._id for o in load.outputs] == [first._id] and [o._id for o in then.outputs] == [other._id]
+    assert all(f.api_visibility == "private" and not f.queue for f in (load, then))
+
+
 # ------------------------------------------------------------------------------------------ the demo
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"

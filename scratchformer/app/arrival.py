@@ -2,8 +2,9 @@
 
 A tab builder calls :func:`on_arrival` with the components to fill and a function of no arguments
 that computes their values (the tab's own callback on its default inputs). :func:`build_demo
-<scratchformer.app.blocks.build_demo>` collects them in one :class:`ArrivalViews`, and one
-``demo.load`` event sends them to each new page.
+<scratchformer.app.blocks.build_demo>` collects them in one :class:`ArrivalViews`, and page-load
+events send them to each new page: first what is on screen when it opens (the header and the first
+tab), then the other tabs' views, so the first screen does not wait for views nobody sees yet.
 
 Cost per visitor: none of the model work. The values are computed ONCE (in a background thread,
 started after the server is up or at the first visit, whichever comes first), post-processed once
@@ -52,15 +53,23 @@ def _payload(component, value):
 
 
 class ArrivalViews:
-    """The default examples of every tab: registered while the tabs are built, computed once."""
+    """The default examples of every tab: registered while the tabs are built, computed once.
+
+    Two parts: the first screen (the header and the tab open on arrival, see
+    :meth:`mark_first_screen`) and the other tabs. The first screen's views are computed first. The
+    other tabs' views are computed once the first page has been sent its first screen, so that they
+    do not compete with that page's loading on a small machine, or at once when anything else needs
+    them (their page-load answer, a model event)."""
 
     def __init__(self):
         self.entries: list[tuple[list, Callable[[], Sequence]]] = []
-        self.values: Optional[list] = None
+        self.split: Optional[int] = None     # entries[:split] are on the first screen (None: all are)
         self.seconds: Optional[float] = None
+        self._values: list[Optional[list]] = [None, None]
         self._lock = threading.Lock()
         self._started = False
-        self._done = threading.Event()
+        self._ready = [threading.Event(), threading.Event()]   # each part is computed (or failed)
+        self._go_on = threading.Event()      # the other tabs' views may be computed now
 
     def __enter__(self):
         self._token = _current.set(self)
@@ -69,16 +78,23 @@ class ArrivalViews:
     def __exit__(self, *exc):
         _current.reset(self._token)
 
+    def mark_first_screen(self) -> None:
+        """The views registered so far are the ones on screen when the page opens: they are computed
+        first and sent in a page-load answer of their own, before the other tabs' views."""
+        self.split = len(self.entries)
+
+    def _parts(self) -> tuple[list, list]:
+        split = len(self.entries) if self.split is None else self.split
+        return self.entries[:split], self.entries[split:]
+
     @property
     def outputs(self) -> list:
         return [c for outs, _ in self.entries for c in outs]
 
-    def compute(self) -> list:
-        """Every registered view's payload, in the order of :attr:`outputs`. A view whose
-        computation fails keeps its empty value (and the failure is logged)."""
-        t0 = time.perf_counter()
+    @staticmethod
+    def _compute(entries: list) -> list:
         values = []
-        for outs, fn in self.entries:
+        for outs, fn in entries:
             try:
                 result = fn()
                 if len(outs) == 1 and not isinstance(result, (tuple, list)):
@@ -87,7 +103,6 @@ class ArrivalViews:
             except Exception:  # a default that cannot be drawn must not keep the others off the page
                 log.exception("default view of %s could not be computed", [getattr(c, "elem_id", c) for c in outs])
                 values += [gr.skip()] * len(outs)
-        self.seconds = time.perf_counter() - t0
         return values
 
     def start(self) -> None:
@@ -99,21 +114,29 @@ class ArrivalViews:
         threading.Thread(target=self._run, name="scratchformer-defaults", daemon=True).start()
 
     def _run(self) -> None:
+        t0 = time.perf_counter()
         try:
-            self.values = self.compute()
+            for part, entries in enumerate(self._parts()):
+                if part == 1:
+                    self._go_on.wait()
+                self._values[part] = self._compute(entries)
+                self._ready[part].set()
+            self.seconds = time.perf_counter() - t0
         finally:
-            self._done.set()
+            for ready in self._ready:
+                ready.set()
 
     def wait(self) -> None:
         """Wait while the defaults are being computed; return at once when they are done or were never
         started (an API client that never opened the page computes nothing it does not ask for).
 
-        Why events wait: the page-load answer carries the defaults, and it comes only once they are
+        Why events wait: the page-load answers carry the defaults, and they come only once they are
         computed (seconds, on the first visit after a start). A visitor who generates or types before
         that would see their result overwritten by the defaults when they arrive. Waiting here, the
         event runs once they are ready, and its answer comes after theirs."""
         if self._started:
-            self._done.wait()
+            self._go_on.set()
+            self._ready[1].wait()
 
     def after_defaults(self, fn: Callable) -> Callable:
         """``fn`` (a plain or generator function, for Gradio) calling :meth:`wait` first."""
@@ -130,22 +153,36 @@ class ArrivalViews:
             return fn(*args, **kwargs)
         return call
 
-    def payload(self) -> list:
-        """What a new page gets: the cached values (waits for the first computation)."""
+    def payload(self, part: Optional[int] = None) -> list:
+        """What a new page gets: the cached values (computed the first time they are asked for); all
+        of them, or ``part`` 0 (the first screen's) or 1 (the other tabs')."""
         self.start()
-        self._done.wait()
-        return self.values if self.values is not None else [gr.skip()] * len(self.outputs)
+        if part != 0:
+            self._go_on.set()
+        parts = (0, 1) if part is None else (part,)
+        values = []
+        for p in parts:
+            self._ready[p].wait()
+            n = sum(len(outs) for outs, _ in self._parts()[p])
+            values += self._values[p] if self._values[p] is not None else [gr.skip()] * n
+        if part == 0:
+            self._go_on.set()     # the first screen is on its way: the other tabs' views may come now
+        return values
 
     def attach(self, demo: gr.Blocks):
-        """One page-load event filling every registered component (private: not an API endpoint);
-        returns it (None when no tab registered a default)."""
-        if not self.entries:
-            return None
-        outputs = self.outputs
+        """The page-load events (private: not API endpoints): the first screen's views, then the
+        other tabs' views. Returns the last (None when no tab registered a default)."""
+        event = None
+        for part, entries in enumerate(self._parts()):
+            outputs = [c for outs, _ in entries for c in outs]
+            if not outputs:
+                continue
 
-        def defaults():
-            values = self.payload()
-            return values if len(outputs) > 1 else values[0]
+            def defaults(part=part, many=len(outputs) > 1):
+                values = self.payload(part)
+                return values if many else values[0]
 
-        return demo.load(defaults, None, outputs, queue=False, postprocess=False, show_progress="hidden",
+            hook = demo.load if event is None else event.then
+            event = hook(defaults, None, outputs, queue=False, postprocess=False, show_progress="hidden",
                          api_visibility="private")
+        return event

@@ -102,8 +102,10 @@ def build_demo(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBan
         link_note = gr.Markdown(elem_id="link-note")
         register_tools(bank)                 # before the tabs' events: the MCP tools take their own names
         with gr.Tabs() as tabs:
-            for build_tab in TABS:
+            for i, build_tab in enumerate(TABS):
                 build_tab(bank)
+                if i == 0:
+                    arrival.mark_first_screen()  # the header and the first tab: sent first
         defaults = arrival.attach(demo)      # every tab's default example, computed once
         links.attach(demo, tabs, link_note, after=defaults)   # then the page's own link, if it has one
         demo.unload(forget_session(demo))    # a closed page's session is dropped at once

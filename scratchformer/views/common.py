@@ -16,7 +16,11 @@ import plotly.graph_objects as go
 from torch import Tensor
 
 # A minimal look shared by every figure (plotly's default template alone is ~8 KB per figure).
-LAYOUT = dict(template="none", font=dict(family="sans-serif", size=12),
+# ticklabeloverflow "allow": otherwise plotly measures every tick label once drawn, to hide those
+# past the figure's edge (none are: the margins hold them). Our axes carry a label per character;
+# that measuring was 0.15 s of the page's first drawing (2-core machine, benchmarks/live.py).
+_AXIS = dict(ticklabeloverflow="allow")
+LAYOUT = dict(template=dict(layout=dict(xaxis=_AXIS, yaxis=_AXIS)), font=dict(family="sans-serif", size=12),
               paper_bgcolor="white", plot_bgcolor="white", margin=dict(l=50, r=20, t=50, b=40))
 
 KEPT, CHOSEN, CUT_K, CUT_P = "#2b6cb0", "#dd6b20", "#a0aec0", "#d69e2e"
