@@ -1,11 +1,14 @@
 """How live the app feels, measured on the real page (Playwright + Debian's Chromium) and the API.
 
-    PYTHONPATH=. python benchmarks/live.py [--keys 20] [--startups 3] [--typers 32] [--sessions 1000]
+    PYTHONPATH=. python benchmarks/live.py [--keys 20] [--startups 3] [--starts 5] [--typers 32] [--sessions 1000]
 
 1. startup_ratio: ``python app.py`` vs a bare Gradio Blocks page, each started --startups times,
    seconds to the first HTTP 200, medians compared (benchmarks/app.py's method).
-2. first_views_ms: a fresh page → every default view on screen (the generate tab's texts, watch
-   panel and why-this-token plots; then each tab is opened and its plots checked non-empty).
+2. first_views_ms: ``app.py`` started, a fresh browser opens the page 1 s after its first HTTP 200,
+   and the time from page.goto until every default view of the open tab is on screen (the generate
+   tab's texts, watch panel and why-this-token plots); then each tab is opened and its plots checked
+   non-empty. The median of --starts such starts (it moves by ±150 ms from one start to the next on
+   2 shared cores); all of them are printed.
 3. keystroke_to_heatmap p50/p95: the attention text holds 127 characters; the 128th (the trained
    Transformer's whole context) is typed and the time until the head heatmap on screen has 128
    columns is taken (--keys times, each key followed by Backspace, also timed).
@@ -76,20 +79,42 @@ def view_present(page, elem_id: str) -> bool:
         const p = el.querySelector('.js-plotly-plot'); return !!(p && p._fullData && p._fullData.length) }""", elem_id)
 
 
+def open_first_views(browser, url: str):
+    """A new page at ``url``; returns it and the ms from goto until the open tab's views are on screen."""
+    page = browser.new_page(viewport={"width": 1300, "height": 900})
+    page.set_default_timeout(60_000)
+    t0 = time.perf_counter()
+    page.goto(url)
+    page.wait_for_function("ids => ids.every(id => { const el = document.querySelector(`#${id}`); if (!el) return false;"
+                           " const t = el.querySelector('textarea'); if (t) return t.value.length > 0;"
+                           " const p = el.querySelector('.js-plotly-plot'); return !!(p && p._fullData); })",
+                           arg=TABS["Generate & compare"], polling=20)
+    return page, 1000 * (time.perf_counter() - t0)
+
+
+def first_views_of_fresh_starts(n: int) -> list[float]:
+    """first_views_ms of ``n`` more starts of app.py (each: start, 1 s, a fresh browser, the page)."""
+    from playwright.sync_api import sync_playwright
+    out = []
+    with sync_playwright() as p:
+        for _ in range(n):
+            proc, url, _ = start(ROOT / "app.py")
+            try:
+                time.sleep(1)
+                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
+                out.append(open_first_views(browser, url)[1])
+                browser.close()
+            finally:
+                stop(proc)
+    return out
+
+
 def browser_phase(url: str, keys: int) -> dict:
     from playwright.sync_api import sync_playwright
     out = {}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        page = browser.new_page(viewport={"width": 1300, "height": 900})
-        page.set_default_timeout(60_000)
-        t0 = time.perf_counter()
-        page.goto(url)
-        page.wait_for_function("ids => ids.every(id => { const el = document.querySelector(`#${id}`); if (!el) return false;"
-                               " const t = el.querySelector('textarea'); if (t) return t.value.length > 0;"
-                               " const p = el.querySelector('.js-plotly-plot'); return !!(p && p._fullData); })",
-                               arg=TABS["Generate & compare"], polling=20)
-        out["first_views_ms"] = 1000 * (time.perf_counter() - t0)
+        page, out["first_views_ms"] = open_first_views(browser, url)
         present = {}
         for tab, ids in TABS.items():
             page.get_by_role("tab", name=tab).click()
@@ -213,6 +238,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--keys", type=int, default=20)
     ap.add_argument("--startups", type=int, default=3)
+    ap.add_argument("--starts", type=int, default=5, help="fresh starts whose first_views_ms are measured")
     ap.add_argument("--typers", type=int, default=32)
     ap.add_argument("--sessions", type=int, default=1000)
     args = ap.parse_args()
@@ -226,6 +252,8 @@ def main() -> None:
         mem = sessions_phase(url, proc.pid, args.sessions) if args.sessions else {}
     finally:
         stop(proc)
+    first = [b["first_views_ms"]] + first_views_of_fresh_starts(args.starts - 1)
+    first_ms = statistics.median(first)
 
     keys = b["keystroke_ms"]
     p50, p95 = percentile(keys, 0.5), percentile(keys, 0.95)
@@ -237,7 +265,8 @@ def main() -> None:
     rows = [("startup: app.py (median s)", f"{app_s:.2f}", ""),
             ("startup: bare Blocks page (median s)", f"{hello_s:.2f}", ""),
             ("startup_ratio", f"{app_s / hello_s:.3f}", "≤ 1.5"),
-            ("first_views_ms", f"{b['first_views_ms']:.0f}", "≤ 3000"),
+            (f"first_views_ms (median of {len(first)} starts)", f"{first_ms:.0f}", "≤ 3000"),
+            ("first_views_ms of each start", " ".join(f"{v:.0f}" for v in first), ""),
             ("keystroke_to_heatmap p50 ms", f"{p50:.0f}", "≤ 250"),
             ("keystroke_to_heatmap p95 ms", f"{p95:.0f}", "≤ 500"),
             ("typing_burst_settle_ms (30 chars at 10/s)", f"{b['typing_burst_settle_ms']:.0f}", "≤ 1000"),
@@ -253,7 +282,7 @@ def main() -> None:
     print(json.dumps({
         "keystroke_to_heatmap_p50_ms": round(p50, 1), "keystroke_to_heatmap_p95_ms": round(p95, 1),
         "typing_burst_settle_ms": round(b["typing_burst_settle_ms"], 1),
-        "first_views_ms": round(b["first_views_ms"], 1),
+        "first_views_ms": round(first_ms, 1), "first_views_ms_each": [round(v) for v in first],
         "startup_ratio": round(app_s / hello_s, 3), "startup_s": round(app_s, 2), "hello_startup_s": round(hello_s, 2),
         "generate_start_under_load_s": round(max(gen), 3), "typers": args.typers,
         "tabs_complete_on_arrival": all(ok == n for ok, n in b["tabs"].values()),
