@@ -323,6 +323,9 @@ class SharedLinks:
             """The linked tab's view from the link's values on top of its controls' defaults."""
             row = rows.get(link.tab) if link else None
             if row is None or row.view is None:
+                # one answer that changes nothing: a generator that yields nothing makes Gradio send
+                # None to every output, which emptied the views the page opened with
+                yield [gr.skip()] * len(views)
                 return
             values = {**row.defaults(), **link.values}
             start = views.index(row.outputs[0])
