@@ -19,7 +19,6 @@ import functools
 import inspect
 import logging
 import threading
-import time
 from typing import Callable, Optional, Sequence
 
 import gradio as gr
@@ -65,7 +64,6 @@ class ArrivalViews:
     def __init__(self):
         self.entries: list[tuple[list, Callable[[], Sequence]]] = []
         self.split: Optional[int] = None     # entries[:split] are on the first screen (None: all are)
-        self.seconds: Optional[float] = None
         self._values: list[Optional[list]] = [None, None]
         self._lock = threading.Lock()
         self._started = False
@@ -115,14 +113,12 @@ class ArrivalViews:
         threading.Thread(target=self._run, name="scratchformer-defaults", daemon=True).start()
 
     def _run(self) -> None:
-        t0 = time.perf_counter()
         try:
             for part, entries in enumerate(self._parts()):
                 if part == 1:
                     self._go_on.wait()
                 self._values[part] = self._compute(entries)
                 self._ready[part].set()
-            self.seconds = time.perf_counter() - t0
         finally:
             for ready in self._ready:
                 ready.set()
@@ -158,16 +154,14 @@ class ArrivalViews:
         """What a new page gets: the cached values (computed the first time they are asked for); all
         of them, or ``part`` 0 (the first screen's) or 1 (the other tabs')."""
         self.start()
-        if part != 0:
-            self._go_on.set()
-        parts = (0, 1) if part is None else (part,)
         values = []
-        for p in parts:
+        for p in ((0, 1) if part is None else (part,)):
+            if p == 1:
+                self._go_on.set()     # asked for: compute them now if not yet begun
             self._ready[p].wait()
             n = sum(len(outs) for outs, _ in self._parts()[p])
             values += self._values[p] if self._values[p] is not None else [gr.skip()] * n
-        if part == 0:
-            self._go_on.set()     # the first screen is on its way: the other tabs' views may come now
+        self._go_on.set()             # the first screen is on its way: the other tabs' views may come now
         return values
 
     def attach(self, demo: gr.Blocks):
