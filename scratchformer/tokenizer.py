@@ -86,7 +86,7 @@ class CharTokenizer:
         if "\r" not in self.stoi:
             text = text.replace("\r\n", "\n")
         ids: list[int] = []
-        unknown: list[str] = []
+        unknown: dict[str, None] = {}   # an ordered set: linear time however many distinct characters
         for ch in text:
             i = self._char_id(ch)
             if i is not None:
@@ -95,9 +95,9 @@ class CharTokenizer:
             for folded in normalize(ch):  # "’" → "'", "é" → "e", a combining mark → nothing
                 j = self._char_id(folded)
                 ids.append(self.unk_id if j is None else j)
-                if j is None and ch not in unknown:
-                    unknown.append(ch)
-        return ids, unknown
+                if j is None:
+                    unknown[ch] = None
+        return ids, list(unknown)
 
     def encode(self, text: str) -> list[int]:
         """Ids for ``text``; unknown characters follow the policy in the module docstring."""

@@ -18,6 +18,7 @@ from scratchformer.app import generate_tab as G
 from scratchformer.app import inspect_tabs as I
 from scratchformer.app.bank import LANGUAGE_MODELS, MODELS, ModelBank, configure_torch
 from scratchformer.app.policy import prepare_text
+from scratchformer.inference.replay import replay_step
 from scratchformer.tokenizer import CharTokenizer
 
 SETTINGS = dict(temperature=0.9, top_k=0, top_p=0.95, max_new_tokens=12, seed=3)
@@ -55,8 +56,8 @@ def test_generate_streams_both_models_token_by_token(bank, monkeypatch):
     assert len(last[0]) == len(last[2]) == 12
     assert "12 tokens" in last[1] and "tokens/s" in last[1] and "generating" not in last[1]
     steps = last[6]
-    assert set(steps) == set(LANGUAGE_MODELS) and len(steps["LSTM"]["steps"]) == 12
-    assert "".join(steps["Transformer"]["itos"][s.token_id] for s in steps["Transformer"]["steps"]) == last[0]
+    assert set(steps) == set(LANGUAGE_MODELS) and steps["LSTM"].record.n_steps == 12
+    assert bank.get("Transformer").tokenizer.decode(steps["Transformer"].record.generated) == last[0]
 
 
 def test_generate_updates_the_page_at_most_every_interval(bank, monkeypatch):
@@ -99,15 +100,15 @@ def test_generate_accepts_empty_emoji_and_huge_prompts_with_a_note(bank):
 def test_why_token_replays_a_step_of_the_last_generation(bank):
     last = run_generate(bank)[-1]
     steps = last[6]
-    fig, caption = G.why_token(steps, "LSTM", 5)
-    chosen = steps["LSTM"]["steps"][4]
+    fig, caption = G.why_token(bank, steps, "LSTM", 5)
+    chosen = replay_step(bank.get("LSTM").model, steps["LSTM"].record, 5)   # = the generation's (test_session_memory)
+    assert chosen.token_id == steps["LSTM"].record.generated[4]
     assert f"step 5 of 12" in caption and f"{chosen.token_prob:.3f}" in caption
     np.testing.assert_allclose(fig.data[0].y, chosen.probs_temperature.numpy(), rtol=1e-6)
-    assert chosen.probs_temperature.dtype == torch.float32 and chosen.logits.numel() == 0  # kept small
     with pytest.raises(gr.Error, match="step must be in 1…12"):
-        events.friendly(G.why_token)(steps, "LSTM", 13)
+        events.friendly(G.why_token)(bank, steps, "LSTM", 13)
     with pytest.raises(gr.Error, match="generate some text first"):
-        events.friendly(G.why_token)(None, "LSTM", 1)
+        events.friendly(G.why_token)(bank, None, "LSTM", 1)
 
 
 # ------------------------------------------------------------------------------------------ attention
@@ -169,7 +170,7 @@ def test_embeddings_hidden_states_and_lstm_views(bank):
 
 def test_models_table_lists_size_loss_and_hardware(bank):
     table = I.models_table(bank)
-    assert "3.500 nats" in table and "test (lstm)" in table and "2 layers × 2 heads" in table
+    assert "3.500 nats" in table and "test \\(lstm\\)" in table and "2 layers × 2 heads" in table
 
 
 # ----------------------------------------------------------------------------------- broken models
@@ -221,7 +222,7 @@ def test_weights_that_fail_after_the_layout_are_reported_by_name_and_early_reque
     assert "Transformer is unavailable" in values[header._id]
     notes = [v for c, v in zip(demo.arrival.outputs, demo.arrival.payload())
              if "model-missing" in (c.elem_classes or []) and isinstance(v, dict) and v.get("visible")]
-    assert notes and all("Transformer is unavailable" in n["value"] and "model.safetensors" in n["value"]
+    assert notes and all("Transformer is unavailable" in n["value"] and "model\\.safetensors" in n["value"]
                          for n in notes)
     demo.close()
 
@@ -391,7 +392,7 @@ def test_the_large_pair_is_offered_only_when_both_checkpoints_load_and_is_chosen
     finally:
         G.STREAM_INTERVAL_S = interval
     rec = last.steps["Transformer"]
-    assert rec["pair"] == LARGE_PAIR and len(rec["steps"]) == 4
+    assert rec.pair == LARGE_PAIR and rec.record.n_steps == 4
     # the replay reads the pair that wrote the steps: its attention has the large model's 3 layers
     attn, _ = G.why_attention(bank, last.steps, "Transformer", 2, 3)
     assert "layer 3" in attn.layout.title.text

@@ -166,8 +166,11 @@ class ModelBank:
 
     @staticmethod
     def _fail(slot: Slot, e: Exception) -> None:
-        slot.error = f"{slot.name} checkpoint {slot.folder} could not be loaded: {e}"
-        log.warning(slot.error)
+        """Record why ``slot`` failed. The page names the checkpoint by its folder's name, never by the
+        server's absolute path (which only the log shows)."""
+        reason = str(e).replace(str(slot.folder.parent) + os.sep, "").replace(str(slot.folder), slot.folder.name)
+        slot.error = f"{slot.name} checkpoint {slot.folder.name} could not be loaded: {reason}"
+        log.warning("%s checkpoint %s could not be loaded: %s", slot.name, slot.folder, e)
 
     def get(self, name: str) -> LoadedModel:
         """The loaded model called ``name`` (loading the weights first if need be); ModelUnavailable

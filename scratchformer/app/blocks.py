@@ -16,7 +16,6 @@ weights are loaded after the server is up, with the default views; earlier reque
 """
 from __future__ import annotations
 
-import html
 import json
 import os
 import warnings
@@ -29,6 +28,7 @@ from .arrival import ArrivalViews, on_arrival
 from .bank import ModelBank
 from . import mcp_tools
 from .events import GENERATE_CONCURRENCY, MODEL_CONCURRENCY, forget_session
+from .policy import md_text
 from .generate_tab import build_generate_tab
 from .inside_tab import build_inside_tab
 from .inspect_tabs import build_attention_tab, build_embeddings_tab, build_lstm_tab, build_models_tab
@@ -82,7 +82,7 @@ def header(bank: ModelBank) -> str:
              "and look inside."]
     for name, slot in bank.slots.items():
         if slot.error:
-            lines.append(f"\n⚠️ **{name} is unavailable.** {html.escape(slot.error or '')} "
+            lines.append(f"\n⚠️ **{name} is unavailable.** {md_text(slot.error or '')} "
                          "The rest of the app works without it.")
     return "\n".join(lines)
 

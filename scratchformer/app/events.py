@@ -25,7 +25,7 @@ import gradio as gr
 
 from .arrival import after_defaults, on_arrival
 from .bank import ModelBank
-from .policy import NOTE_MARK, notes_md
+from .policy import MAX_MESSAGE_CHARS, NotesMd, md_text, notes_md, visible_controls
 from .zerogpu import gpu_task
 
 log = logging.getLogger("scratchformer.app")
@@ -104,7 +104,7 @@ def model_missing(bank: ModelBank, name: str) -> bool:
 
 
 def _unavailable_md(bank: ModelBank, name: str) -> str:
-    return f"⚠️ **{name} is unavailable:** {html.escape(bank.slots[name].error or '')}"
+    return f"⚠️ **{name} is unavailable:** {md_text(bank.slots[name].error or '')}"
 
 
 def unavailable_note(bank: ModelBank, name: str) -> dict:
@@ -128,8 +128,8 @@ def friendly(fn: Callable) -> Callable:
     def convert(e: Exception) -> gr.Error:
         if isinstance(e, gr.Error):
             return e
-        if isinstance(e, ValueError):
-            return gr.Error(str(e), print_exception=False)
+        if isinstance(e, ValueError):   # the page shows the message as HTML: escaped, and cut short
+            return gr.Error(public_message(str(e)), print_exception=False)
         log.exception("unexpected error in %s", fn.__name__)
         return gr.Error(f"Something went wrong ({type(e).__name__}); the error was logged.",
                         print_exception=False)
@@ -152,19 +152,27 @@ def friendly(fn: Callable) -> Callable:
     return wrapper
 
 
+def public_message(text: str) -> str:
+    """A message for the page's toasts (which Gradio renders as HTML): escaped, at most
+    MAX_MESSAGE_CHARS characters."""
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[:MAX_MESSAGE_CHARS] + "…"
+    return html.escape(visible_controls(text), quote=False)   # quotes are harmless in a toast's text
+
+
 def warn(notes: list[str]) -> str:
     """Show each note as a toast (gr.Warning) and return them as Markdown for the page."""
     for n in notes:
-        gr.Warning(n)
+        gr.Warning(public_message(n))
     return notes_md(notes)
 
 
 def toast_notes(result):
-    """A callback's result whose first item is notes Markdown: pop each note up as a warning too."""
-    if isinstance(result, tuple) and result and isinstance(result[0], str):
-        for line in result[0].split("\n\n"):
-            if line.startswith(NOTE_MARK):
-                gr.Warning(html.unescape(line[len(NOTE_MARK):]))
+    """A callback's result whose first item is notes Markdown (:class:`~.policy.NotesMd`): pop each
+    note up as a warning too."""
+    if isinstance(result, tuple) and result and isinstance(result[0], NotesMd):
+        for n in result[0].notes:
+            gr.Warning(public_message(n))
     return result
 
 

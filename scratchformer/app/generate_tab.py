@@ -7,10 +7,8 @@ The inference code (torch) is imported inside the callbacks that use it: the pag
 served before torch is imported (see :mod:`.blocks`)."""
 from __future__ import annotations
 
-import dataclasses
-import html
 import time
-from typing import NamedTuple, Optional
+from typing import TYPE_CHECKING, NamedTuple, Optional
 
 import gradio as gr
 
@@ -20,15 +18,19 @@ from .arrival import on_arrival
 from .bank import LANGUAGE_MODELS, SMALL_PAIR, TRANSFORMER, ModelBank
 from .events import LATEX, bound, friendly, live_triggers, md, model_event, model_missing, warn
 from .links import link_row
-from .policy import (MAX_PROMPT_CHARS, as_int, as_number, check_index, context_limit, generation_prompt, prepare_text,
+from .policy import (MAX_PROMPT_CHARS, MAX_TEXT_BOX_CHARS, md_text, as_int, as_number, check_index, context_limit, generation_prompt, prepare_text,
                      unk_char)
 from .watch import watch_views
+
+if TYPE_CHECKING:
+    from ..inference.replay import GenerationRecord
 
 UI_MAX_NEW_TOKENS = 1000   # the slider's end; the API accepts up to sampling.MAX_NEW_TOKENS
 STREAM_INTERVAL_S = 0.04   # at most one page update per 40 ms (25 a second); every token still arrives
 DEFAULT_PROMPT = "ROMEO:\n"
 DEFAULT_SETTINGS = (0.8, 0, 0.95, 200, 0)   # temperature, top_k, top_p, max_new_tokens, seed
 STATE_TTL_S = 3600         # a session's last generation is dropped an hour after it was made
+CAPTION_CHARS = 40         # "why this token" quotes this many characters before the token
 
 
 class GenerateUpdate(NamedTuple):
@@ -51,6 +53,16 @@ class GenerateUpdate(NamedTuple):
     watch_context: object
     why_attention: object
     why_context: object
+
+
+class Kept(NamedTuple):
+    """What a session keeps of one model's last generation: ids and a few numbers (~12 bytes a
+    token, no tensors, no figures); "why this token" recomputes any step from them
+    (:func:`~scratchformer.inference.replay.replay_step`)."""
+
+    record: GenerationRecord   # ids, each step's context, the settings and seed
+    prompt_tail: str           # the prompt's last CAPTION_CHARS characters, as typed (for the caption)
+    pair: str                  # the pair of models that wrote it (:data:`~.bank.PAIRS`)
 
 
 class WhyToken(NamedTuple):
@@ -112,6 +124,7 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
     """:func:`generate`; ``live=False`` draws the watch panel only for the last step (the page's
     default example)."""
     from ..inference.generation import generate_stream
+    from ..inference.replay import GenerationRecord
     from ..inference.traced import run_traced
     settings, max_new_tokens, seed, layer = check_generate(bank, temperature, top_k, top_p, max_new_tokens,
                                                            seed, watch_layer)
@@ -125,7 +138,7 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
                      or [MAX_PROMPT_CHARS])
     for name in names:
         if not bank.available(name):
-            stats[name] = f"⚠️ {html.escape(bank.slots[name].error or name + ' is not loaded')}"
+            stats[name] = f"⚠️ {md_text(bank.slots[name].error or name + ' is not loaded')}"
             continue
         loaded = bank.get(name)
         prep = prepare_text(prompt, loaded.tokenizer, MAX_PROMPT_CHARS, keep="end")
@@ -144,8 +157,8 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
     chars = next(iter(bits.values()))[0]
     surprise = views.surprise_html(chars, {n: b for n, (_, b) in bits.items()})
     note_md = warn(notes)
-    steps: dict[str, dict] = {n: {"steps": [], "text": "", "prompt": prompt, "itos": bank.get(n).tokenizer.itos,
-                                  "ids": None, "starts": [], "lens": [], "pair": pair} for n in streams}
+    steps = {n: Kept(GenerationRecord(settings, seed), prompt[-CAPTION_CHARS:], pair) for n in streams}
+    latest = {}          # each model's newest Step, for the watch panel (the session keeps none)
     skip = gr.skip()
     no_watch = (skip,) * 5
     yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
@@ -159,32 +172,32 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
             g = next(stream)
             seconds[name] += time.perf_counter() - t0
             texts[name] += g.text
-            rec = steps[name]
-            if rec["ids"] is None:
-                rec["ids"] = list(g.prompt_ids)
-            rec["ids"].append(g.token_id)
-            rec["starts"].append(g.context_start)
-            rec["lens"].append(g.context_len)
-            rec["steps"].append(compact(g.step))
+            steps[name].record.add(g)
+            latest[name] = g.step
         done = i == max_new_tokens - 1
         for name in streams:
             stats[name] = _stats(name, i + 1, seconds[name], bpc[name], done)
         if not done and time.perf_counter() - last_update >= STREAM_INTERVAL_S:
-            watch = _watch(bank, steps, layer, i + 1) if live else no_watch[:3]
+            watch = _watch(bank, steps, latest, layer, i + 1) if live else no_watch[:3]
             yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]],
                                  skip, skip, skip, skip, skip, skip, skip, *watch, skip, skip)
             last_update = time.perf_counter()
 
-    for name in streams:
-        steps[name]["text"] = texts[name]
     first = next(iter(streams))
-    n_steps = len(steps[first]["steps"])
-    plot, caption = why_token(steps, first, n_steps)
-    watch = _watch(bank, steps, layer, n_steps)
-    why_attn, why_ctx = why_attention(bank, steps, first, n_steps, None if layer is None else layer + 1)
+    n_steps = steps[first].record.n_steps
+    # the last step is at hand: shown from its Step, not replayed
+    plot, caption = _why_token(steps[first], bank.get(first), first, n_steps, latest[first])
+    watch = _watch(bank, steps, latest, layer, n_steps)
+    why_attn, why_ctx = _why_attention(steps[first], bank.get(first), first, n_steps, latest[first],
+                                       None if layer is None else layer + 1)
     yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
-                         steps, gr.update(maximum=max(1, n_steps), value=n_steps), plot, caption, first,
-                         *watch, why_attn, why_ctx)
+                         steps, step_slider(n_steps, n_steps), plot, caption, first, *watch, why_attn, why_ctx)
+
+
+def step_slider(n_steps: int, k: int):
+    """The why-this-token slider for a generation of ``n_steps`` tokens, at step ``k``. A slider needs
+    minimum < maximum: a 1-token generation gets 1…2, held still at 1."""
+    return gr.update(maximum=max(2, n_steps), value=k, interactive=n_steps > 1)
 
 
 def linked_generation(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens, seed, layer, model, step,
@@ -197,51 +210,53 @@ def linked_generation(bank: ModelBank, prompt, temperature, top_k, top_p, max_ne
         yield last
     steps = last.steps
     name = model if model in steps else next(iter(steps))
-    n = len(steps[name]["steps"])
+    n = steps[name].record.n_steps
     k = min(max(1, step), n)
-    plot, caption = why_token(steps, name, k)
+    plot, caption = why_token(bank, steps, name, k)
     attn, ctx = why_attention(bank, steps, name, k, layer)
     yield GenerateUpdate(*[gr.skip()] * len(GenerateUpdate._fields))._replace(
-        why_step=gr.update(maximum=max(1, n), value=k), why_plot=plot, why_caption=caption, why_model=name,
+        why_step=step_slider(n, k), why_plot=plot, why_caption=caption, why_model=name,
         why_attention=attn, why_context=ctx)
 
 
-def _watch(bank: ModelBank, steps: dict, layer, k: int) -> tuple:
-    """The watch panel for step ``k`` (1-based): the Transformer's, else the first model's."""
+def _watch(bank: ModelBank, steps: dict, latest: dict, layer, k: int) -> tuple:
+    """The watch panel for step ``k`` (1-based), the newest: the Transformer's, else the first model's."""
     name = TRANSFORMER if TRANSFORMER in steps else next(iter(steps))
-    rec = steps[name]
-    return watch_views(bank.get(name), rec["ids"], rec["starts"][k - 1], rec["lens"][k - 1],
-                       rec["steps"][k - 1], layer or 0, k)
+    rec = steps[name].record
+    return watch_views(bank.get(name), rec.ids, rec.starts[k - 1], rec.lens[k - 1], latest[name], layer or 0, k)
 
 
-def compact(step):
-    """A Step as kept in the session: float32 probabilities, no raw logits (~1 KB instead of ~2.5)."""
-    return dataclasses.replace(step, logits=step.logits.new_empty(0), probs_temperature=step.probs_temperature.float(),
-                               probs_filtered=step.probs_filtered.float())
-
-
-def _replayed(steps: Optional[dict], model_name, step_number) -> tuple[dict, int]:
+def _replayed(bank: ModelBank, steps: Optional[dict], model_name, step_number):
+    """(what the session kept of ``model_name``'s generation, the step checked, the model that wrote
+    it, that step replayed)."""
+    from ..inference.replay import replay_step
     if not steps:
         raise ValueError("generate some text first: this view replays the steps of your last generation")
     if model_name not in steps:
         raise ValueError(f"model must be one of {list(steps)}, got {model_name!r}")
-    rec = steps[model_name]
-    n = len(rec["steps"])
+    kept = steps[model_name]
     try:
-        k = as_int(step_number, "step", 1, n)
+        k = as_int(step_number, "step", 1, kept.record.n_steps)
     except ValueError as e:
         raise ValueError(f"{e} (the tokens of the last generation)") from None
-    return rec, k
+    loaded = bank.for_pair(kept.pair).get(model_name)       # the pair that wrote these steps
+    return kept, k, loaded, replay_step(loaded.model, kept.record, k)
 
 
-def why_token(steps: Optional[dict], model_name: str, step_number) -> WhyToken:
+def why_token(bank: ModelBank, steps: Optional[dict], model_name: str, step_number) -> WhyToken:
     """Replay step ``step_number`` (1 = the first generated token) of ``model_name``'s last generation
-    in this session: (distribution figure, caption). ``steps`` is what :func:`generate` stored."""
-    rec, k = _replayed(steps, model_name, step_number)
-    n = len(rec["steps"])
-    step = rec["steps"][k - 1]
-    itos = rec["itos"]
-    before = (rec["prompt"] + rec["text"][:k - 1])[-40:]
+    in this session: (distribution figure, caption). ``steps`` is what :func:`generate` stored; the
+    step's distributions are recomputed by the model over the context it saw then."""
+    kept, k, loaded, step = _replayed(bank, steps, model_name, step_number)
+    return _why_token(kept, loaded, model_name, k, step)
+
+
+def _why_token(kept: Kept, loaded, model_name: str, k: int, step) -> WhyToken:
+    """:func:`why_token` for a step at hand."""
+    rec = kept.record
+    n = rec.n_steps
+    itos = loaded.tokenizer.itos
+    before = (kept.prompt_tail + loaded.tokenizer.decode(rec.generated[:k - 1]))[-CAPTION_CHARS:]
     chosen = views.display_char(itos[step.token_id])
     n_k, n_p = int(step.cut_by_top_k.sum()), int(step.cut_by_top_p.sum())
     shown = "".join(views.display_char(c) for c in before).replace("`", "'")
@@ -257,12 +272,16 @@ def why_attention(bank: ModelBank, steps: Optional[dict], model_name, step_numbe
     """Step ``step_number`` of the last generation: (the newest character's attention per head of
     ``layer`` (1-based; None = the last) from a traced pass over exactly the context the model saw,
     that context as HTML)."""
-    rec, k = _replayed(steps, model_name, step_number)
-    loaded = bank.for_pair(rec.get("pair")).get(model_name)       # the pair that wrote these steps
+    kept, k, loaded, step = _replayed(bank, steps, model_name, step_number)
+    return _why_attention(kept, loaded, model_name, k, step, layer)
+
+
+def _why_attention(kept: Kept, loaded, model_name: str, k: int, step, layer) -> tuple:
+    """:func:`why_attention` for a step at hand."""
     n_layer = getattr(loaded.config, "n_layer", 1)
     l = n_layer - 1 if layer is None or model_name != TRANSFORMER else check_index(layer, "watch layer", n_layer)
-    attn, _, ctx = watch_views(loaded, rec["ids"], rec["starts"][k - 1], rec["lens"][k - 1],
-                               rec["steps"][k - 1], l, k)
+    rec = kept.record
+    attn, _, ctx = watch_views(loaded, rec.ids, rec.starts[k - 1], rec.lens[k - 1], step, l, k)
     return attn, ctx
 
 
@@ -303,7 +322,7 @@ def build_generate_tab(bank: ModelBank) -> None:
         with gr.Row():
             with gr.Column(scale=3):
                 prompt = gr.Textbox(DEFAULT_PROMPT, label="Prompt", lines=4, max_lines=12,
-                                    elem_id="prompt")
+                                    elem_id="prompt", max_length=MAX_TEXT_BOX_CHARS)
                 button = gr.Button("Generate with both models", variant="primary", elem_id="generate-btn")
                 note = gr.Markdown(elem_id="generate-note")
             with gr.Column(scale=2):
@@ -360,7 +379,7 @@ def build_generate_tab(bank: ModelBank) -> None:
             return tuple(last[:6]) + tuple(last[7:])
 
         def why(steps, model_name, step_number):
-            return why_token(steps or example.get("steps"), model_name, step_number)
+            return why_token(bank, steps or example.get("steps"), model_name, step_number)
 
         def why_attn_view(steps, model_name, step_number, layer):
             return why_attention(bank, steps or example.get("steps"), model_name, step_number, layer)

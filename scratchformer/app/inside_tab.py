@@ -20,11 +20,15 @@ from .bank import LSTM_NAME, TRANSFORMER, ModelBank
 from .arrival import on_arrival
 from .events import bound, live_triggers, md, model_event, model_missing
 from .links import link_row
-from .policy import MAX_ANALYSIS_CHARS, as_int, check_index, context_limit, notes_md, prepare_text, unk_char
+from .policy import (MAX_ANALYSIS_CHARS, MAX_TEXT_BOX_CHARS, as_int, check_index, check_text, context_limit, notes_md,
+                     prepare_text, shown_value, unk_char)
 
 DEFAULT_TEXT = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;"
 DEFAULT_POSITION = 12
 CONTINUATION = 40
+MAX_CONTINUATION = 100  # the ablation views write at most this many characters with and without the parts
+MAX_UNITS_CHARS = 200   # "3, 17, …": the units box holds at most this many characters
+MAX_CHOICES = 256       # heads or feed-forward blocks switched off in one request
 
 
 def _prepared(bank: ModelBank, name: str, text):
@@ -104,11 +108,14 @@ def head_choices(n_layer: int, n_head: int) -> list[str]:
 
 
 def _parse(items, pattern: str, what: str) -> list[tuple[int, ...]]:
+    items = items or []
+    if not isinstance(items, (list, tuple)) or len(items) > MAX_CHOICES:
+        raise ValueError(f"the {what}s must be a list of at most {MAX_CHOICES} choices, got {shown_value(items)}")
     out = []
-    for s in items or []:
-        m = re.fullmatch(pattern, str(s).strip())
+    for s in items:
+        m = re.fullmatch(pattern, str(s).strip()[:20])
         if not m:
-            raise ValueError(f"{what} {s!r} is not understood; write it like the choices shown")
+            raise ValueError(f"{what} {shown_value(s)} is not understood; write it like the choices shown")
         out.append(tuple(int(g) - 1 for g in m.groups()))
     return out
 
@@ -120,9 +127,9 @@ def inside_ablation(bank: ModelBank, text, heads, ffn, mode, n_new):
     loaded, prep, note = _prepared(bank, TRANSFORMER, text)
     pairs = _parse(heads, r"L(\d+)\s*H(\d+)", "head")
     blocks = [b for (b,) in _parse(ffn, r"FFN\s*(\d+)", "feed-forward block")]
+    n_new = as_int(n_new, "continuation length", 1, MAX_CONTINUATION)
     ab = make_ablation(loaded.model, prep.ids, heads=pairs, ffn=blocks, mode=str(mode))
-    cmp = compare(loaded.model, prep.ids, loaded.tokenizer.itos, ab, as_int(n_new, "continuation length"),
-                  str(mode))
+    cmp = compare(loaded.model, prep.ids, loaded.tokenizer.itos, ab, n_new, str(mode))
     return note, views.comparison_markdown(cmp), views.export_name(views.ablation_figure(cmp), "ablation_loss_change"), cmp
 
 
@@ -157,7 +164,7 @@ def inside_lstm_step(bank: ModelBank, text, position, layer, unit):
     loaded, prep, note = _prepared(bank, LSTM_NAME, text)
     t = _position(position, len(prep.ids))
     l = check_index(layer, "layer", loaded.config.n_layer)
-    u = as_int(unit, "unit")
+    u = as_int(unit, "unit", 0, loaded.config.hidden - 1)
     s = lstm_step(loaded.model, prep.ids, t, l, u, loaded.tokenizer.itos)
     fig = views.export_name(views.lstm_unit_figure(s), f"lstm_step_pos{t}_L{l + 1}_unit{u}")
     return note, views.lstm_step_markdown(s), fig, s
@@ -169,12 +176,15 @@ def inside_lstm_ablation(bank: ModelBank, text, layer, units, empty_cell, n_new)
     from ..inference.interventions import compare, make_ablation
     loaded, prep, _ = _prepared(bank, LSTM_NAME, text)
     l = check_index(layer, "layer", loaded.config.n_layer)
-    found = re.findall(r"-?\d+", str(units or ""))
-    if str(units or "").strip() and not found:
-        raise ValueError(f"units must be numbers separated by commas (0…{loaded.config.hidden - 1}), got {units!r}")
+    units = "" if units in (None, "") else check_text(units, "units", limit=MAX_UNITS_CHARS)
+    found = re.findall(r"-?\d{1,6}", units)
+    if units.strip() and not found:
+        raise ValueError(f"units must be numbers separated by commas (0…{loaded.config.hidden - 1}), "
+                         f"got {shown_value(units)}")
     ab = make_ablation(loaded.model, prep.ids, lstm_units=[(l, int(u)) for u in found],
                        lstm_cells=[l] if empty_cell else [])
-    cmp = compare(loaded.model, prep.ids, loaded.tokenizer.itos, ab, as_int(n_new, "continuation length"))
+    n_new = as_int(n_new, "continuation length", 1, MAX_CONTINUATION)
+    cmp = compare(loaded.model, prep.ids, loaded.tokenizer.itos, ab, n_new)
     return views.comparison_markdown(cmp), views.export_name(views.ablation_figure(cmp), f"lstm_ablation_L{l + 1}"), cmp
 
 
@@ -207,7 +217,7 @@ def build_inside_tab(bank: ModelBank) -> None:
         cfg = bank.config(TRANSFORMER)
         limit = min(MAX_ANALYSIS_CHARS, cfg.block_size)       # the Transformer's context_length
         text = gr.Textbox(DEFAULT_TEXT, label=f"Text (the Transformer reads the first {limit} characters)",
-                          lines=2, elem_id="inside-text")
+                          lines=2, elem_id="inside-text", max_length=MAX_TEXT_BOX_CHARS)
         with gr.Tabs():
             with gr.Tab("Step through", id="inside-step") as step_tab:
                 with gr.Row():
@@ -243,7 +253,7 @@ def build_inside_tab(bank: ModelBank) -> None:
                     ffn = gr.CheckboxGroup([f"FFN {l + 1}" for l in range(cfg.n_layer)],
                                            label="feed-forward blocks to switch off", elem_id="inside-ffn-off")
                     mode = gr.Radio(list(MODES), value="zero", label="ablation", elem_id="inside-mode")
-                    n_new = gr.Slider(1, min(100, limit - 1), CONTINUATION, step=1, label="continuation length",
+                    n_new = gr.Slider(1, min(MAX_CONTINUATION, limit - 1), CONTINUATION, step=1, label="continuation length",
                                       elem_id="inside-n-new")
                 ablate_note = gr.Markdown()
                 comparison = md("", elem_id="inside-comparison")
@@ -277,7 +287,7 @@ def build_inside_tab(bank: ModelBank) -> None:
                     l_plot = gr.Plot(show_label=False, elem_id="inside-lstm-plot")
                     with gr.Row():
                         l_units = gr.Textbox("", label="units of this layer to silence (e.g. 3, 17)",
-                                             elem_id="inside-lstm-units")
+                                             elem_id="inside-lstm-units", max_length=MAX_UNITS_CHARS)
                         l_cell = gr.Checkbox(False, label="empty this layer's cell every step",
                                              elem_id="inside-lstm-cell")
                         l_btn = gr.Button("Silence and compare", elem_id="inside-lstm-btn")

@@ -11,7 +11,6 @@ served before torch is imported (see :mod:`.blocks`).
 """
 from __future__ import annotations
 
-import html
 import math
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from .bank import LANGUAGE_MODELS, LSTM_NAME, TRANSFORMER, ModelBank, describe_m
 from .arrival import on_arrival
 from .events import bound, live_triggers, md, model_event, model_missing, model_then
 from .links import link_row
-from .policy import MAX_ANALYSIS_CHARS, as_int, check_index, context_limit, notes_md, prepare_text, unk_char
+from .policy import MAX_ANALYSIS_CHARS, MAX_TEXT_BOX_CHARS, as_int, check_index, context_limit, md_text, notes_md, prepare_text, unk_char
 
 DEFAULT_TEXT = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;"
 
@@ -306,7 +305,7 @@ def models_table(bank: ModelBank) -> str:
     for name in LANGUAGE_MODELS:
         slot = bank.slots[name]
         if not bank.available(name):
-            rows.append(f"| {name} | ⚠️ not loaded: {html.escape(slot.error or '')} | | | | | |")
+            rows.append(f"| {name} | ⚠️ not loaded: {md_text(slot.error or '')} | | | | | |")
             continue
         m = slot.loaded.metrics or {}
         params = slot.loaded.model.num_params()
@@ -314,7 +313,7 @@ def models_table(bank: ModelBank) -> str:
                    f"chars, {_fmt(m.get('wall_time_s'), ',.0f', ' s')}")
         rows.append(f"| {name} | {params / 1e6:.2f} M | {describe_model(slot.loaded)} "
                     f"| {_fmt(m.get('val_loss'), '.3f')} nats | {_fmt(m.get('bits_per_char'), '.3f')} "
-                    f"| {trained} | {html.escape(str(m.get('hardware', '—')))} |")
+                    f"| {trained} | {md_text(m.get('hardware', '—'))} |")
     return "\n".join(rows)
 
 
@@ -361,7 +360,7 @@ def build_attention_tab(bank: ModelBank) -> None:
         with gr.Row():
             limit = min(MAX_ANALYSIS_CHARS, cfg.block_size)   # the Transformer's context_length
             text = gr.Textbox(DEFAULT_TEXT, label=f"Text (the first {limit} characters are read)",
-                              lines=3, scale=3, elem_id="attn-text")
+                              lines=3, scale=3, elem_id="attn-text", max_length=MAX_TEXT_BOX_CHARS)
             with gr.Column(scale=2):
                 causal = gr.Checkbox(True, label="causal mask", elem_id="attn-causal")
                 hide_first = gr.Checkbox(False, label="hide attention to the first token",
@@ -408,7 +407,7 @@ def build_embeddings_tab(bank: ModelBank) -> None:
         # on the page from the start (computed once); the endpoint stays for API users
         on_arrival(tables, lambda: embedding_tables(bank))
         model_event([], bound(embedding_tables, bank), [], tables, "embedding_tables")
-        text = gr.Textbox(DEFAULT_TEXT, label="Text", lines=2, elem_id="hidden-text")
+        text = gr.Textbox(DEFAULT_TEXT, label="Text", lines=2, elem_id="hidden-text", max_length=MAX_TEXT_BOX_CHARS)
         button = gr.Button("Show hidden states", elem_id="hidden-btn")
         note = gr.Markdown()
         plot = gr.Plot(show_label=False, elem_id="hidden-plot")
@@ -427,7 +426,7 @@ def build_lstm_tab(bank: ModelBank) -> None:
             return
         cfg = bank.config(LSTM_NAME)
         text = gr.Textbox(DEFAULT_TEXT, label=f"Text (the first {MAX_ANALYSIS_CHARS} characters are read)",
-                          lines=3, elem_id="lstm-text")
+                          lines=3, elem_id="lstm-text", max_length=MAX_TEXT_BOX_CHARS)
         with gr.Row():
             layer = gr.Slider(1, cfg.n_layer, cfg.n_layer, step=1, label="layer", elem_id="lstm-layer")
             n_units = gr.Slider(1, min(64, cfg.hidden), min(16, cfg.hidden), step=1,

@@ -23,7 +23,6 @@ read a link when its URL has a query.
 from __future__ import annotations
 
 import contextvars
-import html
 import json
 import math
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from urllib.parse import parse_qsl
 import gradio as gr
 
 from .events import GENERATE_CONCURRENCY, friendly
-from .policy import NOTE_MARK, range_text
+from .policy import NOTE_MARK, md_text, range_text
 from .zerogpu import gpu_task
 
 MAX_LINK_TEXT = 2000        # a text in a link keeps at most this many characters (the prompt limit)
@@ -315,7 +314,7 @@ class SharedLinks:
             message = ""
             if link.notes:
                 message = (f"{NOTE_MARK}**This link was opened with changes:**\n\n"
-                           + "\n".join(f"- {html.escape(n)}" for n in link.notes))
+                           + "\n".join(f"- {md_text(n)}" for n in link.notes))
             selected = gr.Tabs(selected=link.tab) if link.tab else gr.skip()
             return [selected, message, link, *updates]
 

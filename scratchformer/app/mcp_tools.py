@@ -31,8 +31,8 @@ from ..inference.choices import BLANK, MAX_BEAM_SIZE
 from .bank import BERT, ENCDEC, LANGUAGE_MODELS, TRANSFORMER, ModelBank
 from .events import friendly
 from .generate_tab import check_generate
-from .policy import (MAX_ANALYSIS_CHARS, MAX_PROMPT_CHARS, as_int, as_number, check_index, context_limit,
-                     generation_prompt, prepare_text, unk_char)
+from .policy import (MAX_ANALYSIS_CHARS, MAX_PROMPT_CHARS, as_int, as_number, check_index, check_text,
+                     context_limit, generation_prompt, prepare_text, shown_value, unk_char)
 from .seq2seq_tabs import MAX_TOP_K as MAX_GUESSES
 
 KEYS = {TRANSFORMER: "transformer", "LSTM": "lstm"}   # the JSON key of each language model
@@ -51,18 +51,7 @@ def _round(values, digits: int):
 
 def _check_bool(value, name: str) -> bool:
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be true or false, got {value!r} ({type(value).__name__})")
-    return value
-
-
-def _check_text(value, name: str, strip: bool = False) -> str:
-    """Text an argument must hold: a non-empty string (only spaces count as empty when ``strip``);
-    ValueError naming ``name`` otherwise."""
-    if not isinstance(value, str):
-        shown = "nothing" if value is None else f"{value!r} ({type(value).__name__})"
-        raise ValueError(f"{name} must be text, got {shown}")
-    if not (value.strip() if strip else value):
-        raise ValueError(f"{name} is empty: write at least one character")
+        raise ValueError(f"{name} must be true or false, got {shown_value(value)} ({type(value).__name__})")
     return value
 
 
@@ -141,7 +130,7 @@ def next_char_distribution(bank: ModelBank, text: str = "ROMEO:\n", temperature:
     from ..inference.generation import generate_stream
     settings, _, seed, _ = check_generate(bank, temperature, top_k, top_p, 1, seed, None)
     top_n = as_int(top_n, "top_n", 1, MAX_TOP_N)
-    text = _check_text(text, "text")
+    text = check_text(text, "text", limit=None)      # cropped to what the models read, then encoded
     notes: list[str] = []
     out = {key: None for key in KEYS.values()}
     for key, loaded in _language_models(bank, notes).items():
@@ -183,7 +172,7 @@ def attention(bank: ModelBank, text: str = "JULIET:\nO Romeo, Romeo!", layer: in
     from ..inference.traced import run_traced
     loaded = bank.get(TRANSFORMER)
     cfg = loaded.config
-    text = _check_text(text, "text")
+    text = check_text(text, "text", limit=None)      # cropped to the model's context, then encoded
     l, h = check_index(layer, "layer", cfg.n_layer), check_index(head, "head", cfg.n_head)
     causal = _check_bool(causal, "causal")
     prep = prepare_text(text, loaded.tokenizer, context_limit(loaded.model, MAX_ANALYSIS_CHARS))
@@ -214,9 +203,9 @@ def normalize_date(bank: ModelBank, source: str = "3rd of March 1999", method: s
     from ..inference.seq2seq import decode_with_trace
     loaded = bank.get(ENCDEC)
     model, tok = loaded.model, loaded.tokenizer
-    source = _check_text(source, "source", strip=True)
+    source = check_text(source, "source", strip=True)
     if method not in DECODE_METHODS:
-        raise ValueError(f"method must be one of {list(DECODE_METHODS)}, got {method!r}")
+        raise ValueError(f"method must be one of {list(DECODE_METHODS)}, got {shown_value(method)}")
     beam_size = as_int(beam_size, "beam_size", 1, MAX_BEAM_SIZE)
     alpha = as_number(alpha, "alpha (length penalty)", 0, 10)
     cfg = model.config
@@ -255,7 +244,7 @@ def fill_blanks(bank: ModelBank, text: str = "To be, or not to b_, that is the q
     loaded = bank.get(BERT)
     model, tok = loaded.model, loaded.tokenizer
     top_k = as_int(top_k, "top_k (guesses per blank)", 1, MAX_GUESSES)
-    text = _check_text(text, "text")
+    text = check_text(text, "text")
     if BLANK not in text:
         raise ValueError(f"text must contain at least one blank written {BLANK!r}, "
                          "e.g. 'To be, or not to b_'")
@@ -270,7 +259,8 @@ def fill_blanks(bank: ModelBank, text: str = "To be, or not to b_, that is the q
     positions = [b.position for b in r.blanks]
     notes = []
     if r.unknown_chars:
-        notes.append("Characters outside the vocabulary were replaced: " + " ".join(repr(c) for c in r.unknown_chars))
+        notes.append("Characters outside the vocabulary were replaced: " + " ".join(repr(c) for c in r.unknown_chars[:12])
+                     + (" …" if len(r.unknown_chars) > 12 else ""))
     results["gpt"] = None
     if bank.available(TRANSFORMER):
         gpt = bank.get(TRANSFORMER)

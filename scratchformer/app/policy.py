@@ -4,16 +4,60 @@
   the setting and its allowed range.
 * Text: :func:`prepare_text` applies the app's length limits and the tokenizer's policy for unknown
   characters, and says what it changed (:meth:`PreparedText.notes`), so the page can tell the person.
+  Text is cropped *before* it is tokenized, so the work a request causes is bounded by the limits,
+  whatever was sent.
+* Escaping: a person's text never becomes markup. :func:`md_text` makes text safe for Markdown (every
+  ASCII punctuation backslash-escaped, HTML escaped, ``$`` kept from KaTeX, direction overrides made
+  visible), :func:`html_text` for HTML; :func:`shown_value` crops a value a message echoes.
 """
 from __future__ import annotations
 
 import html
 import math
+import re
 from dataclasses import dataclass
 from numbers import Real
 
 MAX_PROMPT_CHARS = 2000      # generation prompts keep their last 2,000 characters
 MAX_ANALYSIS_CHARS = 256     # attention / embeddings / LSTM views read at most this many characters
+MAX_TEXT_BOX_CHARS = MAX_PROMPT_CHARS   # every text box's max_length; the server crops to its own limit
+MAX_MESSAGE_CHARS = 400      # an error message is cut here (it never echoes a whole paste back)
+
+# Characters that change how the text around them is drawn (Unicode's bidirectional controls: a
+# right-to-left override makes "gpj.exe" read "exe.jpg") and other invisible controls: shown as
+# their code point, never passed on to the page.
+_INVISIBLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e"
+                        "\u2060-\u2069\ufeff\ufff9-\ufffb]")
+# What Markdown (GitHub's flavour, as Gradio renders it) reads as markup: code, emphasis, links and
+# images, headings, lists, tables, strike-through, and the ":" of "http://" and the "." of "www." (bare
+# addresses become links). A backslash makes each plain; & < > " ' are left to html.escape.
+_MD_PUNCT = re.compile(r"""([\\`*_{}\[\]()#+\-.!|~:@])""")
+
+
+def visible_controls(text: str) -> str:
+    """Invisible and direction-changing characters as visible codes (U+202E → ⟨U+202E⟩)."""
+    return _INVISIBLE.sub(lambda m: f"⟨U+{ord(m.group()):04X}⟩", text)
+
+
+def html_text(text) -> str:
+    """A person's text for HTML: only ever text (``<b>`` shows as ``<b>``)."""
+    return html.escape(visible_controls(str(text)))
+
+
+def md_text(text) -> str:
+    """A person's text for Markdown, shown exactly as typed and never as markup: no headings, links,
+    images, code fences, tables or HTML come out of it, and no LaTeX (Gradio renders ``$…$`` with
+    KaTeX after the Markdown: each ``$`` goes in a span of its own, where no formula can start).
+    Line breaks stay line breaks."""
+    text = _MD_PUNCT.sub(r"\\\1", visible_controls(str(text)))
+    text = html.escape(text, quote=True).replace("$", "<span>$</span>")
+    return text.replace("\n", "<br>")
+
+
+def shown_value(value, limit: int = 40) -> str:
+    """``repr(value)`` cropped to ``limit`` characters, as a message echoes what it was given."""
+    text = repr(value)
+    return text[:limit] + "…" if len(text) > limit else text
 
 
 def _shown(value) -> str:
@@ -21,8 +65,7 @@ def _shown(value) -> str:
     if value is None:
         return "nothing (the value was empty)"
     if isinstance(value, (bool, str)) or not isinstance(value, Real):
-        text = repr(value)
-        return f"{text[:40] + '…' if len(text) > 40 else text} ({type(value).__name__})"
+        return f"{shown_value(value)} ({type(value).__name__})"
     return repr(value) if abs(value) < 1e15 or not math.isfinite(value) else f"{value:.3g}"
 
 
@@ -64,13 +107,27 @@ def check_index(value, name: str, n: int) -> int:
     return as_int(value, name, 1, n) - 1
 
 
+def check_text(value, name: str, limit: int | None = MAX_TEXT_BOX_CHARS, strip: bool = False) -> str:
+    """A text setting, checked before any work is done on it: ValueError naming ``name`` for anything
+    but text, for empty text (after ``strip``) and for text over ``limit`` characters (None: text
+    that :func:`prepare_text` will crop)."""
+    if not isinstance(value, str):
+        shown = "nothing" if value is None else f"{shown_value(value)} ({type(value).__name__})"
+        raise ValueError(f"{name} must be text, got {shown}")
+    if limit is not None and len(value) > limit:
+        raise ValueError(f"{name} must be at most {limit:,} characters, got {len(value):,}")
+    if not (value.strip() if strip else value):
+        raise ValueError(f"{name} is empty: write at least one character")
+    return value
+
+
 def generation_prompt(prompt) -> tuple[str, list[str]]:
     """A prompt for generation, checked: (the prompt, notes). None counts as empty; an empty prompt
     starts from a new line (said in a note); anything but text raises ValueError."""
     if prompt is None:
         prompt = ""
     if not isinstance(prompt, str):
-        raise ValueError(f"prompt must be text, got {prompt!r} ({type(prompt).__name__})")
+        raise ValueError(f"prompt must be text, got {shown_value(prompt)} ({type(prompt).__name__})")
     if not prompt:
         return "\n", ["The prompt is empty: both models start from a new line."]
     return prompt, []
@@ -79,10 +136,22 @@ def generation_prompt(prompt) -> tuple[str, list[str]]:
 NOTE_MARK = "⚠️ "
 
 
-def notes_md(notes: list[str]) -> str:
-    """Notes about the input (cropped, characters replaced) as Markdown lines the page shows; the UI
-    also pops each line up as a warning."""
-    return "\n\n".join(NOTE_MARK + html.escape(n) for n in notes)
+class NotesMd(str):
+    """Notes as the page's Markdown (a plain ``str`` to Gradio) that still knows the notes as typed,
+    so each can also pop up as a toast (:func:`~scratchformer.app.events.toast_notes`)."""
+
+    notes: list[str]
+
+    def __new__(cls, notes: list[str]):
+        md = super().__new__(cls, "\n\n".join(NOTE_MARK + md_text(n) for n in notes))
+        md.notes = list(notes)
+        return md
+
+
+def notes_md(notes: list[str]) -> NotesMd:
+    """Notes about the input (cropped, characters replaced) as Markdown lines the page shows, each
+    escaped (:func:`md_text`); the UI also pops each line up as a warning."""
+    return NotesMd(notes)
 
 
 @dataclass
@@ -110,8 +179,9 @@ def prepare_text(text, tokenizer, max_chars: int, keep: str = "start") -> Prepar
     """Check, crop and encode ``text``.
 
     ValueError for text that is not a string or is empty. Text longer than ``max_chars`` is cropped
-    to its first (``keep="start"``) or last (``keep="end"``) ``max_chars`` characters. Unknown
-    characters follow the tokenizer's policy (normalise, then replace) and are listed.
+    to its first (``keep="start"``) or last (``keep="end"``) ``max_chars`` characters *before* it is
+    encoded, so a 2 MB paste costs no more than ``max_chars`` characters do. Unknown characters follow
+    the tokenizer's policy (normalise, then replace) and are listed.
     """
     if text is None:
         text = ""
@@ -119,10 +189,13 @@ def prepare_text(text, tokenizer, max_chars: int, keep: str = "start") -> Prepar
         raise ValueError(f"text must be a string, got {type(text).__name__}")
     if not text:
         raise ValueError("the text is empty: type at least one character")
-    ids, replaced = tokenizer.encode_with_report(text)  # may change the length (… → ...)
     cropped_from = 0
+    if len(text) > max_chars:
+        cropped_from = len(text)
+        text = text[:max_chars] if keep == "start" else text[-max_chars:]
+    ids, replaced = tokenizer.encode_with_report(text)  # may change the length (… → ...)
     if len(ids) > max_chars:
-        cropped_from = len(ids)
+        cropped_from = cropped_from or len(ids)
         ids = ids[:max_chars] if keep == "start" else ids[-max_chars:]
     return PreparedText(tokenizer.decode(ids), ids, replaced, cropped_from)
 

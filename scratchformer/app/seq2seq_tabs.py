@@ -20,7 +20,7 @@ from .bank import BERT, ENCDEC, TRANSFORMER, ModelBank
 from .arrival import on_arrival
 from .events import friendly, live_triggers, md, model_event, model_missing, toast_notes
 from .links import link_row
-from .policy import as_int, as_number, check_index, notes_md
+from .policy import MAX_TEXT_BOX_CHARS, as_int, as_number, check_index, check_text, notes_md, shown_value
 
 DEFAULT_SOURCE = "3rd of March 1999"
 DEFAULT_BLANKS = "To be, or not to b_, that is the qu_stion:\nWhether 'tis nobler in the m_nd to suffer"
@@ -89,8 +89,9 @@ def decode_dates(enc: ModelBank, source, method, beam_size, alpha, temperature, 
     model, tok = loaded.model, loaded.tokenizer
     if not isinstance(source, str) or not source.strip():
         raise ValueError("source must be a date written out, e.g. '3rd of March 1999'")
+    source = check_text(source, "source", strip=True)
     if method not in METHODS:
-        raise ValueError(f"method must be one of {list(METHODS)}, got {method!r}")
+        raise ValueError(f"method must be one of {list(METHODS)}, got {shown_value(method)}")
     beam_size = as_int(beam_size, "beam_size", 1, MAX_BEAM_SIZE)
     alpha = as_number(alpha, "alpha (length penalty)", 0, 10)
     temperature = as_number(temperature, "temperature", 0, None, hint="0 = greedy")
@@ -160,7 +161,7 @@ def build_seq2seq_tab(bank: ModelBank) -> None:
         cfg = enc.config(ENCDEC)
         with gr.Row():
             with gr.Column(scale=3):
-                source = gr.Textbox(DEFAULT_SOURCE, label="A date, written any way", elem_id="s2s-source")
+                source = gr.Textbox(DEFAULT_SOURCE, label="A date, written any way", elem_id="s2s-source", max_length=MAX_TEXT_BOX_CHARS)
                 button = gr.Button("Decode", variant="primary", elem_id="s2s-btn")
             with gr.Column(scale=2):
                 method = gr.Radio(list(METHODS), value="greedy", label="decoding", elem_id="s2s-method")
@@ -220,7 +221,7 @@ class FillInViews(NamedTuple):
 
 def fill_in(bank: ModelBank, text, top_k, causal, layer, head) -> FillInViews:
     """The blanks of ``text`` through BERT (both ways and with the causal mask) and the GPT →
-    (notes Markdown, table HTML, filled-text Markdown, figure of blank 1's guesses,
+    (notes Markdown, table HTML, the filled-in texts (plain text), figure of blank 1's guesses,
     BERT attention heatmap (as ``causal`` says), GPT attention heatmap on the same text)."""
     from ..inference.blanks import fill_blanks, gpt_fill_blanks
     from ..inference.traced import run_traced
@@ -229,6 +230,7 @@ def fill_in(bank: ModelBank, text, top_k, causal, layer, head) -> FillInViews:
     top_k = as_int(top_k, "top_k (guesses per blank)", 1, MAX_TOP_K)
     if not isinstance(text, str) or BLANK not in text:
         raise ValueError(f"text must contain at least one blank written {BLANK!r}, e.g. 'To be, or not to b_'")
+    text = check_text(text, "text")
     cfg = model.config
     l, h = check_index(layer, "layer", cfg.n_layer), check_index(head, "head", cfg.n_head)
     both = fill_blanks(model, tok, text, top_k=top_k, causal=False)
@@ -266,8 +268,7 @@ def fill_in(bank: ModelBank, text, top_k, causal, layer, head) -> FillInViews:
     bert_fig = views.attention_heatmap(shown.trace.self_attn[l][0, h], [views.token_label(c) for c in shown.tokens],
                                        title=f"BERT, layer {l + 1}, head {h + 1} ({mask})")
     views.export_name(bert_fig, f"bert_L{l + 1}H{h + 1}_{'causal' if causal else 'both_sides'}")
-    filled_md = "```\n" + "\n".join(filled) + "\n```"
-    return FillInViews(notes_md(notes), table, filled_md, bars, bert_fig, gpt_fig)
+    return FillInViews(notes_md(notes), table, "\n".join(filled), bars, bert_fig, gpt_fig)
 
 
 GPT_BERT_INTRO = r"""
@@ -290,14 +291,16 @@ def build_gpt_bert_tab(bank: ModelBank) -> None:
             return
         cfg = enc.config(BERT)
         text = gr.Textbox(DEFAULT_BLANKS, label=f"Text with blanks _ (up to {cfg.block_size} characters)",
-                          lines=3, elem_id="bert-text")
+                          lines=3, elem_id="bert-text", max_length=MAX_TEXT_BOX_CHARS)
         with gr.Row():
             top_k = gr.Slider(1, MAX_TOP_K, 5, step=1, label="guesses per blank", elem_id="bert-topk")
             causal = gr.Checkbox(False, label="causal mask on the BERT-style model", elem_id="bert-causal")
             button = gr.Button("Fill in the blanks", variant="primary", elem_id="bert-btn")
         note = gr.Markdown()
         table = gr.HTML(elem_id="bert-table")
-        filled = gr.Markdown(elem_id="bert-filled")
+        # the filled-in texts hold the person's own characters: a text box, never Markdown
+        filled = gr.Textbox(label="filled in", lines=3, interactive=False, elem_id="bert-filled",
+                            elem_classes="mono")
         bars = gr.Plot(show_label=False, elem_id="bert-bars")
         with gr.Row():
             layer = _index_slider(cfg.n_layer, "layer", "bert-layer")

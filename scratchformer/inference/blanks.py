@@ -76,15 +76,15 @@ def encode_with_blanks(tokenizer: CharTokenizer, text: str, mask_id: int, blank:
     """(ids with ``mask_id`` at every blank, the blanks' positions, characters that were replaced)."""
     ids: list[int] = []
     positions: list[int] = []
-    unknown: list[str] = []
+    unknown: dict[str, None] = {}   # an ordered set
     for n, piece in enumerate(text.split(blank)):
         if n > 0:
             positions.append(len(ids))
             ids.append(mask_id)
         piece_ids, piece_unknown = tokenizer.encode_with_report(piece)
         ids += piece_ids
-        unknown += [c for c in piece_unknown if c not in unknown]
-    return ids, positions, unknown
+        unknown.update(dict.fromkeys(piece_unknown))
+    return ids, positions, list(unknown)
 
 
 @torch.no_grad()
