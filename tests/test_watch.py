@@ -8,8 +8,9 @@ import torch
 from app_checkpoints import make_checkpoints
 from scratchformer.app import generate_tab
 from scratchformer.app.bank import TRANSFORMER, ModelBank
-from scratchformer.app.generate_tab import compact, generate, why_attention
+from scratchformer.app.generate_tab import generate, why_attention
 from scratchformer.inference.generation import refill_keep
+from scratchformer.inference.replay import replay_step
 from scratchformer.inference.sampling import SamplingSettings, sample_step
 
 
@@ -36,25 +37,25 @@ def heat_z(fig_json: str):
 
 def test_the_context_is_the_refilled_window_and_its_logits_are_the_steps_own(bank, run):
     prompt, updates = run
-    rec = updates[-1].steps[TRANSFORMER]
+    rec = updates[-1].steps[TRANSFORMER].record
     loaded = bank.get(TRANSFORMER)
     block = loaded.config.block_size
-    text = prompt + rec["text"]
-    starts, lens = rec["starts"], rec["lens"]
+    text = prompt + updates[-1].transformer_text
+    starts, lens = rec.starts, rec.lens
     assert starts[0] == 0 and lens[0] == len(prompt)
     refilled = [k for k in range(1, len(starts)) if starts[k] != starts[k - 1]]
     assert refilled, "the cache never refilled: make the run longer"
     k = refilled[0]
     assert lens[k] == refill_keep(block) and starts[k] == len(prompt) + k - refill_keep(block)
     for k in (0, refilled[0], refilled[0] + 3, len(starts) - 1):
-        step = rec["steps"][k]
+        step = replay_step(loaded.model, rec, k + 1)     # the generation's own (tests/test_session_memory.py)
         # the context, rebuilt from the characters (not from the stored ids)
         ids = loaded.tokenizer.encode(text[starts[k]:starts[k] + lens[k]])
         with torch.no_grad():
             out = loaded.model(torch.tensor([ids]), trace=True)
         logits = out.logits[0, -1]
         again = sample_step(logits, SamplingSettings(1.0, 0, 1.0), torch.Generator().manual_seed(0))
-        torch.testing.assert_close(again.probs_temperature.float(), step.probs_temperature, atol=1e-5, rtol=0)
+        torch.testing.assert_close(again.probs_temperature, step.probs_temperature, atol=1e-5, rtol=0)
         # … and the attention the app shows for that step is that pass's, per head of layer 2
         fig, context = why_attention(bank, updates[-1].steps, TRANSFORMER, k + 1, 2)
         z = torch.tensor(fig.data[0].z)
@@ -68,7 +69,7 @@ def test_the_context_is_the_refilled_window_and_its_logits_are_the_steps_own(ban
     crop = loaded.tokenizer.encode(text[:len(prompt) + k][-block:])
     with torch.no_grad():
         plain = torch.softmax(loaded.model(torch.tensor([crop])).logits[0, -1], -1)
-    assert (plain - rec["steps"][k].probs_temperature).abs().max() > 1e-4
+    assert (plain - replay_step(loaded.model, rec, k + 1).probs_temperature).abs().max() > 1e-4
 
 
 def test_the_watch_panel_follows_every_generated_character(run):
@@ -80,12 +81,3 @@ def test_the_watch_panel_follows_every_generated_character(run):
     assert all("layer 2" in t for t in titles)
     dists = [u.watch_distribution.data[0].x for u in streamed[:5]]
     assert all(abs(sum(d) - 1) < 1.0 for d in dists)     # the top characters of a distribution
-
-
-def test_a_compact_step_keeps_no_logits_alive(run):
-    step = run[1][-1].steps[TRANSFORMER]["steps"][0]
-    assert step.logits.numel() == 0 and step.logits.untyped_storage().nbytes() == 0
-    assert step.probs_temperature.dtype == torch.float32
-    big = torch.randn(2000, 65)
-    s = sample_step(big[-1], SamplingSettings(), torch.Generator().manual_seed(0))
-    assert compact(s).logits.untyped_storage().nbytes() == 0

@@ -28,6 +28,7 @@ from .arrival import ArrivalViews, on_arrival
 from .bank import ModelBank
 from . import mcp_tools
 from .events import GENERATE_CONCURRENCY, MODEL_CONCURRENCY, forget_session
+from .guard import Guard, offered_tools_only
 from .policy import md_text
 from .generate_tab import build_generate_tab
 from .inside_tab import build_inside_tab
@@ -146,6 +147,11 @@ def launch_kwargs() -> dict:
     # mcp_server: the Model Context Protocol at /gradio_api/mcp/ (streamable HTTP; SSE at
     # /gradio_api/mcp/sse), tools from mcp_tools; SCRATCHFORMER_MCP=0 turns it off (mcp_enabled).
     # head: page.js (links and the figures' export buttons).
+    # app_kwargs: the Guard middleware (request bodies capped, no uploads, MCP only from this app's
+    # own hosts) and a lifespan that leaves only the offered tools callable over MCP (guard.py);
+    # max_file_size: uploads are refused by the Guard, and capped here too should a route bypass it.
+    from starlette.middleware import Middleware
     return dict(theme=gr.themes.Soft(), css=CSS, head=page_head(),
                 footer_links=["api", "gradio"], state_session_capacity=1000, run_history=False,
-                mcp_server=mcp_enabled())
+                mcp_server=mcp_enabled(), max_file_size="4kb",
+                app_kwargs={"middleware": [Middleware(Guard)], "lifespan": offered_tools_only})

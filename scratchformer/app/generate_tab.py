@@ -20,7 +20,7 @@ from .events import LATEX, bound, friendly, live_triggers, md, model_event, mode
 from .links import link_row
 from .policy import (MAX_PROMPT_CHARS, MAX_TEXT_BOX_CHARS, md_text, as_int, as_number, check_index, context_limit, generation_prompt, prepare_text,
                      unk_char)
-from .watch import watch_views
+from .watch import attention_views, watch_views
 
 if TYPE_CHECKING:
     from ..inference.replay import GenerationRecord
@@ -188,7 +188,7 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
     # the last step is at hand: shown from its Step, not replayed
     plot, caption = _why_token(steps[first], bank.get(first), first, n_steps, latest[first])
     watch = _watch(bank, steps, latest, layer, n_steps)
-    why_attn, why_ctx = _why_attention(steps[first], bank.get(first), first, n_steps, latest[first],
+    why_attn, why_ctx = _why_attention(steps[first], bank.get(first), first, n_steps,
                                        None if layer is None else layer + 1)
     yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
                          steps, step_slider(n_steps, n_steps), plot, caption, first, *watch, why_attn, why_ctx)
@@ -226,10 +226,8 @@ def _watch(bank: ModelBank, steps: dict, latest: dict, layer, k: int) -> tuple:
     return watch_views(bank.get(name), rec.ids, rec.starts[k - 1], rec.lens[k - 1], latest[name], layer or 0, k)
 
 
-def _replayed(bank: ModelBank, steps: Optional[dict], model_name, step_number):
-    """(what the session kept of ``model_name``'s generation, the step checked, the model that wrote
-    it, that step replayed)."""
-    from ..inference.replay import replay_step
+def _kept(bank: ModelBank, steps: Optional[dict], model_name, step_number):
+    """(what the session kept of ``model_name``'s generation, the step checked, the model that wrote it)."""
     if not steps:
         raise ValueError("generate some text first: this view replays the steps of your last generation")
     if model_name not in steps:
@@ -240,15 +238,16 @@ def _replayed(bank: ModelBank, steps: Optional[dict], model_name, step_number):
     except ValueError as e:
         raise ValueError(f"{e} (the tokens of the last generation)") from None
     loaded = bank.for_pair(kept.pair).get(model_name)       # the pair that wrote these steps
-    return kept, k, loaded, replay_step(loaded.model, kept.record, k)
+    return kept, k, loaded
 
 
 def why_token(bank: ModelBank, steps: Optional[dict], model_name: str, step_number) -> WhyToken:
     """Replay step ``step_number`` (1 = the first generated token) of ``model_name``'s last generation
     in this session: (distribution figure, caption). ``steps`` is what :func:`generate` stored; the
     step's distributions are recomputed by the model over the context it saw then."""
-    kept, k, loaded, step = _replayed(bank, steps, model_name, step_number)
-    return _why_token(kept, loaded, model_name, k, step)
+    from ..inference.replay import replay_step
+    kept, k, loaded = _kept(bank, steps, model_name, step_number)
+    return _why_token(kept, loaded, model_name, k, replay_step(loaded.model, kept.record, k))
 
 
 def _why_token(kept: Kept, loaded, model_name: str, k: int, step) -> WhyToken:
@@ -272,17 +271,15 @@ def why_attention(bank: ModelBank, steps: Optional[dict], model_name, step_numbe
     """Step ``step_number`` of the last generation: (the newest character's attention per head of
     ``layer`` (1-based; None = the last) from a traced pass over exactly the context the model saw,
     that context as HTML)."""
-    kept, k, loaded, step = _replayed(bank, steps, model_name, step_number)
-    return _why_attention(kept, loaded, model_name, k, step, layer)
+    kept, k, loaded = _kept(bank, steps, model_name, step_number)
+    return _why_attention(kept, loaded, model_name, k, layer)
 
 
-def _why_attention(kept: Kept, loaded, model_name: str, k: int, step, layer) -> tuple:
-    """:func:`why_attention` for a step at hand."""
+def _why_attention(kept: Kept, loaded, model_name: str, k: int, layer) -> tuple:
     n_layer = getattr(loaded.config, "n_layer", 1)
     l = n_layer - 1 if layer is None or model_name != TRANSFORMER else check_index(layer, "watch layer", n_layer)
     rec = kept.record
-    attn, _, ctx = watch_views(loaded, rec.ids, rec.starts[k - 1], rec.lens[k - 1], step, l, k)
-    return attn, ctx
+    return attention_views(loaded, rec.ids, rec.starts[k - 1], rec.lens[k - 1], rec.token_id(k), l, k)
 
 
 GENERATE_INTRO = r"""

@@ -20,7 +20,8 @@ from .bank import BERT, ENCDEC, TRANSFORMER, ModelBank
 from .arrival import on_arrival
 from .events import friendly, live_triggers, md, model_event, model_missing, toast_notes
 from .links import link_row
-from .policy import MAX_TEXT_BOX_CHARS, as_int, as_number, check_index, check_text, notes_md, shown_value
+from .policy import (MAX_TEXT_BOX_CHARS, as_int, as_number, check_index, check_text, notes_md, shown_value,
+                     visible_controls)
 
 DEFAULT_SOURCE = "3rd of March 1999"
 DEFAULT_BLANKS = "To be, or not to b_, that is the qu_stion:\nWhether 'tis nobler in the m_nd to suffer"
@@ -268,7 +269,7 @@ def fill_in(bank: ModelBank, text, top_k, causal, layer, head) -> FillInViews:
     bert_fig = views.attention_heatmap(shown.trace.self_attn[l][0, h], [views.token_label(c) for c in shown.tokens],
                                        title=f"BERT, layer {l + 1}, head {h + 1} ({mask})")
     views.export_name(bert_fig, f"bert_L{l + 1}H{h + 1}_{'causal' if causal else 'both_sides'}")
-    return FillInViews(notes_md(notes), table, "\n".join(filled), bars, bert_fig, gpt_fig)
+    return FillInViews(notes_md(notes), table, visible_controls("\n".join(filled)), bars, bert_fig, gpt_fig)
 
 
 GPT_BERT_INTRO = r"""

@@ -52,9 +52,20 @@ def context_caption(name: str, k: int, start: int, length: int, block_size) -> s
 def watch_views(loaded, sequence: Sequence[int], start: int, length: int, step, layer: int, k: int):
     """(attention figure, distribution figure, context HTML) for step ``k`` of a generation whose
     token ids are ``sequence`` (prompt + generated, at least up to this step)."""
+    attn, context = attention_views(loaded, sequence, start, length, step.token_id, layer, k)
+    chosen = loaded.tokenizer.itos[step.token_id]
+    dist = views.export_name(views.next_char_figure(
+        step.probs_filtered, loaded.tokenizer.itos, step.token_id,
+        title=f"step {k}: next character (chose '{views.display_char(chosen)}')"), f"watch_distribution_step{k}")
+    return attn, dist, context
+
+
+def attention_views(loaded, sequence: Sequence[int], start: int, length: int, token_id: int, layer: int, k: int):
+    """:func:`watch_views` without the distribution: (attention figure, context HTML), for step ``k``
+    that chose ``token_id``."""
     itos = loaded.tokenizer.itos
     text = "".join(itos[i] for i in sequence[:start + length])
-    chosen = itos[step.token_id]
+    chosen = itos[token_id]
     if loaded.config.model_type == "lstm":
         attn = views.message_figure("The LSTM has no attention: everything it read is in its state (h, c).",
                                     height=160)
@@ -65,11 +76,7 @@ def watch_views(loaded, sequence: Sequence[int], start: int, length: int, step, 
             sa.weights, sa.chars, title=f"step {k}: where '{views.display_char(sa.chars[-1])}' looks, layer {layer + 1}"),
             f"watch_attention_step{k}_L{layer + 1}")
         caption = context_caption(TRANSFORMER, k, start, length, loaded.config.block_size)
-    dist = views.export_name(views.next_char_figure(
-        step.probs_filtered, itos, step.token_id, title=f"step {k}: next character (chose '{views.display_char(chosen)}')"),
-        f"watch_distribution_step{k}")
-    html = views.context_html(text, start, length, chosen)
-    return attn, dist, caption_html(caption) + html
+    return attn, caption_html(caption) + views.context_html(text, start, length, chosen)
 
 
 def caption_html(markdown_bold: str) -> str:

@@ -41,6 +41,8 @@ def display_char(c: str) -> str:
         return "⇥"
     if len(c) == 1 and (ord(c) < 32 or ord(c) == 127):
         return f"\\x{ord(c):02x}"
+    if len(c) == 1 and (0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069 or c in "\u200e\u200f\u061c"):
+        return f"U+{ord(c):04X}"   # a direction control would reorder the text around it: shown, not obeyed
     return c
 
 
