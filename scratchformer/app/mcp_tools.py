@@ -192,7 +192,7 @@ def normalize_date(bank: ModelBank, source: str = "3rd of March 1999", method: s
         source: the date as written (at most 40 characters are read)
         method: "greedy" (the most likely character at each step) or "beam" (beam search)
         beam_size: beams kept by beam search, 1..32 (ignored by greedy)
-        alpha: beam search's length penalty, a number in 0..10 (0 = raw log-probability; ignored by greedy)
+        alpha: beam search's length penalty, a number in 0..2 (0 = raw log-probability; ignored by greedy)
         layer: decoder layer of the cross-attention returned, 1-based; 0 = the average over all layers
         head: head of the cross-attention returned, 1-based; 0 = the average over all heads
 
@@ -207,7 +207,7 @@ def normalize_date(bank: ModelBank, source: str = "3rd of March 1999", method: s
     if method not in DECODE_METHODS:
         raise ValueError(f"method must be one of {list(DECODE_METHODS)}, got {shown_value(method)}")
     beam_size = as_int(beam_size, "beam_size", 1, MAX_BEAM_SIZE)
-    alpha = as_number(alpha, "alpha (length penalty)", 0, 10)
+    alpha = as_number(alpha, "alpha (length penalty)", 0, 2)
     cfg = model.config
     n_dec = cfg.n_dec_layer or cfg.n_layer
     layer = as_int(layer, "layer", 0, n_dec, hint="0 = the average over layers")

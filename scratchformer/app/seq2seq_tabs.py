@@ -94,7 +94,7 @@ def decode_dates(enc: ModelBank, source, method, beam_size, alpha, temperature, 
     if method not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}, got {shown_value(method)}")
     beam_size = as_int(beam_size, "beam_size", 1, MAX_BEAM_SIZE)
-    alpha = as_number(alpha, "alpha (length penalty)", 0, 10)
+    alpha = as_number(alpha, "alpha (length penalty)", 0, 2)
     temperature = as_number(temperature, "temperature", 0, None, hint="0 = greedy")
     top_k = as_int(top_k, "top_k", 0, None, hint="0 = off")
     top_p = as_number(top_p, "top_p", 0, 1, hint="1 = off")
