@@ -46,13 +46,9 @@ if not CHROMIUM.exists() and not CI:
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 import gradio as gr  # noqa: E402
-from playwright.sync_api import Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Page  # noqa: E402
 from playwright.sync_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
-from app_checkpoints import make_checkpoints, serve  # noqa: E402
-from test_app_seq2seq import make_encoder_checkpoints  # noqa: E402
-from test_browser import ARGS  # noqa: E402
-from scratchformer.app import blocks as ui  # noqa: E402
 
 EVIL = "evil.invalid"
 WAIT_MS = 30_000          # for a view to show a payload's marker
@@ -261,20 +257,8 @@ LINK_TEXT = {"gpt-vs-bert": "fence, heading, link, list", "generate": "direction
 
 # --------------------------------------------------------------------------------------- fixtures
 
-@pytest.fixture(scope="module")
-def app(tmp_path_factory):
-    demo = ui.build_demo(make_encoder_checkpoints(make_checkpoints(tmp_path_factory.mktemp("c"))))
-    url = serve(demo)
-    yield demo, url
-    demo.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield browser
-        browser.close()
+# the server and the browser: the same module fixtures as the share test
+from test_browser_share import app, browser  # noqa: E402,F401
 
 
 class Watch:
