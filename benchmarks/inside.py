@@ -1,6 +1,6 @@
 """Server-side time of the "Inside one forward pass" views on a 128-character text (the shipped GPT).
 
-    PYTHONPATH=. python benchmarks/inside.py [--checkpoints checkpoints] [--repeats 20] [--threads 1]
+    python benchmarks/inside.py [--checkpoints checkpoints] [--repeats 20] [--threads 1]
 
 Each view is called as the app calls it (its callback, figures included), after one warm-up call;
 the median of ``--repeats`` calls is reported. Prints a table, then one JSON line with

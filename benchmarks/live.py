@@ -1,6 +1,6 @@
 """How live the app feels, measured on the real page (Playwright + Debian's Chromium) and the API.
 
-    PYTHONPATH=. python benchmarks/live.py [--keys 20] [--startups 3] [--starts 5] [--typers 32] [--sessions 1000]
+    python benchmarks/live.py [--keys 20] [--startups 3] [--starts 5] [--typers 32] [--sessions 1000]
 
 1. startup_ratio: ``python app.py`` vs a bare Gradio Blocks page, each started --startups times,
    seconds to the first HTTP 200, medians compared (benchmarks/app.py's method).

@@ -35,7 +35,7 @@ def lstm_forward_flops(n_layer: int, n_embd: int, hidden: int, vocab: int) -> fl
 
 def matmul_peak_gflops(n: int = 512, seconds: float = 0.5) -> float:
     """The best GFLOP/s of an n×n float32 matrix product at the current torch thread count, through
-    PyTorch's BLAS (``torch.mm``) or oneDNN (what PyTorch's fused LSTM and scratchformer.model.gemm
+    PyTorch's BLAS (``torch.mm``) or oneDNN (what PyTorch's fused LSTM and scratchformer.model.fast.gemm
     use; on AMD processors it is about twice MKL's), whichever is faster here."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     out = torch.empty(n, n)

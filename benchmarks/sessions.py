@@ -1,6 +1,6 @@
 """What one session costs the server after it generated, and the server's RSS after many sessions.
 
-    PYTHONPATH=. python benchmarks/sessions.py [--sessions 1000] [--tokens 50] [--clients 4] [--long 2000]
+    python benchmarks/sessions.py [--sessions 1000] [--tokens 50] [--clients 4] [--long 2000]
 
 1. One session, sized: the app is built and launched in this process (the checkpoints of
    $SCRATCHFORMER_CHECKPOINTS or checkpoints/), gradio_client calls ``/generate`` for --long tokens

@@ -12,7 +12,7 @@ batch, forward, backward, clip, AdamW step — after a few warm-up steps:
 * our GPT (scratchformer.model.transformer.GPT, fused attention path since no weights are asked for), with
   biases (as shipped and as gpt_train_tokens_per_s) and without (nanoGPT's default);
 * our LSTM at about the same parameter count (embedding 64, 2 layers of 248 hidden units), both
-  through the from-scratch LSTM (train.py's path: the hand-written BPTT of lstm.LSTMLayerFunction)
+  through the from-scratch LSTM (train.py's path: the hand-written BPTT of model/fast/lstm_bptt.py)
   and, for reference, through PyTorch's fused LSTM kernel on the same weights;
 * nanoGPT's own GPT (its ``model.py`` with its ``configure_optimizers``) when ``--nanogpt-dir``
   points at a folder holding it: with bias=False (its train.py's default) and bias=True (like ours).
@@ -45,12 +45,12 @@ from roofline import gpt_forward_flops, line, lstm_forward_flops, matmul_peak_gf
 from torch import Tensor, nn
 
 from scratchformer.training import data as D
-from scratchformer.checkpoint import build_model
+from scratchformer.model.registry import build_model
 from scratchformer.model.basics import num_params
-from scratchformer.model.lstm import LSTMConfig
+from scratchformer.model.config import LSTMConfig, TransformerConfig
+from scratchformer.model.fast import accelerate
 from scratchformer.model.trace import ModelOutput
 from scratchformer.training.train import make_optimizer
-from scratchformer.model.transformer import TransformerConfig
 
 
 class TorchKernelLSTM(nn.Module):
@@ -120,7 +120,8 @@ def _opt_args():
 def bench_ours(kind: str, train_ids, vocab: int, iters: int):
     torch.manual_seed(0)
     if kind in ("gpt", "gpt_nobias"):
-        model = build_model(TransformerConfig(model_type="gpt", vocab_size=vocab, bias=kind == "gpt", **GPT_CFG))
+        model = accelerate(build_model(TransformerConfig(model_type="gpt", vocab_size=vocab, bias=kind == "gpt",
+                                                         **GPT_CFG)))   # as train.py does
         step = lambda x, y: model(x, y).loss  # noqa: E731
     else:
         model = build_model(LSTMConfig(vocab_size=vocab, **LSTM_CFG))

@@ -24,7 +24,7 @@ def __getattr__(name: str):
         from .device import pick_device
         return pick_device
     if name == "CharTokenizer":
-        from .tokenizer import CharTokenizer
+        from .tokenizers import CharTokenizer
         return CharTokenizer
     return getattr(_model, name)     # AttributeError for a name the model layer does not have
 

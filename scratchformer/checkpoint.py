@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
-from .model.config import MODEL_TYPES, LSTMConfig, TransformerConfig
-from .tokenizer import CharTokenizer
+from .model.config import LSTMConfig, TransformerConfig
+from .model.registry import build_model, config_from_dict
+from .tokenizers import Tokenizer, tokenizer_from_dict
 
 if TYPE_CHECKING:           # annotations only: torch itself is imported by the functions that use it
     import torch
@@ -31,8 +32,7 @@ if TYPE_CHECKING:           # annotations only: torch itself is imported by the 
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE, CONFIG_FILE, METRICS_FILE = "model.safetensors", "config.json", "metrics.json"
-ALL_MODEL_TYPES = MODEL_TYPES + ("lstm",)
-ModelConfig = Union[TransformerConfig, LSTMConfig]
+ModelConfig = Union[TransformerConfig, LSTMConfig]   # or any registered family's config (model/registry.py)
 
 
 class CheckpointError(ValueError):
@@ -44,36 +44,15 @@ class LoadedModel:
     """A model ready for inference (eval mode, no gradients) with its tokenizer and records."""
 
     model: nn.Module
-    tokenizer: CharTokenizer
+    tokenizer: Tokenizer
     config: ModelConfig
     metrics: dict = field(default_factory=dict)
     path: Path = Path(".")
 
 
 # ----------------------------------------------------------------------------------- configs, models
-
-def config_from_dict(d: dict) -> ModelConfig:
-    """A TransformerConfig or LSTMConfig from its ``to_dict()``; ValueError for an unknown model_type."""
-    if not isinstance(d, dict):
-        raise ValueError(f"model config must be a JSON object, got {type(d).__name__}")
-    model_type = d.get("model_type")
-    if model_type == "lstm":
-        return LSTMConfig.from_dict(d)
-    if model_type in MODEL_TYPES:
-        return TransformerConfig.from_dict(d)
-    raise ValueError(f"unknown model_type {model_type!r}; expected one of {ALL_MODEL_TYPES}")
-
-
-def build_model(config: ModelConfig) -> nn.Module:
-    """A freshly initialised model for ``config`` (gpt, bert, seq2seq or lstm)."""
-    from .model.lstm import LSTMLM
-    from .model.transformer import build_transformer
-    if isinstance(config, LSTMConfig):
-        return LSTMLM(config)
-    if isinstance(config, TransformerConfig):
-        return build_transformer(config)
-    raise ValueError(f"expected a TransformerConfig or LSTMConfig, got {type(config).__name__}")
-
+# The config class and the network of each model_type come from the registry (model/registry.py):
+# config_from_dict and build_model are imported from there.
 
 def _tied_names(model: nn.Module) -> set[str]:
     """Names of parameters that are the same tensor as an earlier one (stored once)."""
@@ -110,7 +89,7 @@ def atomic_save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: 
     os.replace(tmp, path)
 
 
-def save_checkpoint(path: str | Path, model: nn.Module, tokenizer: CharTokenizer, metrics: dict,
+def save_checkpoint(path: str | Path, model: nn.Module, tokenizer: Tokenizer, metrics: dict,
                     dtype: torch.dtype | None = None) -> None:
     """Write ``model.safetensors``, ``config.json`` and ``metrics.json`` into the folder ``path``.
 
@@ -148,7 +127,7 @@ def _read_json(file: Path) -> dict:
     return data
 
 
-def read_config(path: str | Path) -> tuple[ModelConfig, CharTokenizer]:
+def read_config(path: str | Path) -> tuple[ModelConfig, Tokenizer]:
     """Parse and check ``config.json`` of the checkpoint folder ``path``."""
     file = Path(path) / CONFIG_FILE
     data = _read_json(file)
@@ -163,7 +142,7 @@ def read_config(path: str | Path) -> tuple[ModelConfig, CharTokenizer]:
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{file}: invalid model config: {e}") from None
     try:
-        tokenizer = CharTokenizer.from_dict(data["tokenizer"])
+        tokenizer = tokenizer_from_dict(data["tokenizer"])
     except (ValueError, TypeError, KeyError) as e:
         raise CheckpointError(f"{file}: invalid tokenizer: {e}") from None
     if tokenizer.vocab_size != config.vocab_size:

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import torch
 
-from scratchformer.checkpoint import build_model, save_checkpoint
-from scratchformer.model.lstm import LSTMConfig
-from scratchformer.tokenizer import CharTokenizer
-from scratchformer.model.transformer import TransformerConfig
+from scratchformer.checkpoint import save_checkpoint
+from scratchformer.model.registry import build_model
+from scratchformer.model.config import LSTMConfig
+from scratchformer.tokenizers import CharTokenizer
+from scratchformer.model.config import TransformerConfig
 
 CHARS = "\n !$&',-.3:;?ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"  # tiny Shakespeare's 65
 

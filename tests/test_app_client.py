@@ -91,11 +91,11 @@ def test_hidden_states_and_lstm_endpoints(client):
 
 @pytest.mark.parametrize("api_name,args,message", [
     # every value reaches the app's own checks, which name the setting and its range
-    ("/generate", ("ROMEO:", -5.0, 0, 1.0, 10, 0), "temperature must be a number ≥ 0"),
+    ("/generate", ("ROMEO:", -5.0, 0, 1.0, 10, 0), "temperature must be in 0…100"),
     ("/generate", ("ROMEO:", 1.0, 0, 7.0, 10, 0), "top_p must be in 0…1"),
     ("/generate", ("ROMEO:", 1.0, 0, 1.0, 10**7, 0), "max_new_tokens must be in 1…2000"),
     ("/generate", ("ROMEO:", 1.0, 0, 1.0, 10, -1), "seed must be in 0…"),
-    ("/generate", ("ROMEO:", 1.0, 2.5, 1.0, 10, 0), "top_k must be a whole number"),
+    ("/generate", ("ROMEO:", 1.0, 2.5, 1.0, 10, 0), "top_k must be in 0…100000 \\(a whole number\\)"),
     ("/attention", ("", True, 1, 1, False), "empty"),
     ("/attention", ("abc", True, 99, 1, False), "layer must be in 1…2"),
     ("/attention", ("abc", True, 1.5, 1, False), "layer must be in 1…2 \\(a whole number\\), got 1.5"),

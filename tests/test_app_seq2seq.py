@@ -10,10 +10,11 @@ import torch
 
 from app_checkpoints import CHARS, make_checkpoints, serve
 from scratchformer.app import blocks as ui  # noqa: E402
-from scratchformer.checkpoint import build_model, save_checkpoint
+from scratchformer.checkpoint import save_checkpoint
+from scratchformer.model.registry import build_model
 from scratchformer.training.tasks import dates_tokenizer
-from scratchformer.tokenizer import CharTokenizer
-from scratchformer.model.transformer import TransformerConfig
+from scratchformer.tokenizers import CharTokenizer
+from scratchformer.model.config import TransformerConfig
 from scratchformer.app.bank import ModelBank, ModelUnavailable
 from scratchformer.app.seq2seq_tabs import DEFAULT_BLANKS, DEFAULT_SOURCE, decode_dates, fill_in
 

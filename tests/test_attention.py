@@ -6,6 +6,7 @@ from torch import nn
 
 from scratchformer.model.attention import (LayerCache, MultiHeadAttention, causal_mask, combine_masks,
                                      padding_mask, scaled_dot_product_attention, subsequent_mask)
+from scratchformer.model.probe import LayerProbe
 
 D = torch.float64
 
@@ -116,7 +117,7 @@ def test_mha_matches_torch(cross, need_weights, dtype, close):
     g = torch.Generator().manual_seed(2)
     x = torch.randn(2, 5, 8, generator=g).to(dtype)
     mem = torch.randn(2, 7, 8, generator=g).to(dtype) if cross else x
-    out, w = ours(x, mem, mem, need_weights=need_weights)
+    out, w = ours(x, mem, probe=LayerProbe(weights=need_weights))
     ref, ref_w = theirs(x, mem, mem, need_weights=True, average_attn_weights=False)
     suffix = "" if dtype == D else " (float32)"
     close("MultiHeadAttention vs nn.MultiheadAttention" + suffix, out, ref)
@@ -138,7 +139,7 @@ def test_mha_masks_match_torch(need_weights, close):
     attn_mask = torch.rand(4, 6, generator=g) > 0.3
     attn_mask[:, 0] = True  # keep at least one key per query
     keep = combine_masks(attn_mask, padding_mask(ids, 0))
-    out, w = ours(x, mem, mem, mask=keep, need_weights=need_weights)
+    out, w = ours(x, mem, mask=keep, probe=LayerProbe(weights=need_weights))
     ref, ref_w = theirs(x, mem, mem, attn_mask=~attn_mask, key_padding_mask=ids == 0,
                         need_weights=True, average_attn_weights=False)
     close("MultiHeadAttention vs nn.MultiheadAttention", out, ref)
@@ -151,15 +152,15 @@ def test_mha_causal_flag_matches_torch_causal_mask(close):
     x = torch.randn(2, 5, 8, dtype=D, generator=torch.Generator().manual_seed(6))
     ref, ref_w = theirs(x, x, x, attn_mask=~subsequent_mask(5), need_weights=True,
                         average_attn_weights=False)
-    out_fused, _ = ours(x, x, x, causal=True)
-    out_manual, w = ours(x, x, x, causal=True, need_weights=True)
+    out_fused, _ = ours(x, causal=True)
+    out_manual, w = ours(x, causal=True, probe=LayerProbe(weights=True))
     close("MultiHeadAttention vs nn.MultiheadAttention", out_fused, ref)
     close("MultiHeadAttention vs nn.MultiheadAttention", out_manual, ref)
     close("MHA per-head weights vs nn.MultiheadAttention", w, ref_w)
     # causal together with a padding mask goes through the combined-mask path of both
     pad = padding_mask(torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]), 0)
-    a, _ = ours(x, x, x, mask=pad, causal=True)
-    b, _ = ours(x, x, x, mask=pad, causal=True, need_weights=True)
+    a, _ = ours(x, mask=pad, causal=True)
+    b, _ = ours(x, mask=pad, causal=True, probe=LayerProbe(weights=True))
     r, _ = theirs(x, x, x, attn_mask=~subsequent_mask(5),
                   key_padding_mask=~pad[:, 0, 0])
     close("MultiHeadAttention vs nn.MultiheadAttention", a, r)
@@ -171,8 +172,8 @@ def test_mha_fused_and_manual_paths_agree_on_fully_masked_row():
     x = torch.randn(1, 3, 8, dtype=D, requires_grad=True)
     mask = torch.ones(3, 3, dtype=torch.bool)
     mask[2] = False
-    a, _ = ours(x, x, x, mask=mask)
-    b, w = ours(x, x, x, mask=mask, need_weights=True)
+    a, _ = ours(x, mask=mask)
+    b, w = ours(x, mask=mask, probe=LayerProbe(weights=True))
     assert torch.isfinite(a).all() and torch.allclose(a, b)
     assert (w[0, :, 2] == 0).all()
     assert torch.allclose(a[0, 2], ours.out_proj.bias)  # nothing attended → zero before W^O
@@ -185,13 +186,13 @@ def test_mha_fused_and_manual_paths_agree_on_fully_masked_row():
 def test_mha_kv_cache_matches_full_causal_pass(need_weights):
     ours, _ = mha_pair(seed=8)
     x = torch.randn(2, 6, 8, dtype=D, generator=torch.Generator().manual_seed(9))
-    full, _ = ours(x, x, x, causal=True)
+    full, _ = ours(x, causal=True)
     cache = LayerCache()
-    first, _ = ours(x[:, :2], x[:, :2], x[:, :2], causal=True, cache=cache, need_weights=need_weights)
+    first, _ = ours(x[:, :2], causal=True, probe=LayerProbe(weights=need_weights, cache=cache))
     steps = [first]
     for t in range(2, 6):
         xt = x[:, t:t + 1]
-        out, w = ours(xt, xt, xt, causal=True, cache=cache, need_weights=need_weights)
+        out, w = ours(xt, causal=True, probe=LayerProbe(weights=need_weights, cache=cache))
         steps.append(out)
         if need_weights:
             assert w.shape == (2, 2, 1, t + 1)
@@ -202,3 +203,27 @@ def test_mha_kv_cache_matches_full_causal_pass(need_weights):
 def test_mha_rejects_indivisible_heads():
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadAttention(10, 3)
+
+
+def test_forward_keeps_the_papers_few_arguments():
+    """What to record, what to switch off and the KV cache travel in one per-call probe."""
+    import inspect
+    from scratchformer.model.layers import DecoderLayer, EncoderLayer
+    assert len(inspect.signature(MultiHeadAttention.forward).parameters) - 1 <= 5
+    enc = list(inspect.signature(EncoderLayer.forward).parameters)
+    dec = list(inspect.signature(DecoderLayer.forward).parameters)
+    assert enc == ["self", "x", "mask", "causal", "probe"]
+    assert [p for p in dec if p not in ("memory", "memory_mask")] == enc   # the same, plus the encoder's
+
+
+def test_mha_ablates_heads_and_keeps_intermediates_for_this_call_only(close):
+    ours, _ = mha_pair(seed=10)
+    x = torch.randn(1, 4, 8, dtype=D, generator=torch.Generator().manual_seed(11))
+    probe = LayerProbe(full=True, heads_off=(1,))
+    out, _ = ours(x, causal=True, probe=probe)
+    assert set(probe.record) == {"q", "k", "v", "heads", "concat"}
+    assert (probe.record["heads"][:, 1] == 0).all()
+    intact, _ = ours(x, causal=True)
+    kept = probe.record["concat"][..., :4] @ ours.out_proj.weight[:, :4].T + ours.out_proj.bias
+    close("head 1 off = head 0 alone through W^O", out, kept)
+    assert not torch.allclose(out, intact)

@@ -8,8 +8,9 @@ import torch
 from scratchformer.inference.blanks import fill_blanks, gpt_fill_blanks
 from scratchformer.training.evaluate import masked_char_metrics
 from scratchformer.training.tasks import mask_tokens, masked_batch_fn
-from scratchformer.tokenizer import CharTokenizer
-from scratchformer.model.transformer import GPT, BertLM, TransformerConfig
+from scratchformer.tokenizers import CharTokenizer
+from scratchformer.model.config import TransformerConfig
+from scratchformer.model.transformer import GPT, BertLM
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT = ROOT / "checkpoints" / "bert-shakespeare"

@@ -8,11 +8,11 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from scratchformer.checkpoint import (CheckpointError, build_model, config_from_dict, load_checkpoint,
-                                      save_checkpoint)
-from scratchformer.model.lstm import LSTMConfig
-from scratchformer.tokenizer import CharTokenizer
-from scratchformer.model.transformer import TransformerConfig
+from scratchformer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from scratchformer.model.registry import build_model, config_from_dict
+from scratchformer.model.config import LSTMConfig
+from scratchformer.tokenizers import CharTokenizer
+from scratchformer.model.config import TransformerConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 TOK = CharTokenizer.from_text("\n !',.:;?abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")

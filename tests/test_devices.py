@@ -12,9 +12,11 @@ from scratchformer.inference.generation import generate_stream
 from scratchformer.inference.sampling import SamplingSettings
 from scratchformer.inference.traced import run_traced
 from scratchformer.model.attention import KVCache, MultiHeadAttention
-from scratchformer.model.lstm import LSTMLM, LSTMConfig
-from scratchformer.model.transformer import GPT, TransformerConfig
-from scratchformer.tokenizer import CharTokenizer
+from scratchformer.model.config import LSTMConfig, TransformerConfig
+from scratchformer.model.lstm import LSTMLM
+from scratchformer.model.probe import LayerProbe, Probe
+from scratchformer.model.transformer import GPT
+from scratchformer.tokenizers import CharTokenizer
 
 TOK = CharTokenizer(list("\n !',.:;?abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"))
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
@@ -47,7 +49,7 @@ def test_mha_matches_torch_on_device(device, need_weights, close):
     x = torch.randn(2, T, d, device=device)
     future = torch.ones(T, T, dtype=torch.bool, device=device).triu(1)      # PyTorch: True = blocked
     theirs, _ = ref(x, x, x, attn_mask=future, need_weights=False)
-    out, w = ours(x, x, x, causal=True, need_weights=need_weights)
+    out, w = ours(x, causal=True, probe=LayerProbe(weights=need_weights))
     close(f"MultiHeadAttention on {device.type}", out, theirs, atol=2e-5)
     assert out.device.type == device.type
 
@@ -64,7 +66,7 @@ def test_lstm_matches_torch_on_device(device, close):
             getattr(ref, f"bias_hh_l{l}").copy_(cell.hh.bias)
     x = torch.randn(3, 11, 8, device=device)
     for record in (False, True):                       # the fast (hand-written BPTT) and traced paths
-        out, (h, c), _ = ours.lstm(x, record=record)
+        out, (h, c), _ = ours.lstm(x, probe=Probe(weights=record))
         r_out, (r_h, r_c) = ref(x)
         close(f"LSTM on {device.type}", out, r_out, atol=2e-5)
         close(f"LSTM h on {device.type}", h, r_h, atol=2e-5)

@@ -3,8 +3,9 @@ import pytest
 import torch
 
 from scratchformer.model.attention import KVCache
-from scratchformer.model.fast_decode import FastGPTDecoder, fast_decoder
-from scratchformer.model.transformer import GPT, TransformerConfig
+from scratchformer.model.config import TransformerConfig
+from scratchformer.model.fast import FastGPTDecoder, fast_decoder
+from scratchformer.model.transformer import GPT
 
 D = torch.float64
 

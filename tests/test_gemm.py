@@ -1,10 +1,10 @@
-"""The oneDNN matrix products (model/gemm.py) against F.linear / addmm, and the LSTM trained through them
+"""The oneDNN matrix products (model/fast/gemm.py) against F.linear / addmm, and the LSTM trained through them
 against PyTorch's LSTM, in float32 (the dtype that takes the oneDNN path)."""
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from scratchformer.model import gemm
+from scratchformer.model.fast import gemm
 from scratchformer.model.lstm import LSTM
 
 F32 = dict(rtol=1e-5, atol=1e-5)

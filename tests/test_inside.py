@@ -13,11 +13,13 @@ from scratchformer.inference.head_stats import describe_head, head_numbers, head
 from scratchformer.inference.inside import logit_lens, walkthrough
 from scratchformer.inference.interventions import compare, greedy_continuation, head_worth, make_ablation
 from scratchformer.inference.lstm_inside import lstm_step
+from scratchformer.tokenizers import CharTokenizer
 from scratchformer.inference.sampling import SamplingSettings
-from scratchformer.model import GPT, LSTMLM, Ablation, LSTMConfig, TransformerConfig
+from scratchformer.model import GPT, LSTMLM, Ablation, LSTMConfig, Probe, TransformerConfig
 
 ITOS = [chr(ord("a") + i) for i in range(26)] + list(" .,\n")
 V = len(ITOS)
+TOK = CharTokenizer(ITOS)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +71,7 @@ def test_walkthrough_final_logits_are_the_forward_pass(gpt, ids, close):
         plain = gpt(x).logits[0]                      # the fast (fused) path
         traced = gpt(x, trace=True).logits[0]         # the path that returns the weights
     for t in (0, 17, len(ids) - 1):
-        w = walkthrough(gpt, ids, t, ITOS)
+        w = walkthrough(gpt, ids, t, TOK)
         logits = torch.tensor(w.numbers["final"]["logits"])
         assert torch.equal(logits, traced[t])
         close("walkthrough logits vs plain forward", logits, plain[t], atol=1e-5)
@@ -79,7 +81,7 @@ def test_walkthrough_final_logits_are_the_forward_pass(gpt, ids, close):
 
 def test_every_stage_equals_pytorch_modules(gpt, ids, close):
     t = 23
-    n = walkthrough(gpt, ids, t, ITOS, SamplingSettings(0.7, 5, 0.9)).numbers
+    n = walkthrough(gpt, ids, t, TOK, SamplingSettings(0.7, 5, 0.9)).numbers
     T, D, H = len(ids), 32, 4
     d = D // H
     vec = lambda v: torch.tensor(v, dtype=torch.float32)   # noqa: E731
@@ -140,7 +142,7 @@ def test_every_stage_equals_pytorch_modules(gpt, ids, close):
 
 
 def test_diagram_shapes(gpt, ids):
-    shapes = walkthrough(gpt, ids, 0, ITOS).numbers["shapes"]
+    shapes = walkthrough(gpt, ids, 0, TOK).numbers["shapes"]
     assert shapes[0]["shape"] == [40, 32] and shapes[-1]["shape"] == [40, V]
     assert len(shapes) == 2 + 2 * 3 and shapes[1]["inner"] == [4, 40, 8] and shapes[2]["inner"] == [40, 128]
 
@@ -148,7 +150,7 @@ def test_diagram_shapes(gpt, ids):
 # ----------------------------------------------------------------------------------------- logit lens
 
 def test_logit_lens_applies_the_final_layernorm(gpt, ids, close):
-    lens = logit_lens(gpt, ids, ITOS)
+    lens = logit_lens(gpt, ids, TOK)
     assert lens["final_layernorm_applied"] and len(lens["rows"]) == 4
     with torch.no_grad():
         tr = gpt(torch.tensor([ids]), trace=True).trace
@@ -167,9 +169,9 @@ def test_ablating_nothing_changes_nothing(gpt, lstm, ids):
     x = torch.tensor([ids])
     with torch.no_grad():
         for m in (gpt, lstm):
-            assert torch.equal(m(x).logits, m(x, ablation=Ablation()).logits)
-            assert torch.equal(m(x, trace=True).logits, m(x, trace=True, ablation=Ablation()).logits)
-    cmp = compare(gpt, ids, ITOS, make_ablation(gpt, ids), n_new=5)
+            assert torch.equal(m(x).logits, m(x, probe=Probe(ablation=Ablation())).logits)
+            assert torch.equal(m(x, trace=True).logits, m(x, probe=Probe(weights=True, ablation=Ablation())).logits)
+    cmp = compare(gpt, ids, TOK, make_ablation(gpt, ids), n_new=5)
     assert cmp["loss_increase"] == 0 and cmp["changed"] == 0
     assert cmp["intact"]["continuation"] == cmp["ablated"]["continuation"]
 
@@ -195,11 +197,11 @@ def test_head_ablation_equals_a_model_with_that_head_cut_out(gpt, ids, mode, clo
     x = torch.tensor([ids])
     with torch.no_grad():
         if mode == "mean":
-            heads = gpt(x, trace="full").trace.layers[1]["heads"][0, 2]            # [T, d_head]
+            heads = gpt(x, probe=Probe(full=True)).trace.layers[1]["heads"][0, 2]            # [T, d_head]
             fill = heads.mean(0)
             close("mean ablation value", ab.head_values[1][2], fill)
         ref = _without_head_columns(gpt, 1, 2, fill)(x).logits
-        close(f"{mode}-ablated head vs edited copy", gpt(x, ablation=ab).logits, ref, atol=1e-5)
+        close(f"{mode}-ablated head vs edited copy", gpt(x, probe=Probe(ablation=ab)).logits, ref, atol=1e-5)
 
 
 def test_ffn_off_equals_a_model_without_that_block(gpt, ids, close):
@@ -208,7 +210,8 @@ def test_ffn_off_equals_a_model_without_that_block(gpt, ids, close):
         m.layers[0].ff.linear2.weight.zero_()
         m.layers[0].ff.linear2.bias.zero_()
         x = torch.tensor([ids])
-        close("FFN off vs zeroed copy", gpt(x, ablation=Ablation(ffn_off=frozenset({0}))).logits, m(x).logits)
+        ffn_off = Probe(ablation=Ablation(ffn_off=frozenset({0})))
+        close("FFN off vs zeroed copy", gpt(x, probe=ffn_off).logits, m(x).logits)
 
 
 def test_head_worth_is_each_head_alone(gpt, ids):
@@ -228,7 +231,7 @@ def test_greedy_continuation_with_cache_equals_argmax_of_full_passes(gpt, ids):
     ctx = ids[-read:]
     with torch.no_grad():
         for tok in out:
-            assert tok == int(gpt(torch.tensor([ctx]), ablation=ab).logits[0, -1].argmax())
+            assert tok == int(gpt(torch.tensor([ctx]), probe=Probe(ablation=ab)).logits[0, -1].argmax())
             ctx.append(tok)
     assert read == 48 - 8
 
@@ -257,15 +260,16 @@ def test_lstm_silenced_units_and_emptied_cell_equal_a_loop_over_nn_lstmcell(lstm
                 outs.append(h)
             inp = torch.stack(outs)
         ref_logits = lstm.lm_head(inp)
-        close("LSTM ablation vs nn.LSTMCell loop", lstm(torch.tensor([ids]), ablation=ab).logits[0], ref_logits)
+        close("LSTM ablation vs nn.LSTMCell loop", lstm(torch.tensor([ids]), probe=Probe(ablation=ab)).logits[0],
+              ref_logits)
 
 
 def test_the_shared_model_is_unchanged_by_ablation_requests(gpt, lstm, ids):
     before = {id(m): ({k: v.clone() for k, v in m.state_dict().items()}, m.training) for m in (gpt, lstm)}
-    compare(gpt, ids, ITOS, make_ablation(gpt, ids, heads=[(0, 0), (2, 1)], ffn=[1], mode="mean"), n_new=5)
+    compare(gpt, ids, TOK, make_ablation(gpt, ids, heads=[(0, 0), (2, 1)], ffn=[1], mode="mean"), n_new=5)
     head_worth(gpt, ids, "mean")
-    compare(lstm, ids, ITOS, make_ablation(lstm, ids, lstm_units=[(1, 3)], lstm_cells=[0]), n_new=5)
-    walkthrough(gpt, ids, 3, ITOS)
+    compare(lstm, ids, TOK, make_ablation(lstm, ids, lstm_units=[(1, 3)], lstm_cells=[0]), n_new=5)
+    walkthrough(gpt, ids, 3, TOK)
     for m in (gpt, lstm):
         state, training = before[id(m)]
         assert m.training == training
@@ -289,13 +293,13 @@ def test_bad_ablations_say_what_exists(gpt, ids, kwargs, message):
 
 def test_bad_positions_and_texts(gpt, lstm, ids):
     with pytest.raises(ValueError, match=r"position must be .* 0…39"):
-        walkthrough(gpt, ids, 40, ITOS)
+        walkthrough(gpt, ids, 40, TOK)
     with pytest.raises(ValueError, match="empty"):
-        logit_lens(gpt, [], ITOS)
+        logit_lens(gpt, [], TOK)
     with pytest.raises(ValueError, match="at most 48"):
-        walkthrough(gpt, list(range(25)) * 2, 0, ITOS)
+        walkthrough(gpt, list(range(25)) * 2, 0, TOK)
     with pytest.raises(ValueError, match="unit must be in 0…11"):
-        lstm_step(lstm, ids, 0, 0, 12, ITOS)
+        lstm_step(lstm, ids, 0, 0, 12, TOK)
     with pytest.raises(ValueError, match="units are 0…11"):
         make_ablation(lstm, ids, lstm_units=[(0, 12)])
     with pytest.raises(ValueError, match="whole LSTM"):
@@ -326,7 +330,7 @@ def test_head_numbers_on_known_patterns():
 def test_head_numbers_match_plain_loops(gpt, ids):
     with torch.no_grad():
         attn = [a[0] for a in gpt(torch.tensor([ids]), trace=True).trace.self_attn]
-    rows = head_table(attn, ids, ITOS)
+    rows = head_table(attn, ids, TOK)
     T = len(ids)
     for r in rows[::5]:
         w = attn[r["layer"] - 1][r["head"] - 1].double().tolist()
@@ -343,7 +347,7 @@ def test_head_numbers_match_plain_loops(gpt, ids):
 
 def test_lstm_step_equals_nn_lstm(lstm, ids, close):
     t, layer, unit = 9, 1, 4
-    s = lstm_step(lstm, ids, t, layer, unit, ITOS)
+    s = lstm_step(lstm, ids, t, layer, unit, TOK)
     ref = nn.LSTM(8, 12, num_layers=2, batch_first=True)
     with torch.no_grad():
         for k, c in enumerate(lstm.lstm.cells):

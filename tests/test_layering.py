@@ -1,11 +1,12 @@
 """The folders of scratchformer/ are its layers, and imports only go down.
 
-    tokenizer, device              (the base: import nothing of ours)
+    tokenizers/, device            (the base: import only the base)
     model/                         imports only model/
     checkpoint                     model/, the base
     inference/                     model/, the base
     training/                      inference/, checkpoint, model/, the base
-    views/                         only views/: figures are drawn from numbers, no model code
+    views/                         views/ and the base: figures are drawn from numbers and token labels,
+                                   no model code
     app/                           everything but training/
     train.py, evaluate.py          the command lines: training/ only
 
@@ -25,7 +26,7 @@ ALLOWED = {
     "checkpoint": {"model", "base"},
     "inference": {"inference", "model", "base"},
     "training": {"training", "inference", "checkpoint", "model", "base"},
-    "views": {"views"},
+    "views": {"views", "base"},
     "app": {"app", "views", "inference", "checkpoint", "model", "base"},
     "commands": {"training"},
     "package": {"model", "base"},
@@ -43,9 +44,11 @@ def layer_of(module: str) -> str:
     parts = module.split(".")
     if len(parts) == 1:
         return "package"
+    if parts[1] == "tokenizers":
+        return "base"
     if len(parts) > 2 or (PACKAGE / parts[1]).is_dir():
         return parts[1]
-    return {"tokenizer": "base", "device": "base", "checkpoint": "checkpoint",
+    return { "device": "base", "checkpoint": "checkpoint",
             "train": "commands", "evaluate": "commands"}[parts[1]]
 
 
@@ -164,16 +167,35 @@ def test_no_private_name_is_imported_from_another_module():
     assert private_imports(graph()) == []
 
 
+FAST = "scratchformer.model.fast"
+FAST_HELPER = "lstm_layer"   # the one name the readable model files may take from model/fast/
+
+
+def test_the_readable_model_takes_only_one_helper_from_fast():
+    """model/ outside model/fast/ is read next to the paper: the fast paths stay in fast/, and the
+    readable files reach them through one named helper (training swaps its oneDNN products in with
+    ``fast.accelerate(model)``; generation asks ``fast.fast_decoder(model)``; both live outside model/)."""
+    seen, bad = [], []
+    for module, imports in graph().items():
+        if not module.startswith("scratchformer.model") or module == FAST or module.startswith(FAST + "."):
+            continue
+        for line, target, names in imports:
+            if target == FAST or target.startswith(FAST + "."):
+                (seen if (target, names) == (FAST, [FAST_HELPER]) else bad).append(f"{module} line {line}")
+    assert bad == []
+    assert seen, "the LSTM no longer takes its fast layer from model/fast/: update this test"
+
+
 def test_the_layers_are_folders():
     folders = {p.name for p in PACKAGE.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
-    assert folders == {"model", "inference", "training", "views", "app"}
+    assert folders == {"tokenizers", "model", "inference", "training", "views", "app"}
 
 
 # ---------------------------------------------------------------------- the checker catches mistakes
 
 @pytest.mark.parametrize("module, source, expected", [
     ("scratchformer.model.attention", "from ..inference.sampling import sample_step", "model → inference"),
-    ("scratchformer.model.attention", "from ..tokenizer import CharTokenizer", "model → base"),
+    ("scratchformer.model.attention", "from ..tokenizers import CharTokenizer", "model → base"),
     ("scratchformer.inference.blanks", "from ..training import tasks", "inference → training"),
     ("scratchformer.views.attention", "from ..model.trace import Trace", "views → model"),
     ("scratchformer.inference.seq2seq", "def f():\n    from scratchformer.app.bank import ModelBank",
@@ -190,3 +212,32 @@ def test_the_checker_sees_a_circle_and_a_private_import():
     g["scratchformer.app.b"] = [(2, "scratchformer.app.a", [])]
     assert cycles(g) == [["scratchformer.app.a", "scratchformer.app.b"]]
     assert private_imports(g) == ["scratchformer.app.a line 1 imports _helper from scratchformer.app.b"]
+
+
+# ------------------------------------------------------------------ one token is not one character
+
+VOCABULARY_BY_POSITION = {"itos", "stoi", "chars"}   # CharTokenizer's tables: its own business
+
+
+def vocabulary_lookups(source: str) -> list[int]:
+    """Lines that read a tokenizer's tables (``x.itos[i]``, ``x.stoi[c]``, ``x.chars``) directly."""
+    return sorted(node.lineno for node in ast.walk(ast.parse(source))
+                  if isinstance(node, ast.Attribute) and node.attr in VOCABULARY_BY_POSITION)
+
+
+def test_above_the_tokenizers_no_code_reads_a_vocabulary_by_position():
+    """Above tokenizers/ a token is asked for its text (``token_text``, ``pieces``, ``texts``,
+    ``label``), never looked up as a character in a table: a BPE token is not one character."""
+    found = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if "tokenizers" in path.relative_to(PACKAGE).parts:
+            continue
+        lines = vocabulary_lookups(path.read_text(encoding="utf-8"))
+        if lines:
+            found[str(path.relative_to(PACKAGE))] = lines
+    assert found == {}
+
+
+def test_the_vocabulary_check_sees_a_lookup():
+    assert vocabulary_lookups("c = tokenizer.itos[i]\nj = tok.stoi['a']\nn = len(t.chars)") == [1, 2, 3]
+    assert vocabulary_lookups("c = tokenizer.token_text(i)") == []

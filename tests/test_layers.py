@@ -5,6 +5,7 @@ from torch import nn
 
 from scratchformer.model.attention import padding_mask, subsequent_mask
 from scratchformer.model.layers import DecoderLayer, EncoderLayer, FeedForward
+from scratchformer.model.probe import LayerProbe
 from test_attention import copy_mha
 
 D = torch.float64
@@ -70,10 +71,11 @@ def test_encoder_layer_matches_torch(norm_first, activation, masked, close):
     else:
         ref, kw = theirs(x), {}
     for need_weights in (False, True):
-        out, w = ours(x, need_weights=need_weights, **kw)
+        probe = LayerProbe(weights=need_weights)
+        out = ours(x, probe=probe, **kw)
         close("EncoderLayer vs nn.TransformerEncoderLayer", out, ref)
-        assert (w is not None) == need_weights
-    assert w.shape == (B, n_head, T, T)
+        assert (probe.self_attn is not None) == need_weights
+    assert probe.self_attn.shape == (B, n_head, T, T)
 
 
 @pytest.mark.parametrize("causal", [True, False])
@@ -88,9 +90,12 @@ def test_decoder_layer_matches_torch(norm_first, activation, causal, close):
     ref = theirs(x, mem, tgt_mask=~subsequent_mask(T) if causal else None,
                  tgt_key_padding_mask=TGT_IDS == 0, memory_key_padding_mask=SRC_IDS == 0)
     for need_weights in (False, True):
-        out, sw, cw = ours(x, mem, self_mask=padding_mask(TGT_IDS, 0),
-                           memory_mask=padding_mask(SRC_IDS, 0), causal=causal, need_weights=need_weights)
+        probe = LayerProbe(weights=need_weights)
+        out = ours(x, mem, mask=padding_mask(TGT_IDS, 0), memory_mask=padding_mask(SRC_IDS, 0),
+                   causal=causal, probe=probe)
         close("DecoderLayer vs nn.TransformerDecoderLayer", out, ref)
+        assert (probe.self_attn is not None) == (probe.cross_attn is not None) == need_weights
+    sw, cw = probe.self_attn, probe.cross_attn
     assert sw.shape == (B, n_head, T, T) and cw.shape == (B, n_head, T, S)
     assert (cw[0, :, :, 4:] == 0).all()  # padded source positions get no cross-attention
     if causal:
@@ -116,11 +121,37 @@ def test_two_layer_stacks_match_torch(norm_first, close):
     ref_mem = enc(src, src_key_padding_mask=SRC_IDS == 0)
     mem = src
     for layer in ours_enc:
-        mem, _ = layer(mem, mask=src_mask)
+        mem = layer(mem, mask=src_mask)
     keep = SRC_IDS != 0  # torch's fast path may zero padded rows; only real positions are defined
     close("2-layer encoder stack vs nn.TransformerEncoder", mem[keep], ref_mem[keep])
     ref = dec(x, ref_mem, tgt_mask=~subsequent_mask(T), memory_key_padding_mask=SRC_IDS == 0)
     y = x
     for layer in ours_dec:
-        y, _, _ = layer(y, mem, memory_mask=src_mask, causal=True)
+        y = layer(y, mem, memory_mask=src_mask, causal=True)
     close("2-layer decoder stack vs nn.TransformerDecoder", y, ref)
+
+
+def test_layer_defaults_are_the_configs():
+    """EncoderLayer / DecoderLayer built with no options are TransformerConfig's layers (pre-norm, GELU)."""
+    from scratchformer.model.config import TransformerConfig
+    cfg = TransformerConfig()
+    for layer in (EncoderLayer(8, 2, 16), DecoderLayer(8, 2, 16)):
+        assert layer.norm_first is cfg.norm_first is True
+        assert layer.ff.act is torch.nn.functional.gelu and cfg.activation == "gelu"
+
+
+@pytest.mark.parametrize("norm_first", [False, True], ids=["postnorm", "prenorm"])
+def test_decoder_layer_with_a_kv_cache_matches_the_full_pass(norm_first, close):
+    """The decoder's self-attention keeps its keys and values in the probe's cache, like the encoder's;
+    the cross-attention's keys (the encoder output) are not cached."""
+    from scratchformer.model.attention import LayerCache
+    torch.manual_seed(0)
+    layer = DecoderLayer(d_model, n_head, d_ff, norm_first=norm_first).to(D).eval()
+    x, mem = _inputs(7)
+    full = layer(x, mem, causal=True)
+    cache = LayerCache()
+    steps = [layer(x[:, :2], mem, causal=True, probe=LayerProbe(cache=cache))]
+    for t in range(2, T):
+        steps.append(layer(x[:, t:t + 1], mem, causal=True, probe=LayerProbe(cache=cache)))
+    assert cache.length == T
+    close("DecoderLayer step by step with a cache vs one pass", torch.cat(steps, dim=1), full)

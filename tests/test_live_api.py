@@ -12,10 +12,10 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from app_checkpoints import CHARS, GPT_CONFIG, LSTM_CONFIG, make_checkpoints, serve
-from scratchformer.checkpoint import build_model, save_checkpoint
-from scratchformer.model.lstm import LSTMConfig
-from scratchformer.model.transformer import TransformerConfig
-from scratchformer.tokenizer import CharTokenizer
+from scratchformer.checkpoint import save_checkpoint
+from scratchformer.model.registry import build_model
+from scratchformer.model.config import LSTMConfig, TransformerConfig
+from scratchformer.tokenizers import CharTokenizer
 from test_app_seq2seq import make_encoder_checkpoints
 from scratchformer.app import blocks as ui
 from scratchformer.app.inspect_tabs import DEFAULT_TEXT

@@ -3,7 +3,8 @@ import pytest
 import torch
 from torch import nn
 
-from scratchformer.model.lstm import LSTM, LSTMLM, LSTMCell, LSTMConfig
+from scratchformer.model.config import LSTMConfig
+from scratchformer.model.lstm import LSTM, LSTMLM, LSTMCell
 
 D = torch.float64
 
@@ -108,7 +109,7 @@ def test_lstmlm_rejects_non_causal_and_config_round_trips():
 
 def test_hand_written_bptt_matches_autograd_through_the_step_loop():
     """LSTMLayerFunction's backward (BPTT by hand) equals autograd differentiating LSTMCell.step."""
-    from scratchformer.model.lstm_bptt import LSTMLayerFunction
+    from scratchformer.model.fast.lstm_bptt import LSTMLayerFunction
     torch.manual_seed(0)
     B, T, H = 3, 6, 4
     args = [torch.randn(B, T, 4 * H, dtype=torch.float64, requires_grad=True),

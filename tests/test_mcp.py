@@ -188,7 +188,7 @@ def test_fill_blanks_is_bert_both_ways_causal_and_the_gpt(bank):
     ("attention", dict(text=""), "text is empty"),
     ("attention", dict(text=None), "text must be text"),
     ("attention", dict(causal="yes"), "causal must be true or false"),
-    ("generate", dict(temperature=float("nan")), "temperature must be a number ≥ 0"),
+    ("generate", dict(temperature=float("nan")), "temperature must be in 0…100"),
     ("generate", dict(top_p=float("inf")), "top_p must be in 0…1"),
     ("generate", dict(max_new_tokens=0), "max_new_tokens must be in 1…2000"),
     ("generate", dict(seed="x"), "seed must be"),
@@ -271,8 +271,8 @@ def test_bad_values_through_mcp_name_the_argument_and_the_server_keeps_serving(u
 @pytest.mark.parametrize("tool, args, says", [
     ("/tool_attention", dict(text="hi", layer="two"), "layer must be"),
     ("/tool_attention", dict(text=5), "text must be text"),
-    ("/tool_generate", dict(temperature=None, max_new_tokens=2), "temperature must be a number ≥ 0 (0 = greedy), got nothing"),
-    ("/tool_generate", dict(top_k=True, max_new_tokens=2), "top_k must be a whole number ≥ 0"),
+    ("/tool_generate", dict(temperature=None, max_new_tokens=2), "temperature must be in 0…100 (0 = greedy), got nothing"),
+    ("/tool_generate", dict(top_k=True, max_new_tokens=2), "top_k must be in 0…100000 (a whole number)"),
     ("/tool_next_char_distribution", dict(top_n=1.5), "top_n must be in 1…100"),
 ])
 def test_bad_values_through_gradio_client_name_the_argument(client, tool, args, says):

@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from scratchformer.model.attention import KVCache, subsequent_mask
-from scratchformer.model.lstm import LSTMLM, LSTMConfig
+from scratchformer.model.config import LSTMConfig, TransformerConfig
+from scratchformer.model.lstm import LSTMLM
 from scratchformer.model.positional import SinusoidalPositionalEncoding, make_positional, sinusoidal_table
-from scratchformer.model.transformer import (GPT, BertLM, Seq2SeqTransformer, TransformerConfig,
-                                       build_transformer, shift_right)
+from scratchformer.model.transformer import GPT, BertLM, Seq2SeqTransformer, build_transformer, shift_right
 from test_layers import copy_decoder_layer, copy_encoder_layer, jitter
 
 D = torch.float64

@@ -4,9 +4,9 @@ import math
 import pytest
 import torch
 
-from scratchformer.inference.sampling import (MAX_NEW_TOKENS, filter_masks, filter_top_k, filter_top_p, make_generator,
-                                    renormalize, sample_step, validate_max_new_tokens,
-                                              SamplingSettings)
+from scratchformer.inference.choices import MAX_NEW_TOKENS
+from scratchformer.inference.sampling import (SamplingSettings, filter_masks, filter_top_k, filter_top_p,
+                                              make_generator, renormalize, sample_step, validate_max_new_tokens)
 
 
 def kept(mask):

@@ -13,9 +13,10 @@ from scratchformer.inference.seq2seq import (beam_search, decode_with_trace, enc
                                    length_penalty, sample_decode, sequence_logprob)
 from scratchformer.training.tasks import (FORMATS, MAX_SOURCE_LEN, TWO_DIGIT_FORMATS, DatesTask, encode_pairs,
                                  format_date, ordinal, split_dates)
-from scratchformer.tokenizer import CharTokenizer
+from scratchformer.tokenizers import CharTokenizer
 from scratchformer.model.trace import Trace
-from scratchformer.model.transformer import Seq2SeqTransformer, TransformerConfig, shift_right
+from scratchformer.model.config import TransformerConfig
+from scratchformer.model.transformer import Seq2SeqTransformer, shift_right
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT = ROOT / "checkpoints" / "seq2seq-dates"

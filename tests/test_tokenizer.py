@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from scratchformer.tokenizer import CharTokenizer
+from scratchformer.tokenizers import CharTokenizer
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "tinyshakespeare.txt"
 
@@ -101,3 +101,26 @@ def test_bad_vocabularies_are_rejected():
         CharTokenizer(["ab"])
     with pytest.raises(ValueError, match="unk_char"):
         CharTokenizer(["a"], unk_char="?")
+
+
+def test_the_tokenizer_interface_of_characters(tok):
+    from scratchformer.tokenizers import Tokenizer, tokenizer_from_dict
+    assert isinstance(tok, Tokenizer) and tok.unit == "character" and tok.count(65) == "65 characters"
+    assert tokenizer_from_dict(tok.to_dict()).texts == tok.texts
+    assert tokenizer_from_dict({"chars": "ab"}).texts == ("a", "b")   # the first checkpoints wrote no type
+    ids = tok.encode("To be,\nor")
+    assert tok.pieces(ids) == list("To be,\nor")
+    assert [tok.label(i) for i in ids[2:7]] == ["␣", "b", "e", ",", "⏎"]
+    assert tok.texts == tuple(tok.chars) and tok.text_vocab_size == 65
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        tok.token_text(65)
+    sp = CharTokenizer.from_text("ab", specials=["<mask>"])
+    assert sp.is_special(2) and not sp.is_special(1) and sp.label(2) == "<mask>" and sp.text_vocab_size == 2
+
+
+def test_display_token_makes_spaces_and_controls_visible():
+    from scratchformer.tokenizers import display_token
+    assert display_token(" the") == "␣the"
+    assert display_token("\n\n") == "⏎⏎" and display_token("\t") == "⇥"
+    assert display_token("\x07") == "\\x07" and display_token("\u202e") == "U+202E"
+    assert display_token("Straße") == "Straße"

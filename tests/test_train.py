@@ -9,7 +9,8 @@ import torch
 from scratchformer.training import data as D
 from scratchformer.checkpoint import load_checkpoint, read_tensors
 from scratchformer.training.train import lr_at, make_optimizer, parse_args, train
-from scratchformer.model.transformer import GPT, TransformerConfig
+from scratchformer.model.config import TransformerConfig
+from scratchformer.model.transformer import GPT
 
 
 @pytest.fixture(scope="module")

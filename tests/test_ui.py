@@ -19,7 +19,7 @@ from scratchformer.app import inspect_tabs as I
 from scratchformer.app.bank import LANGUAGE_MODELS, MODELS, ModelBank, configure_torch
 from scratchformer.app.policy import prepare_text
 from scratchformer.inference.replay import replay_step
-from scratchformer.tokenizer import CharTokenizer
+from scratchformer.tokenizers import CharTokenizer
 
 SETTINGS = dict(temperature=0.9, top_k=0, top_p=0.95, max_new_tokens=12, seed=3)
 
@@ -89,11 +89,15 @@ def test_generate_rejects_bad_settings_with_a_message_naming_them(bank, field, v
 
 
 def test_generate_accepts_empty_emoji_and_huge_prompts_with_a_note(bank):
-    empty = run_generate(bank, prompt="")[-1]
+    # each note is also a toast: gr.Warning, which outside a Gradio event is a Python UserWarning
+    with pytest.warns(UserWarning, match="The prompt is empty"):
+        empty = run_generate(bank, prompt="")[-1]
     assert "empty" in empty[5] and len(empty[0]) == 12
-    emoji = run_generate(bank, prompt="Hello 😀 wörld ß")[-1]
+    with pytest.warns(UserWarning, match="Characters outside the vocabulary were replaced"):
+        emoji = run_generate(bank, prompt="Hello 😀 wörld ß")[-1]
     assert "replaced" in emoji[5] and "😀" in emoji[5] and len(emoji[2]) == 12
-    huge = run_generate(bank, prompt="a" * 100_000)[-1]
+    with pytest.warns(UserWarning, match="The text had 100,000 characters"):
+        huge = run_generate(bank, prompt="a" * 100_000)[-1]
     assert "100,000" in huge[5] and len(huge[0]) == 12
 
 
@@ -149,7 +153,8 @@ def test_attention_bad_input_gives_a_clear_error(bank, args, message):
 def test_analysis_crops_long_text_and_reports_unknown_characters(bank):
     note, *_ = I.attention(bank, "x" * 100_000, True, 1, 1, False)
     assert "100,000 characters" in note and f"reads {GPT_CONFIG['block_size']}" in note
-    note, *_ = events.bound(I.attention, bank)("a 😀 b", True, 1, 1, False)
+    with pytest.warns(UserWarning, match="Characters outside the vocabulary"):   # the toast (gr.Warning)
+        note, *_ = events.bound(I.attention, bank)("a 😀 b", True, 1, 1, False)
     assert "replaced" in note and "😀" in note
 
 

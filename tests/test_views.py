@@ -20,9 +20,9 @@ def causal_attention(L, H, T, seed=0):
             for _ in range(L)]
 
 
-def test_display_char_makes_whitespace_visible():
-    assert [views.display_char(c) for c in "\n a\t"] == ["⏎", "␣", "a", "⇥"]
-    assert views.display_char("\x01") == "\\x01"
+def test_display_token_makes_whitespace_visible():
+    assert [views.display_token(c) for c in "\n a\t"] == ["⏎", "␣", "a", "⇥"]
+    assert views.display_token("\x01") == "\\x01"
 
 
 def test_surprise_bits_is_minus_log2_of_the_probability_of_each_next_char():
@@ -129,7 +129,7 @@ def test_pca_keeps_the_distances_of_points_lying_in_a_plane():
 def test_embedding_pca_labels_every_character():
     fig = views.embedding_pca_figure(torch.randn(len(ITOS), 8), ITOS)
     labels = [c for t in fig.data for c in t.text]
-    assert sorted(labels) == sorted(views.display_char(c) for c in ITOS)
+    assert sorted(labels) == sorted(views.display_token(c) for c in ITOS)
 
 
 def test_positional_and_hidden_state_figures_match_their_inputs():

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
 from ..checkpoint import LoadedModel, ModelConfig, read_config, read_metrics
+from ..tokenizers import Tokenizer
 
 if TYPE_CHECKING:
     import torch
@@ -89,6 +90,7 @@ class Slot:
     name: str
     folder: Path
     config: Optional[ModelConfig] = None   # from config.json, before any weights
+    tokenizer: Optional[Tokenizer] = None  # from config.json too: the vocabulary, before any weights
     metrics: dict = field(default_factory=dict)
     loaded: Optional[LoadedModel] = None
     error: Optional[str] = None
@@ -122,11 +124,11 @@ class ModelBank:
             try:
                 if not slot.folder.is_dir():
                     raise ValueError(f"{slot.folder}: checkpoint directory does not exist")
-                config, _ = read_config(slot.folder)
+                config, tokenizer = read_config(slot.folder)
                 if config.model_type != spec.kind:
                     raise ValueError(f"it holds a {config.model_type!r} model, but the {name} must be a "
                                      f"{spec.kind!r} model")
-                slot.config, slot.metrics = config, read_metrics(slot.folder)
+                slot.config, slot.tokenizer, slot.metrics = config, tokenizer, read_metrics(slot.folder)
             except Exception as e:  # a broken or wrong checkpoint must not take the app down
                 bank._fail(slot, e)
             bank.slots[name] = slot
@@ -199,6 +201,16 @@ class ModelBank:
         if not self.offered(name):
             raise ModelUnavailable(self.slots[name].error if name in self.slots else f"unknown model {name!r}")
         return self.slots[name].config
+
+    def tokenizer(self, name: str) -> Tokenizer:
+        """The tokenizer of model ``name``, read with its config (no waiting for the weights)."""
+        self.config(name)
+        return self.slots[name].tokenizer
+
+    def vocab_size(self, names) -> int:
+        """The largest vocabulary among the offered models ``names`` (1 when none is offered): the
+        end of a top-k slider that serves them all."""
+        return max((self.tokenizer(n).vocab_size for n in names if self.offered(n)), default=1)
 
     def pairs(self) -> list[str]:
         """The model pairs this bank can offer: the small pair always (its panels say why a model is

@@ -18,8 +18,9 @@ from .arrival import on_arrival
 from .bank import LANGUAGE_MODELS, SMALL_PAIR, TRANSFORMER, ModelBank
 from .events import LATEX, bound, friendly, live_triggers, md, model_event, model_missing, warn
 from .links import link_row
-from .policy import (MAX_PROMPT_CHARS, MAX_TEXT_BOX_CHARS, md_text, as_int, as_number, check_index, context_limit, generation_prompt, prepare_text,
-                     unk_char)
+from . import settings as check
+from .policy import (MAX_PROMPT_CHARS, MAX_TEXT_BOX_CHARS, md_text, as_int, check_index, context_limit, generation_prompt, prepare_text,
+)
 from .watch import attention_views, watch_views
 
 if TYPE_CHECKING:
@@ -101,22 +102,11 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
 
 
 def check_generate(bank, temperature, top_k, top_p, max_new_tokens, seed, watch_layer):
-    """The generation settings checked (ValueError naming the setting and its range) → (SamplingSettings,
-    max_new_tokens, seed, the watched layer as a 0-based index or None). Also used by the MCP tools."""
-    from ..inference.sampling import SamplingSettings, validate_max_new_tokens, validate_seed
-    from ..inference.sampling import MAX_NEW_TOKENS, MAX_SEED
-    temperature = float(as_number(temperature, "temperature", 0, None, hint="0 = greedy"))
-    top_k = as_int(top_k, "top_k", 0, None, hint="0 = off")
-    top_p = float(as_number(top_p, "top_p", 0, 1, hint="1 = off"))
-    max_new_tokens = as_int(max_new_tokens, "max_new_tokens", 1, MAX_NEW_TOKENS)
-    seed = as_int(seed, "seed", 0, MAX_SEED)
-    validate_max_new_tokens(max_new_tokens)
-    validate_seed(seed)
-    layer = None
-    if bank.available(TRANSFORMER):
-        n = bank.get(TRANSFORMER).config.n_layer
-        layer = n - 1 if watch_layer is None else check_index(watch_layer, "watch layer", n)
-    return SamplingSettings(temperature, top_k, top_p), max_new_tokens, seed, layer
+    """The generation settings checked by :func:`.settings.generation` (ValueError naming the setting
+    and its range) → (SamplingSettings, max_new_tokens, seed, the watched layer 0-based or None)."""
+    n_layer = bank.get(TRANSFORMER).config.n_layer if bank.available(TRANSFORMER) else None
+    r = check.generation(temperature, top_k, top_p, max_new_tokens, seed, watch_layer, n_layer)
+    return r.sampling, r.max_new_tokens, r.seed, r.watch_layer
 
 
 def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens, seed, watch_layer, live: bool,
@@ -142,12 +132,12 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
             continue
         loaded = bank.get(name)
         prep = prepare_text(prompt, loaded.tokenizer, MAX_PROMPT_CHARS, keep="end")
-        for n in prep.notes(unk_char(loaded.tokenizer)):
+        for n in prep.notes():
             if n not in notes:
                 notes.append(n)
         window = prep.ids[-window_len:]
-        traced = run_traced(loaded.model, loaded.tokenizer.itos, window)
-        bits[name], bpc[name] = (traced.chars, traced.bits), traced.bits_per_char
+        traced = run_traced(loaded.model, loaded.tokenizer, window)
+        bits[name], bpc[name] = (traced.pieces, traced.bits), traced.bits_per_char
         streams[name] = generate_stream(loaded.model, loaded.tokenizer, prep.text,
                                         settings=settings, max_new_tokens=max_new_tokens, seed=seed)
         stats[name] = _stats(name, 0, 0.0, bpc[name], False)
@@ -254,15 +244,15 @@ def _why_token(kept: Kept, loaded, model_name: str, k: int, step) -> WhyToken:
     """:func:`why_token` for a step at hand."""
     rec = kept.record
     n = rec.n_steps
-    itos = loaded.tokenizer.itos
-    before = (kept.prompt_tail + loaded.tokenizer.decode(rec.generated[:k - 1]))[-CAPTION_CHARS:]
-    chosen = views.display_char(itos[step.token_id])
+    tok = loaded.tokenizer
+    before = (kept.prompt_tail + tok.decode(rec.generated[:k - 1]))[-CAPTION_CHARS:]
+    chosen = tok.label(step.token_id)
     n_k, n_p = int(step.cut_by_top_k.sum()), int(step.cut_by_top_p.sum())
-    shown = "".join(views.display_char(c) for c in before).replace("`", "'")
+    shown = "".join(views.display_token(c) for c in before).replace("`", "'")
     caption = (f"**{model_name}, step {k} of {n}.** After `{shown}` "
                f"it chose `{chosen.replace('`', chr(39))}` with probability {step.token_prob:.3f}. "
-               f"top-k cut {n_k} of {len(itos)} tokens, top-p cut {n_p} more.")
-    fig = views.export_name(views.distribution_figure(step, itos, title=f"{model_name}: the choice of token {k}"),
+               f"top-k cut {n_k} of {tok.vocab_size} tokens, top-p cut {n_p} more.")
+    fig = views.export_name(views.distribution_figure(step, tok.texts, title=f"{model_name}: the choice of token {k}"),
                             f"distribution_{model_name.lower()}_step{k}")
     return WhyToken(fig, caption)
 
@@ -283,9 +273,9 @@ def _why_attention(kept: Kept, loaded, model_name: str, k: int, layer) -> tuple:
 
 
 GENERATE_INTRO = r"""
-Both models read the prompt and give a score $z_i$ to each of the 65 characters that could come
+Both models read the prompt and give a score $z_i$ to each of the %(vocabulary)s that could come
 next. Temperature $T$ turns the scores into probabilities, then top-k keeps the $k$ most likely
-characters and top-p the smallest set whose probabilities add up to $p$; one character is drawn
+%(unit)ss and top-p the smallest set whose probabilities add up to $p$; one %(unit)s is drawn
 from what is left:
 $$p_i = \frac{e^{z_i/T}}{\sum_j e^{z_j/T}}$$
 The *loss on the prompt* is how surprised a model is by your text on average,
@@ -311,10 +301,21 @@ heatmap, exactly the characters it saw (after the KV cache refills, a window tha
 """
 
 
+def intro_words(bank: ModelBank) -> dict:
+    """What the intro says the models choose from: "65 characters" (the vocabulary of the writers, in
+    their tokenizer's unit; "tokens" when they do not share one)."""
+    toks = [bank.tokenizer(n) for n in LANGUAGE_MODELS if bank.offered(n)]
+    units = {t.unit for t in toks}
+    unit = units.pop() if len(units) == 1 else "token"
+    sizes = sorted({t.vocab_size for t in toks})
+    size = " or ".join(f"{n:,}" for n in sizes) or "possible"
+    return {"vocabulary": f"{size} {unit}s", "unit": unit}
+
+
 def build_generate_tab(bank: ModelBank) -> None:
     n_layer = bank.config(TRANSFORMER).n_layer if bank.offered(TRANSFORMER) else 1
     with gr.Tab("Generate & compare", id="generate") as tab:
-        md(GENERATE_INTRO)
+        md(GENERATE_INTRO % intro_words(bank))
         share = link_row("generate", tab)
         with gr.Row():
             with gr.Column(scale=3):
@@ -325,7 +326,8 @@ def build_generate_tab(bank: ModelBank) -> None:
             with gr.Column(scale=2):
                 temperature = gr.Slider(0, 2, DEFAULT_SETTINGS[0], step=0.05, label="temperature T (0 = greedy)",
                                         elem_id="temperature")
-                top_k = gr.Slider(0, 65, DEFAULT_SETTINGS[1], step=1, label="top-k (0 = off)", elem_id="top-k")
+                top_k = gr.Slider(0, bank.vocab_size(LANGUAGE_MODELS), DEFAULT_SETTINGS[1], step=1,
+                                  label="top-k (0 = off)", elem_id="top-k")
                 top_p = gr.Slider(0, 1, DEFAULT_SETTINGS[2], step=0.01, label="top-p (1 = off)", elem_id="top-p")
                 with gr.Row():
                     max_new = gr.Slider(1, UI_MAX_NEW_TOKENS, DEFAULT_SETTINGS[3], step=1, label="max new tokens",

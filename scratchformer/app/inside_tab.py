@@ -20,8 +20,9 @@ from .bank import LSTM_NAME, TRANSFORMER, ModelBank
 from .arrival import on_arrival
 from .events import bound, live_triggers, md, model_event, model_missing
 from .links import link_row
+from . import settings as check
 from .policy import (MAX_ANALYSIS_CHARS, MAX_TEXT_BOX_CHARS, as_int, check_index, check_text, context_limit, notes_md,
-                     prepare_text, shown_value, unk_char)
+                     prepare_text, shown_value)
 
 DEFAULT_TEXT = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;"
 DEFAULT_POSITION = 12
@@ -34,7 +35,7 @@ MAX_CHOICES = 256       # heads or feed-forward blocks switched off in one reque
 def _prepared(bank: ModelBank, name: str, text):
     loaded = bank.get(name)
     prep = prepare_text(text, loaded.tokenizer, context_limit(loaded.model, MAX_ANALYSIS_CHARS))
-    return loaded, prep, notes_md(prep.notes(unk_char(loaded.tokenizer)))
+    return loaded, prep, notes_md(prep.notes())
 
 
 def _position(position, n: int) -> int:
@@ -50,17 +51,15 @@ def inside_walkthrough(bank: ModelBank, text, position, layer, head, temperature
     """(notes, diagram HTML, formulas with numbers, vectors, attention of the head, feed-forward,
     output distribution, numbers) for the character at ``position``; layer and head are 1-based."""
     from ..inference.inside import walkthrough
-    from ..inference.sampling import SamplingSettings
     loaded, prep, note = _prepared(bank, TRANSFORMER, text)
     cfg = loaded.config
     t = _position(position, len(prep.ids))
-    l, h = check_index(layer, "layer", cfg.n_layer), check_index(head, "head", cfg.n_head)
-    settings = SamplingSettings(temperature, top_k, top_p)
-    itos = loaded.tokenizer.itos
-    w = walkthrough(loaded.model, prep.ids, t, itos, settings)
+    l, h = check.layer(layer, cfg.n_layer), check.head(head, cfg.n_head)
+    settings = check.sampling(temperature, top_k, top_p)
+    w = walkthrough(loaded.model, prep.ids, t, loaded.tokenizer, settings)
     n, L, hd = w.numbers, w.numbers["layers"][l], w.numbers["layers"][l]["heads"][h]
     e = n["embedding"]
-    c = views.display_char(n["char"])
+    c = views.display_token(n["char"])
     vectors = views.vector_strips_figure(
         [("token row", e["token"]), (f"position row {t}", e["position"]), ("x₀ = token + position", e["x0"]),
          (f"block {l + 1} input x", L["ln1"]["input"]), ("LN₁(x)", L["ln1"]["output"]),
@@ -76,7 +75,7 @@ def inside_walkthrough(bank: ModelBank, text, position, layer, head, temperature
     ffn = views.ffn_figure(L["ff_pre"], L["ff_act"], L["firing"], cfg.activation,
                            title=f"block {l + 1} feed-forward at position {t}: {L['firing']} of {cfg.d_ff} "
                                  f"units fire ({cfg.activation} > 0)")
-    out = views.distribution_figure(w.step, itos, title=f"next character after position {t} '{c}'")
+    out = views.distribution_figure(w.step, loaded.tokenizer.texts, title=f"next {loaded.tokenizer.unit} after position {t} '{c}'")
     views.export_name(attn, f"inside_attention_pos{t}_B{l + 1}H{h + 1}")
     views.export_name(ffn, f"inside_ffn_pos{t}_B{l + 1}")
     views.export_name(out, f"inside_output_pos{t}")
@@ -96,7 +95,7 @@ def inside_logit_lens(bank: ModelBank, text):
     """(notes, the layers × positions grid, numbers)."""
     from ..inference.inside import logit_lens
     loaded, prep, note = _prepared(bank, TRANSFORMER, text)
-    lens = logit_lens(loaded.model, prep.ids, loaded.tokenizer.itos)
+    lens = logit_lens(loaded.model, prep.ids, loaded.tokenizer)
     fig = views.logit_lens_figure(lens, title="logit lens: top prediction per layer and position")
     return note, views.export_name(fig, "logit_lens"), lens
 
@@ -129,7 +128,7 @@ def inside_ablation(bank: ModelBank, text, heads, ffn, mode, n_new):
     blocks = [b for (b,) in _parse(ffn, r"FFN\s*(\d+)", "feed-forward block")]
     n_new = as_int(n_new, "continuation length", 1, MAX_CONTINUATION)
     ab = make_ablation(loaded.model, prep.ids, heads=pairs, ffn=blocks, mode=str(mode))
-    cmp = compare(loaded.model, prep.ids, loaded.tokenizer.itos, ab, n_new, str(mode))
+    cmp = compare(loaded.model, prep.ids, loaded.tokenizer, ab, n_new, str(mode))
     return note, views.comparison_markdown(cmp), views.export_name(views.ablation_figure(cmp), "ablation_loss_change"), cmp
 
 
@@ -148,9 +147,9 @@ def inside_heads(bank: ModelBank, text):
     from ..inference.head_stats import head_table
     from ..inference.traced import run_traced
     loaded, prep, _ = _prepared(bank, TRANSFORMER, text)
-    traced = run_traced(loaded.model, loaded.tokenizer.itos, prep.ids)
+    traced = run_traced(loaded.model, loaded.tokenizer, prep.ids)
     attn = [a[0] for a in traced.trace.self_attn]
-    rows = head_table(attn, prep.ids, loaded.tokenizer.itos)
+    rows = head_table(attn, prep.ids, loaded.tokenizer)
     grid = views.export_name(views.attention_grid(attn, title="every layer × head on this text (query ↓, key →)"),
                              "head_roles_attention_grid")
     return grid, views.head_table_html(rows), rows
@@ -165,7 +164,7 @@ def inside_lstm_step(bank: ModelBank, text, position, layer, unit):
     t = _position(position, len(prep.ids))
     l = check_index(layer, "layer", loaded.config.n_layer)
     u = as_int(unit, "unit", 0, loaded.config.hidden - 1)
-    s = lstm_step(loaded.model, prep.ids, t, l, u, loaded.tokenizer.itos)
+    s = lstm_step(loaded.model, prep.ids, t, l, u, loaded.tokenizer)
     fig = views.export_name(views.lstm_unit_figure(s), f"lstm_step_pos{t}_L{l + 1}_unit{u}")
     return note, views.lstm_step_markdown(s), fig, s
 
@@ -184,7 +183,7 @@ def inside_lstm_ablation(bank: ModelBank, text, layer, units, empty_cell, n_new)
     ab = make_ablation(loaded.model, prep.ids, lstm_units=[(l, int(u)) for u in found],
                        lstm_cells=[l] if empty_cell else [])
     n_new = as_int(n_new, "continuation length", 1, MAX_CONTINUATION)
-    cmp = compare(loaded.model, prep.ids, loaded.tokenizer.itos, ab, n_new)
+    cmp = compare(loaded.model, prep.ids, loaded.tokenizer, ab, n_new)
     return views.comparison_markdown(cmp), views.export_name(views.ablation_figure(cmp), f"lstm_ablation_L{l + 1}"), cmp
 
 

@@ -23,7 +23,7 @@ from .bank import LANGUAGE_MODELS, LSTM_NAME, TRANSFORMER, ModelBank, describe_m
 from .arrival import on_arrival
 from .events import bound, live_triggers, md, model_event, model_missing, model_then
 from .links import link_row
-from .policy import MAX_ANALYSIS_CHARS, MAX_TEXT_BOX_CHARS, as_int, check_index, context_limit, md_text, notes_md, prepare_text, unk_char
+from .policy import MAX_ANALYSIS_CHARS, MAX_TEXT_BOX_CHARS, as_int, check_index, context_limit, md_text, notes_md, prepare_text
 
 DEFAULT_TEXT = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;"
 
@@ -31,17 +31,17 @@ DEFAULT_TEXT = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy fat
 def _prepared(bank: ModelBank, name: str, text):
     loaded = bank.get(name)
     prep = prepare_text(text, loaded.tokenizer, context_limit(loaded.model, MAX_ANALYSIS_CHARS))
-    return loaded, prep, notes_md(prep.notes(unk_char(loaded.tokenizer)))
+    return loaded, prep, notes_md(prep.notes())
 
 
 def _traced(loaded, ids, causal=None):
     from ..inference.traced import run_traced
-    return run_traced(loaded.model, loaded.tokenizer.itos, ids, causal)
+    return run_traced(loaded.model, loaded.tokenizer, ids, causal)
 
 
-def top1_text(logits, itos: list[str]) -> str:
-    """The most likely next character at every position (``logits`` [T, V]), as display characters."""
-    return "".join(views.display_char(itos[i]) for i in logits.argmax(-1).tolist())
+def top1_text(logits, tokenizer) -> list[str]:
+    """The most likely next token at every position (``logits`` [T, V]), each as its visible label."""
+    return [tokenizer.label(i) for i in logits.argmax(-1).tolist()]
 
 
 # ------------------------------------------------------------------------------------------ attention
@@ -65,7 +65,7 @@ def _mask_tag(causal: bool, hide_first: bool) -> str:
 
 def _head_figure(traced, layer: int, head: int, hide_first: bool, causal: bool):
     mask = "causal mask on" if causal else "causal mask OFF"
-    fig = views.attention_heatmap(traced.trace.self_attn[layer][0, head], traced.chars, hide_first=hide_first,
+    fig = views.attention_heatmap(traced.trace.self_attn[layer][0, head], traced.pieces, hide_first=hide_first,
                                   title=f"layer {layer + 1}, head {head + 1} ({mask})")
     return views.export_name(fig, f"attention_L{layer + 1}H{head + 1}_{_mask_tag(causal, hide_first)}")
 
@@ -85,9 +85,8 @@ def _attention_inputs(bank, text, layer, head):
 
 
 def _comparison(loaded, prep, on, off) -> str:
-    itos = loaded.tokenizer.itos
-    text = "".join(views.display_char(c) for c in prep.text)
-    p_on, p_off = top1_text(on.trace.logits[0], itos), top1_text(off.trace.logits[0], itos)
+    text = "".join(views.display_token(c) for c in prep.text)
+    p_on, p_off = top1_text(on.trace.logits[0], loaded.tokenizer), top1_text(off.trace.logits[0], loaded.tokenizer)
     changed = sum(a != b for a, b in zip(p_on, p_off))
     return (f"**Loss on this text:** mask on {on.bits_per_char:.2f} bits/char, mask off "
             f"{off.bits_per_char:.2f} bits/char. With the mask off every position also sees the "
@@ -129,7 +128,7 @@ def attention(bank: ModelBank, text, causal, layer, head, hide_first) -> Attenti
     loaded, prep, note, l, h = _attention_inputs(bank, text, layer, head)
     on = _traced(loaded, prep.ids, causal=True)
     off = _traced(loaded, prep.ids, causal=False)
-    chars = on.chars
+    chars = on.pieces
     grid, head_fig, avg = _attention_figures(on if causal else off, chars, l, h, bool(hide_first), bool(causal))
     return AttentionViews(note, grid, head_fig, avg, _diff_figure(on, off, chars, l, h),
                           _comparison(loaded, prep, on, off))
@@ -181,7 +180,7 @@ def attention_view(bank: ModelBank, text, causal, layer, head, hide_first) -> At
     """After the causal toggle or the first-token option: (grid, head, average) only."""
     loaded, prep, _, l, h = _attention_inputs(bank, text, layer, head)
     traced = _traced(loaded, prep.ids, causal=bool(causal))
-    return AttentionMatrices(*_attention_figures(traced, traced.chars, l, h, bool(hide_first), bool(causal)))
+    return AttentionMatrices(*_attention_figures(traced, traced.pieces, l, h, bool(hide_first), bool(causal)))
 
 
 def attention_head(bank: ModelBank, text, causal, layer, head, hide_first) -> AttentionHead:
@@ -190,7 +189,7 @@ def attention_head(bank: ModelBank, text, causal, layer, head, hide_first) -> At
     on = _traced(loaded, prep.ids, causal=True)
     off = _traced(loaded, prep.ids, causal=False)
     head_fig = _head_figure(on if causal else off, l, h, bool(hide_first), bool(causal))
-    return AttentionHead(head_fig, _diff_figure(on, off, on.chars, l, h))
+    return AttentionHead(head_fig, _diff_figure(on, off, on.pieces, l, h))
 
 
 ATTENTION_INTRO = r"""
@@ -228,7 +227,8 @@ def embedding_figure(bank: ModelBank, name: str):
     if not bank.available(name):
         return views.message_figure(bank.slots[name].error or f"{name} is not loaded")
     loaded = bank.get(name)
-    fig = views.embedding_pca_figure(loaded.model.token_embedding_table(), loaded.tokenizer.itos,
+    fig = views.embedding_pca_figure(loaded.model.token_embedding_table(), loaded.tokenizer.texts,
+                                     specials=loaded.tokenizer.specials,
                                      title=f"{name}: token embeddings, PCA to 2-D")
     return views.export_name(fig, f"embeddings_pca_{name.lower()}")
 
@@ -245,7 +245,7 @@ def hidden_states(bank: ModelBank, text):
     loaded, prep, note = _prepared(bank, TRANSFORMER, text)
     traced = _traced(loaded, prep.ids)
     hidden = [h[0] for h in traced.trace.hidden_states]
-    fig = views.hidden_states_figure(hidden, traced.chars, title="Transformer: hidden states by layer")
+    fig = views.hidden_states_figure(hidden, traced.pieces, title="Transformer: hidden states by layer")
     return note, views.export_name(fig, "hidden_states_by_layer")
 
 
@@ -271,10 +271,10 @@ def lstm_inside(bank: ModelBank, text, layer, n_units):
     gates = {k: v[l, 0] for k, v in traced.trace.gates.items()}       # [T, hidden]
     cells = traced.trace.cell_states[l, 0]
     units = views.top_varying_units(cells, n)
-    fig = views.lstm_gates_figure(gates, cells, traced.chars, units,
+    fig = views.lstm_gates_figure(gates, cells, traced.pieces, units,
                                   title=f"LSTM layer {l + 1}: the {n} units whose tanh(c_t) varies most")
     views.export_name(fig, f"lstm_gates_L{l + 1}_top{n}")
-    units_html = "".join(views.unit_text_html(traced.chars, torch.tanh(cells[:, u]), f"unit {u}: tanh(c_t)")
+    units_html = "".join(views.unit_text_html(traced.pieces, torch.tanh(cells[:, u]), f"unit {u}: tanh(c_t)")
                          for u in units[:6])
     return note, fig, units_html
 

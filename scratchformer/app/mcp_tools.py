@@ -1,7 +1,7 @@
 """The app's tools for language-model agents: plain functions of (bank, typed values) → a JSON-ready
 dict, served as one JSON text per call (:func:`bind`).
 
-``build_demo`` registers each function of :data:`TOOLS` with ``gr.api`` (:func:`register`), which makes
+``build_demo`` registers each function of :data:`TOOLS` with ``gr.api`` (:func:`~.blocks.register_tools`), which makes
 it two things at once: an API endpoint (``/tool_<name>`` for ``gradio_client``) and, when the app is
 launched with ``mcp_server=True``, a Model Context Protocol tool called ``<name>``. Gradio builds the
 tool's schema from the function itself: the type hints give each argument's JSON type, the defaults
@@ -10,9 +10,9 @@ its default, the docstring's first paragraph the tool's description, and each ``
 
 The tools compute nothing their own way: they call the same library functions as the app's tabs
 (``generate_stream``, ``run_traced``, ``decode_with_trace``, ``fill_blanks``) after the same checks
-(:mod:`.policy`, :func:`~.generate_tab.check_generate`), so ``generate`` here writes exactly the
+(:mod:`.policy` for texts, :mod:`.settings` for every other setting), so ``generate`` here writes exactly the
 texts the app's ``/generate`` writes for the same prompt, settings and seed. A bad value raises
-``ValueError`` naming the argument and its allowed range; :func:`register` turns it into a
+``ValueError`` naming the argument and its allowed range; :func:`bind` turns it into a
 ``gr.Error`` (the same :func:`~.events.friendly` policy as every event), which an MCP client receives
 as an error result with that message. The server keeps serving.
 
@@ -30,10 +30,9 @@ from typing import Callable
 from ..inference.choices import BLANK, MAX_BEAM_SIZE
 from .bank import BERT, ENCDEC, LANGUAGE_MODELS, TRANSFORMER, ModelBank
 from .events import friendly
-from .generate_tab import check_generate
 from .policy import (MAX_ANALYSIS_CHARS, MAX_PROMPT_CHARS, as_int, as_number, check_index, check_text,
-                     context_limit, generation_prompt, prepare_text, shown_value, unk_char)
-from .seq2seq_tabs import MAX_TOP_K as MAX_GUESSES
+                     context_limit, generation_prompt, prepare_text, shown_value)
+from . import settings as check
 
 KEYS = {TRANSFORMER: "transformer", "LSTM": "lstm"}   # the JSON key of each language model
 MAX_TOP_N = 100              # next_char_distribution lists at most this many characters (the vocabulary: 65)
@@ -71,7 +70,7 @@ def _language_models(bank: ModelBank, notes: list[str]) -> dict:
 def _prepared_prompt(loaded, prompt: str, notes: list[str]):
     """The prompt as the generate tab prepares it: its last 2,000 characters, unknown ones replaced."""
     prep = prepare_text(prompt, loaded.tokenizer, MAX_PROMPT_CHARS, keep="end")
-    notes += [n for n in prep.notes(unk_char(loaded.tokenizer)) if n not in notes]
+    notes += [n for n in prep.notes() if n not in notes]
     return prep
 
 
@@ -93,8 +92,8 @@ def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8
         {"transformer": text, "lstm": text, "prompt": the prompt as read, "settings": {...}, "notes": [...]}
     """
     from ..inference.generation import generate_stream   # torch: imported on the first call
-    settings, max_new_tokens, seed, _ = check_generate(bank, temperature, top_k, top_p, max_new_tokens, seed,
-                                                       None)
+    request = check.generation(temperature, top_k, top_p, max_new_tokens, seed)
+    settings, max_new_tokens, seed = request.sampling, request.max_new_tokens, request.seed
     prompt, notes = generation_prompt(prompt)
     models = _language_models(bank, notes)
     out = {key: None for key in KEYS.values()}
@@ -128,7 +127,7 @@ def next_char_distribution(bank: ModelBank, text: str = "ROMEO:\n", temperature:
     """
     import torch
     from ..inference.generation import generate_stream
-    settings, _, seed, _ = check_generate(bank, temperature, top_k, top_p, 1, seed, None)
+    settings, seed = check.sampling(temperature, top_k, top_p), check.seed(seed)
     top_n = as_int(top_n, "top_n", 1, MAX_TOP_N)
     text = check_text(text, "text", limit=None)      # cropped to what the models read, then encoded
     notes: list[str] = []
@@ -138,9 +137,9 @@ def next_char_distribution(bank: ModelBank, text: str = "ROMEO:\n", temperature:
         # one step of the app's own generation: the model's next-character logits, then sample_step
         g = next(generate_stream(loaded.model, loaded.tokenizer, prep.text, settings=settings, max_new_tokens=1,
                                  seed=seed))
-        step, itos = g.step, loaded.tokenizer.itos
+        step, tok = g.step, loaded.tokenizer
         order = torch.sort(step.probs_temperature, descending=True, stable=True).indices[:top_n].tolist()
-        top = [{"char": itos[i], "p_temperature": round(float(step.probs_temperature[i]), 6),
+        top = [{"char": tok.token_text(i), "p_temperature": round(float(step.probs_temperature[i]), 6),
                 "p_filtered": round(float(step.probs_filtered[i]), 6),
                 "cut_by": "top_k" if step.cut_by_top_k[i] else "top_p" if step.cut_by_top_p[i] else None}
                for i in order]
@@ -148,9 +147,9 @@ def next_char_distribution(bank: ModelBank, text: str = "ROMEO:\n", temperature:
                     "top": top,
                     "kept": 1 if step.greedy else int((~step.cut_by_top_k & ~step.cut_by_top_p).sum()),
                     "cut_by_top_k": int(step.cut_by_top_k.sum()), "cut_by_top_p": int(step.cut_by_top_p.sum()),
-                    "vocabulary": len(itos),
-                    "greedy": itos[int(torch.argmax(step.logits))],
-                    "sampled": {"char": itos[step.token_id], "p": round(step.token_prob, 6)}}
+                    "vocabulary": tok.vocab_size,
+                    "greedy": tok.token_text(int(torch.argmax(step.logits))),
+                    "sampled": {"char": tok.token_text(step.token_id), "p": round(step.token_prob, 6)}}
     return {**out, "settings": {"temperature": settings.temperature, "top_k": settings.top_k,
                                 "top_p": settings.top_p, "seed": seed},
             "notes": notes}
@@ -176,12 +175,12 @@ def attention(bank: ModelBank, text: str = "JULIET:\nO Romeo, Romeo!", layer: in
     l, h = check_index(layer, "layer", cfg.n_layer), check_index(head, "head", cfg.n_head)
     causal = _check_bool(causal, "causal")
     prep = prepare_text(text, loaded.tokenizer, context_limit(loaded.model, MAX_ANALYSIS_CHARS))
-    traced = run_traced(loaded.model, loaded.tokenizer.itos, prep.ids, causal=causal)
+    traced = run_traced(loaded.model, loaded.tokenizer, prep.ids, causal=causal)
     bpc = traced.bits_per_char
-    return {"chars": traced.chars, "weights": _round(traced.trace.self_attn[l][0, h], 4),
+    return {"chars": traced.pieces, "weights": _round(traced.trace.self_attn[l][0, h], 4),
             "layer": l + 1, "head": h + 1, "causal": causal, "n_layer": cfg.n_layer, "n_head": cfg.n_head,
             "bits_per_char": None if bpc != bpc else round(bpc, 4),
-            "notes": prep.notes(unk_char(loaded.tokenizer))}
+            "notes": prep.notes()}
 
 
 def normalize_date(bank: ModelBank, source: str = "3rd of March 1999", method: str = "greedy",
@@ -224,7 +223,7 @@ def normalize_date(bank: ModelBank, source: str = "3rd of March 1999", method: s
            "cross_attention": {"layer": layer or "average", "head": head or "average",
                                "weights": _round(cross, 4)}}
     if method == "beam":
-        out["beams"] = [{"output": tok.decode([i for i in b.ids if not tok.itos[i].startswith("<")]),
+        out["beams"] = [{"output": tok.decode(b.ids),
                          "logprob": round(b.logprob, 6), "score": round(b.score, 6), "finished": b.finished}
                         for b in result.beams]
     return out
@@ -243,7 +242,7 @@ def fill_blanks(bank: ModelBank, text: str = "To be, or not to b_, that is the q
     from ..inference import blanks as blank_filling
     loaded = bank.get(BERT)
     model, tok = loaded.model, loaded.tokenizer
-    top_k = as_int(top_k, "top_k (guesses per blank)", 1, MAX_GUESSES)
+    top_k = check.guesses(top_k)
     text = check_text(text, "text")
     if BLANK not in text:
         raise ValueError(f"text must contain at least one blank written {BLANK!r}, "

@@ -162,8 +162,9 @@ class PreparedText:
     ids: list[int]
     replaced: list[str]       # distinct characters outside the vocabulary
     cropped_from: int = 0     # the original length when the text was cropped, else 0
+    replacement: str = "?"    # what the tokenizer put in place of each of them (Tokenizer.replacement)
 
-    def notes(self, unk: str = "?") -> list[str]:
+    def notes(self) -> list[str]:
         """Plain sentences saying what happened to the text (empty when nothing did)."""
         out = []
         if self.cropped_from:
@@ -171,17 +172,18 @@ class PreparedText:
                        f"{len(self.text):,} of them.")
         if self.replaced:
             shown = " ".join(repr(c) for c in self.replaced[:12]) + (" …" if len(self.replaced) > 12 else "")
-            out.append(f"Characters outside the vocabulary were replaced by {unk!r}: {shown}.")
+            out.append(f"Characters outside the vocabulary were replaced by {self.replacement!r}: {shown}.")
         return out
 
 
-def prepare_text(text, tokenizer, max_chars: int, keep: str = "start") -> PreparedText:
-    """Check, crop and encode ``text``.
+def prepare_text(text, tokenizer, max_tokens: int, keep: str = "start") -> PreparedText:
+    """Check, crop and encode ``text`` into at most ``max_tokens`` tokens.
 
-    ValueError for text that is not a string or is empty. Text longer than ``max_chars`` is cropped
-    to its first (``keep="start"``) or last (``keep="end"``) ``max_chars`` characters *before* it is
-    encoded, so a 2 MB paste costs no more than ``max_chars`` characters do. Unknown characters follow
-    the tokenizer's policy (normalise, then replace) and are listed.
+    ValueError for text that is not a string or is empty. The text is cropped *before* it is encoded,
+    to its first (``keep="start"``) or last (``keep="end"``) ``max_tokens × the longest token``
+    characters (for a character model: ``max_tokens`` characters), so a 2 MB paste costs no more than
+    that; then its ids to ``max_tokens``. Unknown characters follow the tokenizer's policy (normalise,
+    then replace) and are listed.
     """
     if text is None:
         text = ""
@@ -190,22 +192,21 @@ def prepare_text(text, tokenizer, max_chars: int, keep: str = "start") -> Prepar
     if not text:
         raise ValueError("the text is empty: type at least one character")
     cropped_from = 0
+    max_chars = max_tokens * tokenizer.longest_token
     if len(text) > max_chars:
         cropped_from = len(text)
         text = text[:max_chars] if keep == "start" else text[-max_chars:]
     ids, replaced = tokenizer.encode_with_report(text)  # may change the length (… → ...)
-    if len(ids) > max_chars:
-        cropped_from = cropped_from or len(ids)
-        ids = ids[:max_chars] if keep == "start" else ids[-max_chars:]
-    return PreparedText(tokenizer.decode(ids), ids, replaced, cropped_from)
+    if len(ids) > max_tokens:
+        cropped_from = cropped_from or len(text)
+        ids = ids[:max_tokens] if keep == "start" else ids[-max_tokens:]
+    return PreparedText(tokenizer.decode(ids), ids, replaced, cropped_from, tokenizer.replacement)
 
 
-def unk_char(tokenizer) -> str:
-    return tokenizer.itos[tokenizer.unk_id]
 
 
 def context_limit(model, cap: int) -> int:
-    """How many characters a view may feed ``model``: ``cap``, and no more than its context length
+    """How many tokens a view may feed ``model``: ``cap``, and no more than its context length
     when it has one (a Transformer has no positions beyond its block size; an LSTM has no limit)."""
     n = model.context_length
     return cap if n is None else min(cap, n)

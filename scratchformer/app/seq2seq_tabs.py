@@ -20,19 +20,19 @@ from .bank import BERT, ENCDEC, TRANSFORMER, ModelBank
 from .arrival import on_arrival
 from .events import friendly, live_triggers, md, model_event, model_missing, toast_notes
 from .links import link_row
+from . import settings as check
 from .policy import (MAX_TEXT_BOX_CHARS, as_int, as_number, check_index, check_text, notes_md, shown_value,
                      visible_controls)
 
 DEFAULT_SOURCE = "3rd of March 1999"
 DEFAULT_BLANKS = "To be, or not to b_, that is the qu_stion:\nWhether 'tis nobler in the m_nd to suffer"
-MAX_TOP_K = 10
 
 
 # -------------------------------------------------------------------------------- encoder-decoder
 
 def _code(text: str) -> str:
     """Text safe inside a Markdown code span."""
-    return "".join(views.display_char(c) for c in text).replace("`", "'")
+    return "".join(views.display_token(c) for c in text).replace("`", "'")
 
 
 def _steps_md(result, t: int) -> str:
@@ -49,13 +49,13 @@ def _steps_md(result, t: int) -> str:
             "over heads; hover for weights):")
 
 
-def _summary_md(result, itos: list[str]) -> str:
+def _summary_md(result, tokenizer) -> str:
     lines = [f"**Output:** `{_code(result.output)}` · method: {result.method} · "
              f"log-probability {result.logprob:.3f}"]
     if result.beams:
         lines.append("\n| beam | output | finished | log P | score |\n|---|---|---|---|---|")
         for k, h in enumerate(result.beams[:8]):
-            text = "".join(itos[i] for i in h.ids if not itos[i].startswith("<"))
+            text = tokenizer.decode(h.ids)
             lines.append(f"| {k + 1} | `{_code(text)}` | {'yes' if h.finished else 'no'} | "
                          f"{h.logprob:.3f} | {h.score:.3f} |")
     return "\n".join(lines)
@@ -84,7 +84,6 @@ def decode_dates(enc: ModelBank, source, method, beam_size, alpha, temperature, 
     ``layer`` / ``head`` (1-based) pick the single-head heatmaps; ``step`` (1-based, clipped to the
     number of output steps) the decoding step whose attention over the source is shown.
     """
-    from ..inference.sampling import SamplingSettings, validate_seed
     from ..inference.seq2seq import decode_with_trace
     loaded = enc.get(ENCDEC)
     model, tok = loaded.model, loaded.tokenizer
@@ -95,12 +94,7 @@ def decode_dates(enc: ModelBank, source, method, beam_size, alpha, temperature, 
         raise ValueError(f"method must be one of {list(METHODS)}, got {shown_value(method)}")
     beam_size = as_int(beam_size, "beam_size", 1, MAX_BEAM_SIZE)
     alpha = as_number(alpha, "alpha (length penalty)", 0, 2)
-    temperature = as_number(temperature, "temperature", 0, None, hint="0 = greedy")
-    top_k = as_int(top_k, "top_k", 0, None, hint="0 = off")
-    top_p = as_number(top_p, "top_p", 0, 1, hint="1 = off")
-    seed = as_int(seed, "seed", 0, MAX_SEED)
-    validate_seed(seed)
-    settings = SamplingSettings(temperature, top_k, top_p)
+    settings, seed = check.sampling(temperature, top_k, top_p), check.seed(seed)
     cfg = model.config
     l = check_index(layer, "layer", cfg.n_dec_layer or cfg.n_layer)
     le = min(l, cfg.n_layer - 1)
@@ -125,7 +119,7 @@ def decode_dates(enc: ModelBank, source, method, beam_size, alpha, temperature, 
     views.export_name(dec_fig, f"seq2seq_decoder_L{l + 1}H{h + 1}")
     views.export_name(cross_fig, f"seq2seq_cross_L{l + 1}H{h + 1}")
     focus = views.source_focus_html(src, cross[-1][:, t].mean(0).tolist())
-    return DecodeViews(_summary_md(result, tok.itos), grid, enc_fig, dec_fig, cross_fig, _steps_md(result, t),
+    return DecodeViews(_summary_md(result, tok), grid, enc_fig, dec_fig, cross_fig, _steps_md(result, t),
                        focus, n, t + 1)
 
 
@@ -228,7 +222,7 @@ def fill_in(bank: ModelBank, text, top_k, causal, layer, head) -> FillInViews:
     from ..inference.traced import run_traced
     loaded = bank.get(BERT)
     model, tok = loaded.model, loaded.tokenizer
-    top_k = as_int(top_k, "top_k (guesses per blank)", 1, MAX_TOP_K)
+    top_k = check.guesses(top_k)
     if not isinstance(text, str) or BLANK not in text:
         raise ValueError(f"text must contain at least one blank written {BLANK!r}, e.g. 'To be, or not to b_'")
     text = check_text(text, "text")
@@ -254,10 +248,10 @@ def fill_in(bank: ModelBank, text, top_k, causal, layer, head) -> FillInViews:
             chars[pos] = g.best if g else " "
         gpt_text = "".join(chars)[: gpt.config.block_size]
         filled.append(f"GPT:                {gpt_text}")
-        traced = run_traced(gpt.model, gpt.tokenizer.itos, gpt.tokenizer.encode(gpt_text))
+        traced = run_traced(gpt.model, gpt.tokenizer, gpt.tokenizer.encode(gpt_text))
         gl = min(l, gpt.config.n_layer - 1)
         gh = min(h, gpt.config.n_head - 1)
-        gpt_fig = views.attention_heatmap(traced.trace.self_attn[gl][0, gh], traced.chars,
+        gpt_fig = views.attention_heatmap(traced.trace.self_attn[gl][0, gh], traced.pieces,
                                           title=f"GPT, layer {gl + 1}, head {gh + 1} (blanks filled by its guesses)")
         views.export_name(gpt_fig, f"gpt_L{gl + 1}H{gh + 1}_blanks_filled")
     else:
@@ -294,7 +288,7 @@ def build_gpt_bert_tab(bank: ModelBank) -> None:
         text = gr.Textbox(DEFAULT_BLANKS, label=f"Text with blanks _ (up to {cfg.block_size} characters)",
                           lines=3, elem_id="bert-text", max_length=MAX_TEXT_BOX_CHARS)
         with gr.Row():
-            top_k = gr.Slider(1, MAX_TOP_K, 5, step=1, label="guesses per blank", elem_id="bert-topk")
+            top_k = gr.Slider(1, check.MAX_GUESSES, 5, step=1, label="guesses per blank", elem_id="bert-topk")
             causal = gr.Checkbox(False, label="causal mask on the BERT-style model", elem_id="bert-causal")
             button = gr.Button("Fill in the blanks", variant="primary", elem_id="bert-btn")
         note = gr.Markdown()

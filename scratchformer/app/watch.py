@@ -23,60 +23,65 @@ class StepAttention(NamedTuple):
     """The newest position's attention for one generation step."""
 
     weights: object        # [H, T] tensor: row h = head h of the chosen layer
-    chars: list[str]       # the T characters of the context
-    logits: object         # [V] the traced pass's scores for the next character (check: = the step's)
+    pieces: list[str]      # the text of the T tokens of the context
+    logits: object         # [V] the traced pass's scores for the next token (check: = the step's)
 
 
-def step_attention(model, itos: Sequence[str], sequence: Sequence[int], start: int, length: int,
+def step_attention(model, tokenizer, sequence: Sequence[int], start: int, length: int,
                    layer: int) -> StepAttention:
     """A traced pass over ``sequence[start:start+length]``: layer ``layer``'s (0-based) attention of
     the last position, per head."""
     from ..inference.traced import run_traced
     ids = list(sequence[start:start + length])
-    traced = run_traced(model, itos, ids)
-    return StepAttention(traced.trace.self_attn[layer][0, :, -1, :], traced.chars, traced.trace.logits[0, -1])
+    traced = run_traced(model, tokenizer, ids)
+    return StepAttention(traced.trace.self_attn[layer][0, :, -1, :], traced.pieces, traced.trace.logits[0, -1])
 
 
-def context_caption(name: str, k: int, start: int, length: int, block_size) -> str:
-    """Which characters the model saw at step ``k`` (1-based), in words."""
-    where = f"characters {start + 1}…{start + length} of the prompt + generated text"
+def context_caption(name: str, k: int, start: int, length: int, block_size, tokenizer) -> str:
+    """Which tokens the model saw at step ``k`` (1-based), in words (the tokenizer's unit: characters
+    for a character model)."""
+    unit = tokenizer.unit + "s"
+    where = f"{unit} {start + 1}…{start + length} of the prompt + generated text"
     if block_size is None:
-        return f"**{name}, step {k}:** it read the whole text so far ({length} characters) through its state."
+        return (f"**{name}, step {k}:** it read the whole text so far ({tokenizer.count(length)}) "
+                "through its state.")
     why = ""
     if start:
         why = (f" (the KV cache holds at most {block_size} positions; when it fills it is rebuilt from the "
-               f"last {block_size // 2} characters, so the model saw this window, not the last {block_size})")
-    return f"**{name}, step {k}:** it saw {length} characters, {where}{why}. Struck through: not seen."
+               f"last {tokenizer.count(block_size // 2)}, so the model saw this window, not the last {block_size})")
+    return f"**{name}, step {k}:** it saw {tokenizer.count(length)}, {where}{why}. Struck through: not seen."
 
 
 def watch_views(loaded, sequence: Sequence[int], start: int, length: int, step, layer: int, k: int):
     """(attention figure, distribution figure, context HTML) for step ``k`` of a generation whose
     token ids are ``sequence`` (prompt + generated, at least up to this step)."""
     attn, context = attention_views(loaded, sequence, start, length, step.token_id, layer, k)
-    chosen = loaded.tokenizer.itos[step.token_id]
+    tok = loaded.tokenizer
     dist = views.export_name(views.next_char_figure(
-        step.probs_filtered, loaded.tokenizer.itos, step.token_id,
-        title=f"step {k}: next character (chose '{views.display_char(chosen)}')"), f"watch_distribution_step{k}")
+        step.probs_filtered, tok.texts, step.token_id,
+        title=f"step {k}: next {tok.unit} (chose '{tok.label(step.token_id)}')"), f"watch_distribution_step{k}")
     return attn, dist, context
 
 
 def attention_views(loaded, sequence: Sequence[int], start: int, length: int, token_id: int, layer: int, k: int):
     """:func:`watch_views` without the distribution: (attention figure, context HTML), for step ``k``
     that chose ``token_id``."""
-    itos = loaded.tokenizer.itos
-    text = "".join(itos[i] for i in sequence[:start + length])
-    chosen = itos[token_id]
+    tok = loaded.tokenizer
+    pieces = tok.pieces(sequence[:start + length])
+    text, chosen = "".join(pieces), tok.token_text(token_id)
+    # the context figure counts characters of the text: where the tokens seen start and end in it
+    start_c, length_c = len("".join(pieces[:start])), len("".join(pieces[start:]))
     if loaded.config.model_type == "lstm":
         attn = views.message_figure("The LSTM has no attention: everything it read is in its state (h, c).",
                                     height=160)
-        caption = context_caption("LSTM", k, 0, length, None)
+        caption = context_caption("LSTM", k, 0, length, None, tok)
     else:
-        sa = step_attention(loaded.model, itos, sequence, start, length, layer)
+        sa = step_attention(loaded.model, tok, sequence, start, length, layer)
         attn = views.export_name(views.newest_attention_figure(
-            sa.weights, sa.chars, title=f"step {k}: where '{views.display_char(sa.chars[-1])}' looks, layer {layer + 1}"),
+            sa.weights, sa.pieces, title=f"step {k}: where '{views.display_token(sa.pieces[-1])}' looks, layer {layer + 1}"),
             f"watch_attention_step{k}_L{layer + 1}")
-        caption = context_caption(TRANSFORMER, k, start, length, loaded.config.block_size)
-    return attn, caption_html(caption) + views.context_html(text, start, length, chosen)
+        caption = context_caption(TRANSFORMER, k, start, length, loaded.config.block_size, tok)
+    return attn, caption_html(caption) + views.context_html(text, start_c, length_c, chosen)
 
 
 def caption_html(markdown_bold: str) -> str:

@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from ..model.trace import Trace
-from ..tokenizer import CharTokenizer
+from ..tokenizers import Tokenizer
 from .choices import BLANK
 
 MAX_TOP_K = 20
@@ -31,10 +31,12 @@ MAX_TOP_K = 20
 
 @dataclass
 class BlankGuess:
-    """The guesses for one blank: ``position`` in the text, top (character, probability) pairs."""
+    """The guesses for one blank: ``position`` in the text, top (token text, probability) pairs, and
+    the ids of those tokens (``ids[0]``: the best guess)."""
 
     position: int
     guesses: list[tuple[str, float]]
+    ids: list[int] = field(default_factory=list)
 
     @property
     def best(self) -> str:
@@ -54,14 +56,19 @@ class FillResult:
     unknown_chars: list[str] = field(default_factory=list)
 
 
-def _char_probs(logits: Tensor, n_chars: int) -> Tensor:
-    """softmax over the character ids 0 … n_chars−1 only (specials excluded)."""
-    return torch.softmax(logits[..., :n_chars].float(), dim=-1)
+def _text_probs(logits: Tensor, tokenizer: Tokenizer) -> Tensor:
+    """softmax over the tokens that stand for text only (special tokens get probability 0)."""
+    special = [i for i in range(tokenizer.vocab_size) if tokenizer.is_special(i)]
+    logits = logits[..., :tokenizer.vocab_size].float()
+    if special:
+        logits = logits.index_fill(-1, torch.tensor(special, device=logits.device), float("-inf"))
+    return torch.softmax(logits, dim=-1)
 
 
-def _top(probs: Tensor, tokenizer: CharTokenizer, k: int) -> list[tuple[str, float]]:
+def _guess(position: int, probs: Tensor, tokenizer: Tokenizer, k: int) -> BlankGuess:
     p, i = probs.topk(min(k, probs.numel()))
-    return [(tokenizer.itos[j], float(q)) for q, j in zip(p.tolist(), i.tolist())]
+    ids = i.tolist()
+    return BlankGuess(position, [(tokenizer.token_text(j), float(q)) for q, j in zip(p.tolist(), ids)], ids)
 
 
 def _check(text: str, top_k: int, blank: str) -> None:
@@ -71,7 +78,7 @@ def _check(text: str, top_k: int, blank: str) -> None:
         raise ValueError(f"top_k must be an integer in [1, {MAX_TOP_K}], got {top_k!r}")
 
 
-def encode_with_blanks(tokenizer: CharTokenizer, text: str, mask_id: int, blank: str = BLANK
+def encode_with_blanks(tokenizer: Tokenizer, text: str, mask_id: int, blank: str = BLANK
                        ) -> tuple[list[int], list[int], list[str]]:
     """(ids with ``mask_id`` at every blank, the blanks' positions, characters that were replaced)."""
     ids: list[int] = []
@@ -88,7 +95,7 @@ def encode_with_blanks(tokenizer: CharTokenizer, text: str, mask_id: int, blank:
 
 
 @torch.no_grad()
-def fill_blanks(model: nn.Module, tokenizer: CharTokenizer, text: str, *, top_k: int = 5,
+def fill_blanks(model: nn.Module, tokenizer: Tokenizer, text: str, *, top_k: int = 5,
                 causal: bool = False, blank: str = BLANK, trace: bool = True) -> FillResult:
     """The BERT-style model's top-k guesses for every ``blank`` in ``text`` (one forward pass)."""
     _check(text, top_k, blank)
@@ -97,22 +104,22 @@ def fill_blanks(model: nn.Module, tokenizer: CharTokenizer, text: str, *, top_k:
         raise ValueError("this model has no <mask> token (config.mask_id is None); use a BERT-style checkpoint")
     ids, positions, unknown = encode_with_blanks(tokenizer, text, cfg.mask_id, blank)
     if len(ids) > cfg.block_size:
-        raise ValueError(f"text must be at most {cfg.block_size} characters (the model's block_size), "
+        raise ValueError(f"text must be at most {tokenizer.count(cfg.block_size)} (the model's block_size), "
                          f"got {len(ids)}")
     device = next(model.parameters()).device
     out = model(torch.tensor([ids], device=device), causal=causal, trace=trace)
-    probs = _char_probs(out.logits[0], len(tokenizer.chars))
-    blanks = [BlankGuess(p, _top(probs[p], tokenizer, top_k)) for p in positions]
+    probs = _text_probs(out.logits[0], tokenizer)
+    blanks = [_guess(p, probs[p], tokenizer, top_k) for p in positions]
     filled_ids = list(ids)
     for b in blanks:
-        filled_ids[b.position] = tokenizer.stoi[b.best]
+        filled_ids[b.position] = b.ids[0]
     return FillResult(text=text, filled=tokenizer.decode(filled_ids), blanks=blanks, causal=causal,
-                      tokens=[tokenizer.itos[i] for i in ids],
+                      tokens=tokenizer.pieces(ids),
                       trace=out.trace.to("cpu") if out.trace is not None else None, unknown_chars=unknown)
 
 
 @torch.no_grad()
-def gpt_fill_blanks(model: nn.Module, tokenizer: CharTokenizer, text: str, *, top_k: int = 5,
+def gpt_fill_blanks(model: nn.Module, tokenizer: Tokenizer, text: str, *, top_k: int = 5,
                     blank: str = BLANK) -> list[Optional[BlankGuess]]:
     """A causal language model's guesses for each blank: its next-character distribution after the
     text to the blank's left (at most ``block_size`` characters of it; earlier blanks filled with its
@@ -125,11 +132,11 @@ def gpt_fill_blanks(model: nn.Module, tokenizer: CharTokenizer, text: str, *, to
     for n, piece in enumerate(text.split(blank)):
         if n > 0 and not context:
             guesses.append(None)
-            context.append(tokenizer.stoi.get(" ", 0))   # a neutral stand-in for the unknown character
+            context += tokenizer.encode(" ")[-1:] or [0]   # a neutral stand-in for the unknown text
         elif n > 0:
             logits = model(torch.tensor([context[-block:]], device=device)).logits[0, -1]
-            g = BlankGuess(len(context), _top(_char_probs(logits, len(tokenizer.chars)), tokenizer, top_k))
+            g = _guess(len(context), _text_probs(logits, tokenizer), tokenizer, top_k)
             guesses.append(g)
-            context.append(tokenizer.stoi[g.best])
+            context.append(g.ids[0])
         context += tokenizer.encode(piece)
     return guesses

@@ -41,8 +41,9 @@ import torch
 from torch import Tensor, nn
 
 from ..model.attention import KVCache
-from ..model.fast_decode import fast_decoder
+from ..model.fast import fast_decoder
 from ..model.lstm import LSTMLM
+from ..model.registry import family
 from ..model.transformer import TransformerLM
 from .sampling import SamplingSettings, Step, make_generator, sample_step, validate_max_new_tokens
 
@@ -98,7 +99,7 @@ class _GPTRecompute:
 class _GPTCached:
     """Prefill once, then one token per step through the KV cache; rebuilt when full (see module doc).
 
-    The passes go through :class:`~scratchformer.model.fast_decode.FastGPTDecoder` (the same function
+    The passes go through :class:`~scratchformer.model.fast.decode.FastGPTDecoder` (the same function
     as the model's own forward pass with fewer calls, tested against it) when the model allows, and
     the cache is allocated once for ``block_size`` positions.
     """
@@ -145,14 +146,16 @@ class _LSTMState:
 
 
 def _next_logits_source(model: nn.Module, use_cache: bool, device: torch.device):
-    if isinstance(model, LSTMLM):
+    """How this model gets its next-token logits: by its family's ``decoding`` (model/registry.py)."""
+    kind = family(model.config.model_type)
+    if kind.decoding == "state":
         return _LSTMState(model, device, reread=not use_cache)
-    if isinstance(model, TransformerLM):
-        if not model.default_causal:
-            raise ValueError(f"{type(model).__name__} is not a left-to-right model; "
-                             "generation needs a GPT or an LSTM")
+    if kind.decoding == "kv_cache":
         return _GPTCached(model, device) if use_cache else _GPTRecompute(model, device)
-    raise ValueError(f"cannot generate with a {type(model).__name__}; expected a GPT or an LSTMLM")
+    if kind.decoding == "recompute":
+        return _GPTRecompute(model, device)
+    raise ValueError(f"cannot generate with a {kind.model_type!r} model ({kind.description}); "
+                     "generation needs a model that writes left to right, such as a GPT or an LSTM")
 
 
 # ----------------------------------------------------------------------------------- the stream

@@ -78,7 +78,7 @@ def describe_head(n: dict, key_char: str = "") -> str:
     return f"spreads its attention: mean distance {n['distance']:.1f} characters, entropy {n['entropy']:.2f} bits"
 
 
-def head_table(attn: Sequence[Tensor], ids: Sequence[int], itos: Sequence[str]) -> list[dict]:
+def head_table(attn: Sequence[Tensor], ids: Sequence[int], tokenizer) -> list[dict]:
     """Every head of every layer (``attn``: L tensors [H, T, T] of one text): the numbers and the
     description, with 1-based ``layer`` and ``head``; a share that is undefined on this text (no
     earlier copy of any character, a one-character text) is None."""
@@ -86,7 +86,7 @@ def head_table(attn: Sequence[Tensor], ids: Sequence[int], itos: Sequence[str]) 
     for l, a in enumerate(attn):
         for h in range(a.size(0)):
             n = head_numbers(a[h], ids)
-            n["key_char"] = itos[n["key_char_id"]]
+            n["key_char"] = tokenizer.token_text(n["key_char_id"])
             described = describe_head(n, n["key_char"])
             n = {k: None if isinstance(v, float) and v != v else v for k, v in n.items()}   # JSON: no NaN
             rows.append({"layer": l + 1, "head": h + 1, **n, "description": described})

@@ -1,6 +1,6 @@
 """Inside one forward pass of the GPT: every stage for one character, and the logit lens.
 
-:func:`walkthrough` runs ``model(ids, trace="full")`` once and reads, for one position t, what each
+:func:`walkthrough` runs ``model(ids, probe=Probe(full=True))`` once and reads, for one position t, what each
 stage computed — the numbers are the model's own (the final logits are the forward pass's; a test
 recomputes every stage with PyTorch's modules). Its result is plain JSON-ready data (lists and
 floats) plus the sampling :class:`~scratchformer.inference.sampling.Step` for the last stage.
@@ -25,6 +25,7 @@ from typing import NamedTuple, Sequence
 import torch
 from torch import Tensor, nn
 
+from ..model.probe import Probe
 from .sampling import SamplingSettings, Step, sample_step
 
 
@@ -56,10 +57,11 @@ def check_ids(ids: Sequence[int], model: nn.Module) -> list[int]:
 
 
 def full_trace(model: nn.Module, ids: Sequence[int]):
-    """``model(ids, trace="full")`` for one text, under inference mode; the Trace (on the model's device)."""
+    """``model(ids, probe=Probe(full=True))`` for one text, under inference mode; the Trace (on the
+    model's device)."""
     x = torch.tensor([list(ids)], dtype=torch.long, device=_device(model))
     with torch.inference_mode():
-        return model(x, trace="full").trace
+        return model(x, probe=Probe(full=True)).trace
 
 
 def layer_norm_stage(x: Tensor, out: Tensor, eps: float) -> dict:
@@ -80,7 +82,7 @@ class Walkthrough(NamedTuple):
     step: Step
 
 
-def walkthrough(model: nn.Module, ids: Sequence[int], position: int, itos: Sequence[str],
+def walkthrough(model: nn.Module, ids: Sequence[int], position: int, tokenizer,
                 settings: SamplingSettings = SamplingSettings()) -> Walkthrough:
     """Every stage of the forward pass for the character at ``position`` of ``ids`` (see the module
     docstring for the formulas). ``numbers`` holds, as lists and floats:
@@ -129,8 +131,8 @@ def walkthrough(model: nn.Module, ids: Sequence[int], position: int, itos: Seque
     nxt = ids[t + 1] if t + 1 < T and causal else None
     top = torch.argsort(probs, descending=True)[:5].tolist()
     numbers = {
-        "text": [itos[i] for i in ids], "position": t, "char": itos[ids[t]],
-        "next_char": itos[nxt] if nxt is not None else None, "causal": causal,
+        "text": tokenizer.pieces(ids), "position": t, "char": tokenizer.token_text(ids[t]),
+        "next_char": tokenizer.token_text(nxt) if nxt is not None else None, "causal": causal,
         "config": {"n_layer": cfg.n_layer, "n_head": H, "d_model": D, "d_head": d_head, "d_ff": cfg.d_ff,
                    "vocab_size": cfg.vocab_size, "activation": cfg.activation, "length": T},
         "embedding": {"token": _list(tr.token_embeddings[0, t]), "position": _list(tr.positional_embeddings[t]),
@@ -138,11 +140,11 @@ def walkthrough(model: nn.Module, ids: Sequence[int], position: int, itos: Seque
         "layers": layers,
         "final": {"ln": layer_norm_stage(tr.hidden_states[-1][0, t], tr.final_norm[0, t], model.ln_f.eps),
                   "logits": _list(logits), "probs": _list(probs),
-                  "top": [[itos[i], float(probs[i])] for i in top],
+                  "top": [[tokenizer.token_text(i), float(probs[i])] for i in top],
                   "loss": float(-torch.log(probs[nxt])) if nxt is not None else None,
                   "sampling": {"temperature": settings.temperature,
-                               "top_k": min(settings.top_k, len(itos)),   # k ≥ V keeps every token, as V does
-                               "top_p": settings.top_p, "chosen": itos[step.token_id],
+                               "top_k": min(settings.top_k, tokenizer.vocab_size),   # k ≥ V keeps every token, as V does
+                               "top_p": settings.top_p, "chosen": tokenizer.token_text(step.token_id),
                                "after_temperature": _list(step.probs_temperature),
                                "after_filters": _list(step.probs_filtered),
                                "kept": int((step.probs_filtered > 0).sum())}},
@@ -166,7 +168,7 @@ def model_shapes(cfg, T: int) -> list[dict]:
 
 # ------------------------------------------------------------------------------------------ logit lens
 
-def logit_lens(model: nn.Module, ids: Sequence[int], itos: Sequence[str]) -> dict:
+def logit_lens(model: nn.Module, ids: Sequence[int], tokenizer) -> dict:
     """The output head read off the residual stream after the embedding and after every layer.
 
     For stream x_l (l = 0: token + position; l: after layer l):  p_l = softmax(LN_f(x_l)·W_outᵀ),
@@ -185,7 +187,7 @@ def logit_lens(model: nn.Module, ids: Sequence[int], itos: Sequence[str]) -> dic
     nxt = torch.tensor(ids[1:] + [0])
     p_next = probs.gather(-1, nxt.expand(probs.size(0), -1)[..., None])[..., 0]
     rows = ["embedding"] + [f"after layer {l + 1}" for l in range(len(tr.hidden_states) - 1)]
-    return {"text": [itos[i] for i in ids], "rows": rows,
-            "top": [[itos[i] for i in r] for r in top.tolist()], "top_prob": top_p.tolist(),
+    return {"text": tokenizer.pieces(ids), "rows": rows,
+            "top": [tokenizer.pieces(r) for r in top.tolist()], "top_prob": top_p.tolist(),
             "p_next": [r[:-1] + [None] for r in p_next.tolist()],
             "final_layernorm_applied": True}

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from ..model.ablation import Ablation
 from ..model.attention import KVCache
 from ..model.lstm import LSTMLM
+from ..model.probe import Probe
 from .choices import MODES
 from .inside import check_ids, full_trace
 
@@ -74,7 +75,7 @@ def make_ablation(model: nn.Module, ids: Sequence[int], heads: Iterable[tuple[in
 def _forward(model: nn.Module, ids: Sequence[int], ablation: Optional[Ablation]) -> Tensor:
     x = torch.tensor([list(ids)], dtype=torch.long, device=_device(model))
     with torch.inference_mode():
-        return model(x, ablation=ablation).logits[0].float().cpu()      # [T, V]
+        return model(x, probe=Probe(ablation=ablation or Ablation())).logits[0].float().cpu()  # [T, V]
 
 
 def position_losses(logits: Tensor, ids: Sequence[int]) -> Tensor:
@@ -102,31 +103,34 @@ def greedy_continuation(model: nn.Module, ids: Sequence[int], n: int,
     dev = _device(model)
     x = torch.tensor([list(ids)], dtype=torch.long, device=dev)
     out = []
+    probe = Probe(ablation=ablation or Ablation())
     with torch.inference_mode():
         if isinstance(model, LSTMLM):
-            o = model(x, ablation=ablation)
+            o = model(x, probe=probe)
             for _ in range(n):
                 nxt = int(o.logits[0, -1].argmax())
                 out.append(nxt)
-                o = model(torch.tensor([[nxt]], device=dev), state=o.state, ablation=ablation)
+                o = model(torch.tensor([[nxt]], device=dev), state=o.state, probe=probe)
         else:
             cache = KVCache(len(model.layers))
-            logits = model(x, cache=cache, ablation=ablation).logits
+            logits = model(x, cache=cache, probe=probe).logits
             for _ in range(n):
                 nxt = int(logits[0, -1].argmax())
                 out.append(nxt)
                 if len(out) < n:
-                    logits = model(torch.tensor([[nxt]], device=dev), cache=cache, ablation=ablation).logits
+                    logits = model(torch.tensor([[nxt]], device=dev), cache=cache, probe=probe).logits
     return out, len(ids)
 
 
-def _side(model, ids, itos, ablation, n_new) -> dict:
+def _side(model, ids, tokenizer, ablation, n_new) -> dict:
     logits = _forward(model, ids, ablation)
     losses = position_losses(logits, ids)
     cont, read = greedy_continuation(model, ids, n_new, ablation)
-    return {"loss": float(losses.mean()), "bits_per_char": float(losses.mean()) / math.log(2),
-            "position_loss": losses.tolist(), "top": [itos[i] for i in logits.argmax(-1).tolist()],
-            "continuation": "".join(itos[i] for i in cont), "context_read": read}
+    pieces = tokenizer.pieces(ids)
+    return {"loss": float(losses.mean()),
+            "bits_per_char": float(losses.sum()) / math.log(2) / sum(len(p) for p in pieces[1:]),
+            "position_loss": losses.tolist(), "top": tokenizer.pieces(logits.argmax(-1).tolist()),
+            "continuation": tokenizer.decode(cont), "context_read": read}
 
 
 def describe_ablation(ab: Ablation, mode: str) -> str:
@@ -145,7 +149,7 @@ def describe_ablation(ab: Ablation, mode: str) -> str:
     return "; ".join(parts) or "nothing"
 
 
-def compare(model: nn.Module, ids: Sequence[int], itos: Sequence[str], ablation: Ablation,
+def compare(model: nn.Module, ids: Sequence[int], tokenizer, ablation: Ablation,
             n_new: int = 40, mode: str = "zero") -> dict:
     """The intact and the ablated model on the same text: loss (nats and bits per character), the
     loss at each position, the top prediction at each position, and ``n_new`` greedy characters.
@@ -153,9 +157,9 @@ def compare(model: nn.Module, ids: Sequence[int], itos: Sequence[str], ablation:
     ids = check_ids(ids, model)
     if len(ids) < 2:
         raise ValueError("the text needs at least two characters to measure a loss")
-    intact = _side(model, ids, itos, None, n_new)
-    ablated = _side(model, ids, itos, ablation, n_new)
-    return {"text": [itos[i] for i in ids], "ablated_parts": describe_ablation(ablation, mode),
+    intact = _side(model, ids, tokenizer, None, n_new)
+    ablated = _side(model, ids, tokenizer, ablation, n_new)
+    return {"text": tokenizer.pieces(ids), "ablated_parts": describe_ablation(ablation, mode),
             "intact": intact, "ablated": ablated, "loss_increase": ablated["loss"] - intact["loss"],
             "changed": sum(a != b for a, b in zip(intact["top"][:-1], ablated["top"][:-1]))}
 

@@ -23,7 +23,7 @@ from .inside import check_ids, check_position
 
 
 def lstm_step(model: nn.Module, ids: Sequence[int], position: int, layer: int, unit: int,
-              itos: Sequence[str]) -> dict:
+              tokenizer) -> dict:
     """JSON-ready numbers of unit ``unit`` of layer ``layer`` (0-based) at step ``position``, and the
     unit's gates and cell over the whole text (``over_text``)."""
     ids = check_ids(ids, model)
@@ -49,7 +49,7 @@ def lstm_step(model: nn.Module, ids: Sequence[int], position: int, layer: int, u
     c_prev = float(cells[t - 1]) if t > 0 else 0.0
     i, f, g, o = (float(gates[k][t]) for k in "ifgo")
     return {
-        "text": [itos[k] for k in ids], "position": t, "char": itos[ids[t]], "layer": layer + 1, "unit": unit,
+        "text": tokenizer.pieces(ids), "position": t, "char": tokenizer.token_text(ids[t]), "layer": layer + 1, "unit": unit,
         "z": dict(zip("ifgo", z.tolist())), "i": i, "f": f, "g": g, "o": o,
         "c_prev": c_prev, "f_c_prev": f * c_prev, "i_g": i * g, "c": float(cells[t]),
         "tanh_c": float(torch.tanh(cells[t])), "h": float(hidden[t]),

@@ -25,7 +25,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from .choices import MAX_NEW_TOKENS, MAX_SEED  # noqa: F401  (1…2000 tokens; seeds 0…2⁶³−1)
+from .choices import MAX_NEW_TOKENS, MAX_SEED  # 1…2000 tokens; seeds 0…2⁶³−1 (checked below)
 
 TOP_P_TOLERANCE = 1e-6     # a cumulative probability within this of p counts as having reached p
 

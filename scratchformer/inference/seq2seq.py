@@ -31,7 +31,7 @@ from torch import Tensor
 
 from ..model.trace import Trace
 from ..model.transformer import Seq2SeqTransformer
-from ..tokenizer import CharTokenizer
+from ..tokenizers import Tokenizer
 from .choices import MAX_BEAM_SIZE, METHODS
 from .sampling import SamplingSettings, Step, make_generator, sample_step
 
@@ -71,7 +71,7 @@ def _next_logits(model: Seq2SeqTransformer, prefixes: Tensor, memory: Tensor, sr
     return _no_specials(model, logits[:, -1])
 
 
-def encode_source(tokenizer: CharTokenizer, text: str, block_size: int) -> Tensor:
+def encode_source(tokenizer: Tokenizer, text: str, block_size: int) -> Tensor:
     """The source text as ids [1, S]; ValueError if it is empty or longer than ``block_size``."""
     ids = tokenizer.encode(text)
     if not 1 <= len(ids) <= block_size:
@@ -251,12 +251,8 @@ class DecodeResult:
     beams: list[Hypothesis] = field(default_factory=list)
 
 
-def token_text(tokenizer: CharTokenizer, i: int) -> str:
-    return tokenizer.itos[i]
-
-
 @torch.no_grad()
-def decode_with_trace(model: Seq2SeqTransformer, tokenizer: CharTokenizer, source: str,
+def decode_with_trace(model: Seq2SeqTransformer, tokenizer: Tokenizer, source: str,
                       method: str = "greedy", *, beam_size: int = 4, alpha: float = DEFAULT_LENGTH_PENALTY,
                       settings: SamplingSettings = SamplingSettings(), seed: int = 0,
                       max_len: Optional[int] = None, n_top: int = 5) -> DecodeResult:
@@ -289,11 +285,11 @@ def decode_with_trace(model: Seq2SeqTransformer, tokenizer: CharTokenizer, sourc
     steps: list[DecodeStep] = []
     for t, tok in enumerate(ids):
         p_top, i_top = probs[t].topk(min(n_top, probs.size(-1)))
-        steps.append(DecodeStep(t, tok, token_text(tokenizer, tok), float(probs[t, tok]),
-                                [(token_text(tokenizer, i), float(p)) for p, i in zip(p_top.tolist(), i_top.tolist())],
+        steps.append(DecodeStep(t, tok, tokenizer.token_text(tok), float(probs[t, tok]),
+                                [(tokenizer.token_text(i), float(p)) for p, i in zip(p_top.tolist(), i_top.tolist())],
                                 sampled[t] if sampled else None))
     logprob = float(sum(math.log(max(s.prob, 1e-45)) for s in steps))
     return DecodeResult(source=source, output=tokenizer.decode([i for i in ids if i != eos]), method=method,
-                        src_tokens=[token_text(tokenizer, i) for i in src[0].tolist()],
-                        out_tokens=[token_text(tokenizer, i) for i in ids], steps=steps,
+                        src_tokens=[tokenizer.token_text(i) for i in src[0].tolist()],
+                        out_tokens=[tokenizer.token_text(i) for i in ids], steps=steps,
                         trace=out.trace.to("cpu"), logprob=logprob, beams=beams)

@@ -1,4 +1,4 @@
-"""One forward pass laid open over a text: the trace, and how surprised the model was by each character.
+"""One forward pass laid open over a text: the trace, and how surprised the model was by each token.
 
 Every per-request setting (the text, the causal mask) is an argument; the model is only read, under
 ``torch.inference_mode``, so one loaded model serves many requests at once.
@@ -16,7 +16,7 @@ from ..model.trace import Trace
 
 
 def surprise_bits(logits: Tensor, ids: Sequence[int]) -> list[float]:
-    """Per-character surprise in bits: s_t = −log₂ p(x_t | x_<t) for t ≥ 1 (NaN for t = 0).
+    """Per-token surprise in bits: s_t = −log₂ p(x_t | x_<t) for t ≥ 1 (NaN for t = 0).
 
     ``logits`` [T, V] are the model's scores at each position (position t predicts x_{t+1}).
     """
@@ -33,13 +33,20 @@ def surprise_bits(logits: Tensor, ids: Sequence[int]) -> list[float]:
 class TracedText:
     """One traced forward pass over a text, on the CPU."""
 
-    chars: list[str]
+    pieces: list[str]         # the text of each token the model read (``tokenizer.pieces``)
     trace: Trace
-    bits: list[float]         # per-character surprise −log₂ p(x_t | x_<t), NaN for the first
-    bits_per_char: float      # their mean over t ≥ 1 (NaN for a one-character text)
+    bits: list[float]         # per-token surprise −log₂ p(x_t | x_<t), NaN for the first
+    bits_per_token: float     # their mean over t ≥ 1 (NaN for a one-token text)
+
+    @property
+    def bits_per_char(self) -> float:
+        """Bits per character of the text predicted (positions 1…T−1): Σ bits ÷ their characters.
+        Models with different tokenizers compare in this unit, never per token."""
+        n = sum(len(p) for p in self.pieces[1:])
+        return sum(self.bits[1:]) / n if n else float("nan")
 
 
-def run_traced(model: nn.Module, itos: Sequence[str], ids: list[int],
+def run_traced(model: nn.Module, tokenizer, ids: list[int],
                causal: Optional[bool] = None) -> TracedText:
     """``model(ids, trace=True)`` with the mask as asked (None: the model's own), moved to the CPU."""
     x = torch.tensor([ids], dtype=torch.long, device=next(model.parameters()).device)
@@ -48,5 +55,5 @@ def run_traced(model: nn.Module, itos: Sequence[str], ids: list[int],
         out = model(x, trace=True, **kwargs)
     trace = out.trace.to("cpu")
     bits = surprise_bits(trace.logits[0], ids)
-    bpc = sum(bits[1:]) / (len(bits) - 1) if len(bits) > 1 else float("nan")
-    return TracedText([itos[i] for i in ids], trace, bits, bpc)
+    per_token = sum(bits[1:]) / (len(bits) - 1) if len(bits) > 1 else float("nan")
+    return TracedText(tokenizer.pieces(ids), trace, bits, per_token)

@@ -1,8 +1,10 @@
 """The models, read next to "Attention Is All You Need" (Vaswani et al. 2017).
 
 Reading order: positional (§3.5) → attention (§3.2) → layers (§3.1, §3.3) → transformer (the three
-shapes) → lstm (and lstm_bptt, its hand-written backward) → trace (what a pass records when asked).
-The configurations are in config (plain dataclasses, no torch).
+shapes) → lstm → probe (what a pass records and switches off, an argument of the call: ablation is
+its switching-off part) → trace (what a pass recorded). The configurations are in config (plain
+dataclasses, no torch). The fast paths — the LSTM's hand-written backward, oneDNN products for
+training, a fused GPT decoding step — are in fast/, tested equal to these; read them last, if at all.
 
 ``from scratchformer.model import GPT`` works for every name below; each module is imported when one
 of its names is first used (PEP 562), so that importing ``scratchformer.model.config`` alone does not
@@ -20,6 +22,7 @@ _HOME = {
     "LSTM": "lstm", "LSTMCell": "lstm", "LSTMLM": "lstm", "LSTMConfig": "config",
     "LearnedPositionalEmbedding": "positional", "SinusoidalPositionalEncoding": "positional",
     "sinusoidal_table": "positional",
+    "LayerProbe": "probe", "Probe": "probe",
     "ModelOutput": "trace", "Trace": "trace",
     "GPT": "transformer", "BertLM": "transformer", "Seq2SeqTransformer": "transformer",
     "TransformerConfig": "config", "TransformerLM": "transformer", "build_transformer": "transformer",

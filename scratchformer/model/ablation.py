@@ -1,7 +1,8 @@
 """Switching parts of a model off for one forward pass (an *ablation*), as an argument of the call.
 
-An :class:`Ablation` is passed to ``model(ids, ablation=…)``; the model's weights are never touched,
-so one loaded model serves intact and ablated requests at the same time.
+An :class:`Ablation` travels in a probe, ``model(ids, probe=Probe(ablation=…))``
+(:mod:`~scratchformer.model.probe`); the model's weights are never touched, so one loaded model
+serves intact and ablated requests at the same time.
 
 Transformer
   heads       {layer: (head, …)}: the output of each listed head, head_i = softmax(q·kᵀ/√d_k)·v,

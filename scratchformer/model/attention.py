@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .ablation import ablate_heads
-from .gemm import Linear   # nn.Linear; its training products through oneDNN
+from .probe import LayerProbe
 
 
 # --------------------------------------------------------------------------------------------- masks
@@ -164,10 +164,10 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"d_model ({d_model}) must be divisible by n_head ({n_head})")
         self.d_model, self.n_head, self.d_head = d_model, n_head, d_model // n_head
         self.dropout = dropout
-        self.q_proj = Linear(d_model, d_model, bias=bias)
-        self.k_proj = Linear(d_model, d_model, bias=bias)
-        self.v_proj = Linear(d_model, d_model, bias=bias)
-        self.out_proj = Linear(d_model, d_model, bias=bias)
+        self.q_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.k_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.v_proj = nn.Linear(d_model, d_model, bias=bias)
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
 
     def split_heads(self, x: Tensor) -> Tensor:
         """[B, T, d_model] → [B, h, T, d_head]"""
@@ -179,43 +179,43 @@ class MultiHeadAttention(nn.Module):
         B, _, T, _ = x.shape
         return x.transpose(1, 2).reshape(B, T, self.d_model)
 
-    def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Optional[Tensor] = None,
-                causal: bool = False, need_weights: bool = False,
-                cache: Optional[LayerCache] = None, heads_off: tuple[int, ...] = (),
-                head_values: Optional[Tensor] = None,
-                record: Optional[dict] = None) -> tuple[Tensor, Optional[Tensor]]:
-        """query [B, T_q, d_model], key/value [B, T_k, d_model] → (output [B, T_q, d_model], weights).
+    def forward(self, x: Tensor, memory: Optional[Tensor] = None, mask: Optional[Tensor] = None,
+                causal: bool = False, probe: Optional[LayerProbe] = None) -> tuple[Tensor, Optional[Tensor]]:
+        """x [B, T_q, d_model] → (output [B, T_q, d_model], weights [B, h, T_q, T_k] or None).
 
-        ``weights`` is ``[B, h, T_q, T_k]`` when ``need_weights`` else None (the fused kernel then
-        computes the same output faster). ``causal=True`` adds the causal mask to ``mask``. With a
-        ``cache`` (this layer's :class:`LayerCache`) the new keys and values are appended to the
-        earlier ones and the queries attend over all of them.
+        The queries come from ``x``; the keys and values from ``memory`` [B, T_k, d_model] — the
+        encoder's output in cross-attention — or, when it is None, from ``x`` itself (self-attention).
+        ``causal=True`` adds the causal mask to ``mask``.
 
-        ``heads_off``: heads whose output is replaced (by ``head_values`` [h, d_head], else zeros)
-        before W^O — an ablation (:mod:`~scratchformer.model.ablation`). ``record``: a dict that
-        receives q, k, v and the per-head outputs [B, h, T, d_head], and the concatenation [B, T, d_model].
+        ``probe`` (this layer's :class:`~scratchformer.model.probe.LayerProbe`, for this call only):
+        ``weights`` asks for the weights (otherwise the fused kernel computes the same output faster
+        and they are None); ``cache`` (self-attention only) holds the keys and values of earlier
+        positions: the new ones are appended and the queries attend over all of them; ``heads_off``
+        are replaced (by ``head_values`` [h, d_head], else zeros) before W^O, an ablation; with
+        ``full`` it keeps q, k, v, the per-head outputs [B, h, T, d_head] and their concatenation.
         """
+        probe = probe or LayerProbe()
+        kv = x if memory is None else memory
         # 1. project: Q·W^Q, K·W^K, V·W^V, and split d_model into h heads of d_head
-        q = self.split_heads(self.q_proj(query))
-        k = self.split_heads(self.k_proj(key))
-        v = self.split_heads(self.v_proj(value))
-        if cache is not None:
-            k, v = cache.append(k, v)
+        q = self.split_heads(self.q_proj(x))
+        k = self.split_heads(self.k_proj(kv))
+        v = self.split_heads(self.v_proj(kv))
+        if probe.cache is not None and memory is None:
+            k, v = probe.cache.append(k, v)
         # 2. attend: every head at once, softmax(q·kᵀ/√d_k + M)·v
         p = self.dropout if self.training else 0.0
         T_q, T_k = q.size(-2), k.size(-2)
         causal = causal and T_q > 1   # one newest query (incremental decoding) may see every key
-        if need_weights or (causal and (mask is not None or T_q != T_k)):
+        if probe.weights or (causal and (mask is not None or T_q != T_k)):
             mask = combine_masks(causal_mask(T_q, T_k, device=q.device) if causal else None, mask)
             causal = False
-        if need_weights:
+        if probe.weights:
             out, weights = scaled_dot_product_attention(q, k, v, mask, p, self.training)
         else:
             out, weights = fused_attention(q, k, v, mask, causal, p), None
-        if heads_off:
-            out = ablate_heads(out, heads_off, head_values)
+        if probe.heads_off:
+            out = ablate_heads(out, probe.heads_off, probe.head_values)
         # 3. concatenate the heads and mix them: Concat(head_1, …, head_h)·W^O
         concat = self.concat_heads(out)
-        if record is not None:
-            record.update(q=q.detach(), k=k.detach(), v=v.detach(), heads=out.detach(), concat=concat.detach())
+        probe.keep(q=q, k=k, v=v, heads=out, concat=concat)
         return self.out_proj(concat), weights

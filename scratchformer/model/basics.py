@@ -4,8 +4,6 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import ConfigDict  # noqa: F401  (its home was here)
-
 IGNORE_INDEX = -100   # a target of −100 (padding, unmasked BERT positions) adds nothing to the loss
 
 

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import LayerCache, MultiHeadAttention
-from .gemm import Linear   # nn.Linear; its training products through oneDNN
+from .attention import MultiHeadAttention
+from .probe import LayerProbe
 
 _ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
 
@@ -28,23 +28,23 @@ class FeedForward(nn.Module):
     The same two linear maps are applied to every position separately; d_ff is usually 4·d_model.
     """
 
-    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "relu",
+    def __init__(self, d_model: int, d_ff: int, dropout: float = 0.0, activation: str = "gelu",
                  bias: bool = True):
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; expected one of {list(_ACTIVATIONS)}")
-        self.linear1 = Linear(d_model, d_ff, bias=bias)
-        self.linear2 = Linear(d_ff, d_model, bias=bias)
+        self.linear1 = nn.Linear(d_model, d_ff, bias=bias)
+        self.linear2 = nn.Linear(d_ff, d_model, bias=bias)
         self.dropout = nn.Dropout(dropout)
         self.act = _ACTIVATIONS[activation]
 
-    def forward(self, x: Tensor, record: Optional[dict] = None) -> Tensor:
-        """``record``: a dict that receives the pre-activation x·W₁ + b₁ and the activation [B, T, d_ff]."""
-        if record is None:
-            return self.linear2(self.dropout(self.act(self.linear1(x))))
+    def forward(self, x: Tensor, probe: Optional[LayerProbe] = None) -> Tensor:
+        """x [B, T, d_model] → [B, T, d_model]. With ``probe.full`` it keeps the pre-activation
+        x·W₁ + b₁ (``ff_pre``) and the activation (``ff_act``) [B, T, d_ff]."""
         pre = self.linear1(x)
         act = self.act(pre)
-        record.update(ff_pre=pre.detach(), ff_act=act.detach())
+        if probe is not None:
+            probe.keep(ff_pre=pre, ff_act=act)
         return self.linear2(self.dropout(act))
 
 
@@ -53,10 +53,12 @@ class EncoderLayer(nn.Module):
 
     With ``causal=True`` in ``forward`` this is also the block of a decoder-only (GPT) model: a
     "decoder" with no encoder to cross-attend to is exactly an encoder layer with the causal mask.
+    The defaults (pre-norm, GELU) are :class:`~scratchformer.model.config.TransformerConfig`'s; the
+    paper's layer is ``norm_first=False, activation="relu"``.
     """
 
     def __init__(self, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
-                 activation: str = "relu", norm_first: bool = False, bias: bool = True):
+                 activation: str = "gelu", norm_first: bool = True, bias: bool = True):
         super().__init__()
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, n_head, dropout, bias)
@@ -67,36 +69,31 @@ class EncoderLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
 
     def forward(self, x: Tensor, mask: Optional[Tensor] = None, causal: bool = False,
-                need_weights: bool = False, cache: Optional[LayerCache] = None,
-                heads_off: tuple[int, ...] = (), head_values: Optional[Tensor] = None,
-                ffn_off: bool = False, record: Optional[dict] = None) -> tuple[Tensor, Optional[Tensor]]:
-        """x [B, T, d_model] → (x' [B, T, d_model], self-attention weights [B, h, T, T] or None).
+                probe: Optional[LayerProbe] = None) -> Tensor:
+        """x [B, T, d_model] → x' [B, T, d_model].
 
-        ``cache``: this layer's keys and values of earlier positions (incremental decoding).
-        ``heads_off`` / ``head_values`` / ``ffn_off``: an ablation (see
-        :mod:`~scratchformer.model.ablation`); a switched-off feed-forward adds 0 to the residual.
-        ``record``: a dict that receives every intermediate of this layer (``ln1``, q/k/v, ``heads``,
-        ``concat``, ``attn_out``, ``resid_mid``, ``ln2``, ``ff_pre``, ``ff_act``, ``ff_out``).
+        ``probe`` (this layer's :class:`~scratchformer.model.probe.LayerProbe`, for this call): its
+        KV cache and ablation are applied (a switched-off feed-forward adds 0 to the residual); it
+        receives the self-attention weights [B, h, T, T] (``probe.self_attn``) when asked and, with
+        ``full``, every intermediate (``ln1``, q/k/v, ``heads``, ``concat``, ``attn_out``,
+        ``resid_mid``, ``ln2``, ``ff_pre``, ``ff_act``, ``ff_out``).
         """
-        att = dict(mask=mask, causal=causal, need_weights=need_weights, cache=cache, heads_off=heads_off,
-                   head_values=head_values, record=record)
-        if self.norm_first:
+        probe = probe or LayerProbe()
+        if self.norm_first:                    # x = x + Sublayer(LayerNorm(x))
             h1 = self.norm1(x)
-            a, w = self.self_attn(h1, h1, h1, **att)
+            a, probe.self_attn = self.self_attn(h1, mask=mask, causal=causal, probe=probe)
             x = mid = x + self.dropout1(a)
             h2 = self.norm2(x)
-            f = None if ffn_off else self.ff(h2, record)
-            x = x if ffn_off else x + self.dropout2(f)
-        else:
+            f = None if probe.ffn_off else self.ff(h2, probe)
+            x = x if f is None else x + self.dropout2(f)
+        else:                                  # x = LayerNorm(x + Sublayer(x))
             h1 = None
-            a, w = self.self_attn(x, x, x, **att)
+            a, probe.self_attn = self.self_attn(x, mask=mask, causal=causal, probe=probe)
             x = mid = h2 = self.norm1(x + self.dropout1(a))
-            f = None if ffn_off else self.ff(x, record)
-            x = self.norm2(x if ffn_off else x + self.dropout2(f))
-        if record is not None:
-            record.update(ln1=h1, attn_out=a, resid_mid=mid, ln2=h2,
-                          ff_out=torch.zeros_like(mid) if f is None else f)
-        return x, w
+            f = None if probe.ffn_off else self.ff(x, probe)
+            x = self.norm2(x if f is None else x + self.dropout2(f))
+        probe.keep(ln1=h1, attn_out=a, resid_mid=mid, ln2=h2, ff_out=torch.zeros_like(mid) if f is None else f)
+        return x
 
 
 class DecoderLayer(nn.Module):
@@ -104,10 +101,11 @@ class DecoderLayer(nn.Module):
 
     In cross-attention the queries come from the decoder and the keys and values from the encoder,
     so each output position can look at every input position (its weights are [B, h, T_tgt, T_src]).
+    Defaults as :class:`EncoderLayer`'s (pre-norm, GELU).
     """
 
     def __init__(self, d_model: int, n_head: int, d_ff: int, dropout: float = 0.0,
-                 activation: str = "relu", norm_first: bool = False, bias: bool = True):
+                 activation: str = "gelu", norm_first: bool = True, bias: bool = True):
         super().__init__()
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, n_head, dropout, bias)
@@ -120,22 +118,31 @@ class DecoderLayer(nn.Module):
         self.dropout2 = nn.Dropout(dropout)
         self.dropout3 = nn.Dropout(dropout)
 
-    def forward(self, x: Tensor, memory: Tensor, self_mask: Optional[Tensor] = None,
+    def forward(self, x: Tensor, memory: Tensor, mask: Optional[Tensor] = None,
                 memory_mask: Optional[Tensor] = None, causal: bool = True,
-                need_weights: bool = False) -> tuple[Tensor, Optional[Tensor], Optional[Tensor]]:
-        """x [B, T_tgt, d], memory [B, T_src, d] → (x', self weights, cross weights)."""
+                probe: Optional[LayerProbe] = None) -> Tensor:
+        """x [B, T_tgt, d], memory [B, T_src, d] → x' [B, T_tgt, d].
+
+        ``mask``: the target's own (e.g. padding) mask, ``memory_mask``: the source's. ``probe``: as
+        in :meth:`EncoderLayer.forward` (KV cache and head ablation for the self-attention, a
+        switched-off feed-forward); it receives ``self_attn`` and ``cross_attn`` [B, h, T_tgt, T_src]
+        weights when asked.
+        """
+        probe = probe or LayerProbe()
+        cross = probe.cross()
         if self.norm_first:
             h = self.norm1(x)
-            a, sw = self.self_attn(h, h, h, mask=self_mask, causal=causal, need_weights=need_weights)
+            a, probe.self_attn = self.self_attn(h, mask=mask, causal=causal, probe=probe)
             x = x + self.dropout1(a)
             h = self.norm2(x)
-            c, cw = self.cross_attn(h, memory, memory, mask=memory_mask, need_weights=need_weights)
+            c, probe.cross_attn = self.cross_attn(h, memory, mask=memory_mask, probe=cross)
             x = x + self.dropout2(c)
-            x = x + self.dropout3(self.ff(self.norm3(x)))
+            if not probe.ffn_off:
+                x = x + self.dropout3(self.ff(self.norm3(x), probe))
         else:
-            a, sw = self.self_attn(x, x, x, mask=self_mask, causal=causal, need_weights=need_weights)
+            a, probe.self_attn = self.self_attn(x, mask=mask, causal=causal, probe=probe)
             x = self.norm1(x + self.dropout1(a))
-            c, cw = self.cross_attn(x, memory, memory, mask=memory_mask, need_weights=need_weights)
+            c, probe.cross_attn = self.cross_attn(x, memory, mask=memory_mask, probe=cross)
             x = self.norm2(x + self.dropout2(c))
-            x = self.norm3(x + self.dropout3(self.ff(x)))
-        return x, sw, cw
+            x = self.norm3(x if probe.ffn_off else x + self.dropout3(self.ff(x, probe)))
+        return x

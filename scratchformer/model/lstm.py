@@ -19,11 +19,10 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .ablation import Ablation
 from .basics import lm_loss, num_params
-from .config import LSTMConfig  # noqa: F401  (its home was here)
-from .gemm import LinearFunction
-from .lstm_bptt import LSTMLayerFunction
+from .config import LSTMConfig
+from .fast import lstm_layer     # the same layer, with its backward written by hand (model/fast/)
+from .probe import Probe
 from .trace import ModelOutput, Trace
 
 State = tuple[Tensor, Tensor]  # (h, c), each [layers, B, hidden]
@@ -69,15 +68,19 @@ class LSTM(nn.Module):
         z = torch.zeros(self.num_layers, batch, self.hidden_size, device=device, dtype=dtype)
         return z, z.clone()
 
-    def forward(self, x: Tensor, state: Optional[State] = None, record: bool = False,
-                ablation: Optional[Ablation] = None) -> tuple[Tensor, State, Optional[dict]]:
+    def forward(self, x: Tensor, state: Optional[State] = None,
+                probe: Optional[Probe] = None) -> tuple[Tensor, State, Optional[dict]]:
         """x [B, T, input] → (outputs [B, T, hidden] of the top layer, final (h, c), record).
 
-        With ``record`` the third value holds every layer's gates [L, 4, B, T, hidden], cells
-        [L, B, T, hidden] and hidden states (list of [B, T, hidden]); otherwise None.
-        ``ablation``: units silenced (h_t[u] = c_t[u] = 0) and cells emptied before each step
-        (c_{t−1} = 0) for this pass only; an ablated layer runs step by step.
+        When ``probe`` records, the third value holds every layer's gates [L, 4, B, T, hidden], cells
+        [L, B, T, hidden] and hidden states (list of [B, T, hidden]); otherwise None. Its ablation:
+        units silenced (h_t[u] = c_t[u] = 0) and cells emptied before each step (c_{t−1} = 0), for
+        this pass only. Unrecorded, unablated layers run :func:`~scratchformer.model.fast.lstm_layer`
+        (the same recurrence, its gradient written by hand); the others step through
+        :meth:`LSTMCell.step` below.
         """
+        probe = probe or Probe()
+        ablation = probe.ablation
         B, T, _ = x.shape
         if state is None:
             state = self.zero_state(B, x.device, x.dtype)
@@ -86,20 +89,16 @@ class LSTM(nn.Module):
         inp = x
         for l, cell in enumerate(self.cells):
             h, c = h0[l], c0[l]
-            units = ablation.lstm_units.get(l, ()) if ablation is not None else ()
-            empty_cell = ablation is not None and l in ablation.lstm_cells_off
+            units = ablation.lstm_units.get(l, ())
+            empty_cell = l in ablation.lstm_cells_off
             keep = None
             if units:  # 1 for the units that keep working, 0 for the silenced ones
                 keep = torch.ones(self.hidden_size, device=x.device, dtype=x.dtype).index_fill(
                     0, torch.tensor(units, device=x.device), 0.0)
-            if not record and keep is None and not empty_cell:  # the fast path: hand-written backward
-                # x_proj = cell.ih(inp), the input part of every gate for all steps at once [B, T, 4·hidden],
-                # computed time-major ([T, B, ·] in memory), the order in which the recurrence reads it
-                x_proj = (LinearFunction.apply(inp.transpose(0, 1), cell.ih.weight, cell.ih.bias).transpose(0, 1)
-                          if torch.is_grad_enabled() else cell.ih(inp))   # inference: one plain product
-                out, h, c = LSTMLayerFunction.apply(x_proj, cell.hh.weight, cell.hh.bias, h, c)
+            if not probe.records and keep is None and not empty_cell:
+                out, h, c = lstm_layer(cell, inp, h, c)
             else:           # step by step through LSTMCell, keeping every gate for the trace
-                x_proj = cell.ih(inp)
+                x_proj = cell.ih(inp)   # the input part of every gate, for all steps at once
                 outs, gates, cells = [], [], []
                 for t in range(T):
                     h, c, g = cell.step(x_proj[:, t], h, torch.zeros_like(c) if empty_cell else c)
@@ -111,13 +110,13 @@ class LSTM(nn.Module):
                 out = torch.stack(outs, dim=1)
             hs.append(h)
             cs.append(c)
-            if record:
+            if probe.records:
                 rec_gates.append(torch.stack(gates, dim=2))   # [4, B, T, hidden]
                 rec_cells.append(torch.stack(cells, dim=1))   # [B, T, hidden]
                 rec_hidden.append(out)
             inp = self.drop(out) if l < self.num_layers - 1 else out
         record_out = None
-        if record:
+        if probe.records:
             record_out = {"gates": torch.stack(rec_gates), "cells": torch.stack(rec_cells),
                           "hidden": rec_hidden}
         return inp, (torch.stack(hs), torch.stack(cs)), record_out
@@ -153,27 +152,29 @@ class LSTMLM(nn.Module):
         """None: the state (h, c) carries the whole text, there is no window."""
         return None
 
-    def forward(self, ids: Tensor, targets: Optional[Tensor] = None, *, state: Optional[State] = None,
-                trace: bool = False, causal: Optional[bool] = None,
-                ablation: Optional[Ablation] = None) -> ModelOutput:
+    def forward(self, ids: Tensor, targets: Optional[Tensor] = None, *, causal: Optional[bool] = None,
+                state: Optional[State] = None, probe: Optional[Probe] = None,
+                trace: bool = False) -> ModelOutput:
         """ids [B, T] → ModelOutput(logits [B, T, V], loss, trace, state=(h, c)).
 
         Pass the returned ``state`` back in to continue from where the last call stopped. ``causal`` is
-        accepted for a uniform interface; a left-to-right LSTM is always causal. ``ablation``: units
-        or cells silenced for this pass only (:class:`~scratchformer.model.ablation.Ablation`).
+        accepted for a uniform interface; a left-to-right LSTM is always causal. ``probe``: what this
+        pass records (gates, cells, hidden states; ``full`` adds nothing more here) and silences
+        (:class:`~scratchformer.model.probe.Probe`); ``trace=True`` is short for ``Probe(weights=True)``
+        (a probe given wins).
         """
         if causal is False:
             raise ValueError("an LSTM reads left to right: causal=False is not possible")
-        if ablation is not None:
-            ablation.check(self.config.n_layer, n_units=self.config.hidden)
+        probe = probe or Probe(weights=bool(trace))
+        probe.ablation.check(self.config.n_layer, n_units=self.config.hidden)
         x = self.embed(ids)
-        out, state, rec = self.lstm(self.drop(x), state, record=bool(trace), ablation=ablation)
+        out, state, rec = self.lstm(self.drop(x), state, probe)
         logits = self.lm_head(self.drop(out))
         loss = None
         if targets is not None:
             loss = lm_loss(logits, targets)
         tr = None
-        if trace:
+        if rec is not None:
             g = rec["gates"].detach()  # [L, 4, B, T, hidden]
             tr = Trace(tokens=ids, logits=logits.detach(), causal=True, token_embeddings=x.detach(),
                        hidden_states=[x.detach()] + [h.detach() for h in rec["hidden"]],

@@ -1,6 +1,7 @@
 """What a model saw and computed in one forward pass.
 
-Models fill a :class:`Trace` only when asked (``model(ids, trace=True)``); views turn it into
+Models fill a :class:`Trace` only when asked (``model(ids, probe=Probe(weights=True))``, or
+``model(ids, trace=True)`` for short); views turn it into
 figures. It is plain data: tensors, detached, on the CPU-or-GPU device of the model. Nothing in it is
 shared between requests.
 """
@@ -33,7 +34,7 @@ class Trace:
       encoder_hidden_states  list of tensors [B, T_src, D] (encoder-decoder only)
       src_tokens             [B, T_src] source ids (encoder-decoder only)
 
-    Only with ``trace="full"`` (GPT / BERT): everything each layer computed
+    Only with ``Probe(full=True)`` (GPT / BERT): everything each layer computed
       layers                 list of L dicts: ln1 (pre-norm only) [B, T, D], q/k/v and heads (the per-head
                              outputs softmax(q·kᵀ/√d_k)·v after any ablation) [B, H, T, d_head],
                              concat [B, T, D], attn_out (concat·W^O + b) [B, T, D], resid_mid (the
@@ -83,8 +84,8 @@ class ModelOutput(NamedTuple):
     """What every model's ``forward`` returns.
 
     logits  [B, T, V]; loss: mean cross-entropy (nats) when targets were given, else None;
-    trace: a :class:`Trace` when ``trace=True``, else None; state: the LSTM's (h, c) after the last
-    step (None for Transformers, whose state lives in a KV cache).
+    trace: a :class:`Trace` when the probe records (``trace=True``), else None; state: the LSTM's
+    (h, c) after the last step (None for Transformers, whose state lives in a KV cache).
     """
 
     logits: Tensor

@@ -12,13 +12,14 @@ from typing import Optional
 import torch
 from torch import Tensor, nn
 
-from .ablation import Ablation
 from .attention import KVCache, padding_mask
 from .basics import lm_loss, num_params
-from .config import MODEL_TYPES, TransformerConfig  # noqa: F401  (their home was here)
+from .config import TransformerConfig
 from .layers import DecoderLayer, EncoderLayer
 from .positional import LearnedPositionalEmbedding, make_positional
+from .probe import Probe
 from .trace import ModelOutput, Trace
+
 
 def _init_weights(module: nn.Module) -> None:
     """GPT-2's initialisation: N(0, 0.02) weights, zero biases."""
@@ -111,36 +112,32 @@ class TransformerLM(TransformerBase):
         return self.lm_head(self.ln_f(x))
 
     def forward(self, ids: Tensor, targets: Optional[Tensor] = None, *, causal: Optional[bool] = None,
-                trace: bool | str = False, cache: Optional[KVCache] = None,
-                ablation: Optional[Ablation] = None) -> ModelOutput:
+                cache: Optional[KVCache] = None, probe: Optional[Probe] = None,
+                trace: bool = False) -> ModelOutput:
         """ids [B, T] → ModelOutput(logits [B, T, V], loss, trace).
 
         loss = mean over positions of −log softmax(logits)[target] (targets −100 are ignored).
         ``causal`` defaults to the shape's own (GPT True, BERT False). ``cache``: a KVCache holding
-        earlier positions; ``ids`` are then the new tokens only. ``trace``: True records attention
-        and hidden states; "full" also every layer's intermediates (``Trace.layers``). ``ablation``:
-        parts switched off for this pass only (:class:`~scratchformer.model.ablation.Ablation`).
+        earlier positions; ``ids`` are then the new tokens only. ``probe``: what this pass records
+        (a Trace of attention and hidden states; with ``full`` every layer's intermediates, in
+        ``Trace.layers``) and switches off (:class:`~scratchformer.model.probe.Probe`).
+        ``trace=True`` is short for ``probe=Probe(weights=True)`` (a probe given wins).
         """
         causal = self.default_causal if causal is None else causal
-        full = trace == "full"
-        if ablation is not None:
-            ablation.check(len(self.layers), self.config.n_head)
+        probe = probe or Probe(weights=bool(trace))
+        probe.ablation.check(len(self.layers), self.config.n_head)
         start = cache.length if cache is not None else 0
         x, tok, pos = self.embed(ids, start)
         tr = Trace(tokens=ids, causal=causal, token_embeddings=tok.detach(),
-                   positional_embeddings=pos.detach(), hidden_states=[x.detach()]) if trace else None
+                   positional_embeddings=pos.detach(), hidden_states=[x.detach()]) if probe.records else None
         for i, layer in enumerate(self.layers):
-            heads_off, head_values = ablation.layer_heads(i) if ablation is not None else ((), None)
-            record = {} if full else None
-            x, w = layer(x, causal=causal, need_weights=bool(trace),
-                         cache=cache.layers[i] if cache is not None else None,
-                         heads_off=heads_off, head_values=head_values,
-                         ffn_off=ablation is not None and i in ablation.ffn_off, record=record)
+            p = probe.layer(i, cache.layers[i] if cache is not None else None)
+            x = layer(x, causal=causal, probe=p)
             if tr is not None:
-                tr.self_attn.append(w.detach())
+                tr.self_attn.append(p.self_attn.detach())
                 tr.hidden_states.append(x.detach())
-                if full:
-                    tr.layers.append({k: v.detach() for k, v in record.items() if v is not None})
+                if probe.full:
+                    tr.layers.append(p.record)
         h = self.ln_f(x)
         logits = self.lm_head(h)
         loss = None
@@ -148,7 +145,7 @@ class TransformerLM(TransformerBase):
             loss = lm_loss(logits, targets)
         if tr is not None:
             tr.logits = logits.detach()
-            if full:
+            if probe.full:
                 tr.final_norm = h.detach()
         return ModelOutput(logits, loss, tr)
 
@@ -191,40 +188,51 @@ class Seq2SeqTransformer(TransformerBase):
         self.init_weights()
 
     def encode(self, src: Tensor, trace: Optional[Trace] = None) -> tuple[Tensor, Tensor]:
-        """src [B, S] → (memory [B, S, d], source padding mask [B, 1, 1, S])."""
+        """src [B, S] → (memory [B, S, d], source padding mask [B, 1, 1, S]). A ``trace`` given
+        receives the encoder's self-attention weights and hidden states."""
         src_mask = padding_mask(src, self.config.pad_id)
         x, _, _ = self.embed(src)
-        for layer in self.encoder:
-            x, w = layer(x, mask=src_mask, need_weights=trace is not None)
+        probe = Probe(weights=trace is not None)
+        for i, layer in enumerate(self.encoder):
+            p = probe.layer(i)
+            x = layer(x, mask=src_mask, probe=p)
             if trace is not None:
-                trace.encoder_self_attn.append(w.detach())
+                trace.encoder_self_attn.append(p.self_attn.detach())
                 trace.encoder_hidden_states.append(x.detach())
         return self.enc_norm(x), src_mask
 
     def decode(self, tgt_in: Tensor, memory: Tensor, src_mask: Tensor, *, causal: bool = True,
                trace: Optional[Trace] = None) -> Tensor:
-        """tgt_in [B, T] (starting with bos) → logits [B, T, V] for the next target token."""
+        """tgt_in [B, T] (starting with bos) → logits [B, T, V] for the next target token. A ``trace``
+        given receives the decoder's embeddings, self- and cross-attention weights, hidden states."""
         x, tok, pos = self.embed(tgt_in)
         tgt_pad = padding_mask(tgt_in, self.config.pad_id)
         if trace is not None:
             trace.token_embeddings, trace.positional_embeddings = tok.detach(), pos.detach()
             trace.hidden_states.append(x.detach())
-        for layer in self.decoder:
-            x, sw, cw = layer(x, memory, self_mask=tgt_pad, memory_mask=src_mask, causal=causal,
-                              need_weights=trace is not None)
+        probe = Probe(weights=trace is not None)
+        for i, layer in enumerate(self.decoder):
+            p = probe.layer(i)
+            x = layer(x, memory, mask=tgt_pad, memory_mask=src_mask, causal=causal, probe=p)
             if trace is not None:
-                trace.self_attn.append(sw.detach())
-                trace.cross_attn.append(cw.detach())
+                trace.self_attn.append(p.self_attn.detach())
+                trace.cross_attn.append(p.cross_attn.detach())
                 trace.hidden_states.append(x.detach())
         return self.lm_head(self.dec_norm(x))
 
     def forward(self, src: Tensor, tgt_in: Tensor, targets: Optional[Tensor] = None, *,
-                causal: bool = True, trace: bool = False) -> ModelOutput:
+                causal: bool = True, probe: Optional[Probe] = None, trace: bool = False) -> ModelOutput:
         """src [B, S], tgt_in [B, T] (= shift_right(target)) → ModelOutput(logits [B, T, V], loss, trace).
 
-        Padding in targets should be −100 so it is ignored by the loss.
+        Padding in targets should be −100 so it is ignored by the loss. ``probe``: only ``weights``
+        (a Trace of both stacks' attention and hidden states); ``trace=True`` is short for it
+        (a probe given wins).
         """
-        tr = Trace(tokens=tgt_in, src_tokens=src, causal=causal) if trace else None
+        probe = probe or Probe(weights=bool(trace))
+        if probe.full or not probe.ablation.is_empty():
+            raise ValueError("the encoder-decoder records attention weights and hidden states only: "
+                             "no full trace, no ablation")
+        tr = Trace(tokens=tgt_in, src_tokens=src, causal=causal) if probe.records else None
         memory, src_mask = self.encode(src, tr)
         logits = self.decode(tgt_in, memory, src_mask, causal=causal, trace=tr)
         loss = None

@@ -9,8 +9,8 @@ so position t learns to predict character t+1 from characters ≤ t.
 
 Extension point (other tasks): a task is a function ``batch_fn(split, batch_size, generator) ->
 tuple of tensors`` plus a loss computed by the model's ``forward``. Synthetic tasks (dates for the
-encoder-decoder, masked characters for the BERT-style model) live in ``scratchformer/tasks.py`` and
-are re-exported here; ``scratchformer.train`` picks the task from its model registry (see ``MODEL_KINDS`` there).
+encoder-decoder, masked characters for the BERT-style model) live in :mod:`scratchformer.training.tasks`;
+:mod:`scratchformer.training.train` picks the task from its model registry (see ``MODEL_KINDS`` there).
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..tokenizer import CharTokenizer
+from ..tokenizers import CharTokenizer
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "data" / "tinyshakespeare.txt"
 TRAIN_FRACTION = 0.9

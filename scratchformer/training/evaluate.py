@@ -34,7 +34,7 @@ from ..checkpoint import METRICS_FILE, CheckpointError, atomic_write_text, load_
 from ..inference.seq2seq import greedy_decode
 from ..model.basics import IGNORE_INDEX, num_params
 from ..model.transformer import Seq2SeqTransformer
-from ..tokenizer import CharTokenizer
+from ..tokenizers import CharTokenizer
 from . import data as D
 from .tasks import DatesTask, encode_pairs, mask_tokens
 
@@ -144,7 +144,7 @@ def evaluate_masked(model: nn.Module, tokenizer: CharTokenizer, data=None, *, ba
     """
     ids = torch.tensor(tokenizer.encode(D.load_corpus(data)), dtype=torch.long)
     _, val = D.split(ids)
-    args = (model, val, model.config.block_size, model.config.mask_id, len(tokenizer.chars))
+    args = (model, val, model.config.block_size, model.config.mask_id, tokenizer.text_vocab_size)
     both = masked_char_metrics(*args, batch_size=batch_size, max_batches=max_batches)
     causal = masked_char_metrics(*args, batch_size=batch_size, max_batches=max_batches, causal=True)
     return {"masked_char_accuracy": both["masked_char_accuracy"], "val_loss": both["masked_loss"],

@@ -43,7 +43,7 @@ from typing import Callable, Optional
 import torch
 from torch import Tensor
 
-from ..tokenizer import CharTokenizer
+from ..tokenizers import CharTokenizer
 
 # ------------------------------------------------------------------------------------------- dates
 

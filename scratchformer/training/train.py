@@ -44,12 +44,13 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from . import data as D
-from ..checkpoint import (CONFIG_FILE, atomic_save_tensors, atomic_write_text, build_model, load_weights_into,
+from ..checkpoint import (CONFIG_FILE, atomic_save_tensors, atomic_write_text, load_weights_into,
                           model_tensors, read_config, read_tensors, save_checkpoint)
+from ..model.registry import build_model
 from ..model.basics import num_params
-from ..model.lstm import LSTMConfig
-from ..model.transformer import TransformerConfig
-from ..tokenizer import CharTokenizer
+from ..model.config import LSTMConfig, TransformerConfig
+from ..model.fast import accelerate
+from ..tokenizers import CharTokenizer
 from .tasks import DatesTask, masked_batch_fn
 
 TRAIN_STATE_TENSORS, TRAIN_STATE_JSON = "train_state.safetensors", "train_state.json"
@@ -117,7 +118,7 @@ def _bert_config(args, tok: CharTokenizer) -> TransformerConfig:
 
 
 def dates_task(args, device: torch.device):
-    """Dates written many ways → ISO dates (``scratchformer.tasks``); "val" is the held-out days."""
+    """Dates written many ways → ISO dates (``scratchformer.training.tasks``); "val" is the held-out days."""
     task = DatesTask()
 
     def batch_fn(split: str, batch_size: int, gen: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
@@ -129,9 +130,9 @@ def dates_task(args, device: torch.device):
 def masked_char_task(args, device: torch.device):
     """Masked characters on the corpus (15%, BERT's 80/10/10 rule); the corpus vocabulary + <mask>."""
     text = D.load_corpus(args.data)
-    tok = CharTokenizer(D.default_tokenizer(text).chars, specials=("<mask>",))
+    tok = CharTokenizer.from_text(text, specials=("<mask>",))
     train_ids, val_ids = D.split(D.encode_corpus(text, tok))
-    fns = {name: masked_batch_fn(ids, args.block_size, tok.special_id("<mask>"), len(tok.chars))
+    fns = {name: masked_batch_fn(ids, args.block_size, tok.special_id("<mask>"), tok.text_vocab_size)
            for name, ids in (("train", train_ids), ("val", val_ids))}
 
     def batch_fn(split: str, batch_size: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -290,7 +291,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: best available)")
     g.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
     g.add_argument("--resume", action="store_true", help="continue from the training state in --out")
-    g.add_argument("--dump-rank-state", default=None, help=argparse.SUPPRESS)  # DDP test hook
     args = p.parse_args(argv)
     for name in ("batch_size", "block_size", "max_iters", "eval_interval", "eval_iters"):
         if getattr(args, name) < 1:
@@ -330,7 +330,7 @@ def train(args: argparse.Namespace) -> dict:
         if not (out / TRAIN_STATE_JSON).is_file():
             raise SystemExit(f"--resume: no {TRAIN_STATE_JSON} in {out}")
         config, tok = read_config(out)
-    model = build_model(config).to(device)
+    model = accelerate(build_model(config).to(device))   # the same function, faster products (model/fast/)
     opt = make_optimizer(model, args, device)
     gen = torch.Generator().manual_seed(args.seed + rank)  # per-rank data stream
     state = {"iter": 0, "curve": [], "best_val": float("inf"), "wall_time_s": 0.0}
@@ -361,8 +361,7 @@ def train(args: argparse.Namespace) -> dict:
                 "device": str(device), "wall_time_s": round(state["wall_time_s"], 1),
                 "torch_version": torch.__version__,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "curve": state["curve"], "args": {k: v for k, v in vars(args).items()
-                                                  if k not in ("resume", "dump_rank_state")}}
+                "curve": state["curve"], "args": {k: v for k, v in vars(args).items() if k != "resume"}}
 
     stop = {"flag": False}
 
@@ -379,7 +378,6 @@ def train(args: argparse.Namespace) -> dict:
     run_start = time.perf_counter()
     wall_before = state["wall_time_s"]          # from earlier runs of a resumed training
     t_train, tokens_since = run_start, 0        # throughput since the last evaluation
-    first_batch_sum = None
     while True:
         last_step = it >= args.max_iters or stop["flag"]
         if master and (it % args.eval_interval == 0 or last_step) and (it > state["iter"] or it == 0 or last_step):
@@ -406,8 +404,6 @@ def train(args: argparse.Namespace) -> dict:
         for group in opt.param_groups:
             group["lr"] = lr
         batch = batch_fn("train", args.batch_size, gen)
-        if first_batch_sum is None:
-            first_batch_sum = int(batch[0].sum())
         with autocast():
             loss = ddp_model(*batch).loss
         opt.zero_grad(set_to_none=True)
@@ -424,14 +420,6 @@ def train(args: argparse.Namespace) -> dict:
                             tok_s=f"{tokens_since / max(elapsed, 1e-9):,.0f}", refresh=False)
         bar.update(1)
     bar.close()
-
-    if args.dump_rank_state:  # test hook: every rank records its final weights' fingerprint
-        import hashlib
-        flat = torch.cat([p.detach().float().reshape(-1).cpu() for p in model.parameters()])
-        Path(args.dump_rank_state).mkdir(parents=True, exist_ok=True)
-        (Path(args.dump_rank_state) / f"rank{rank}.json").write_text(json.dumps(
-            {"rank": rank, "world": world, "sha256": hashlib.sha256(flat.numpy().tobytes()).hexdigest(),
-             "first_batch_sum": first_batch_sum, "iters": it}))
 
     final = {}
     if master and not args.no_final_eval and (out / CONFIG_FILE).is_file() and not stop["flag"]:

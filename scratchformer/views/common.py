@@ -15,6 +15,8 @@ import numpy as np
 import plotly.graph_objects as go
 from torch import Tensor
 
+from ..tokenizers.base import display_token
+
 # A minimal look shared by every figure (plotly's default template alone is ~8 KB per figure).
 # ticklabeloverflow "allow": otherwise plotly measures every tick label once drawn, to hide those
 # past the figure's edge (none are: the margins hold them). Our axes carry a label per character;
@@ -26,24 +28,6 @@ LAYOUT = dict(template=dict(layout=dict(xaxis=_AXIS, yaxis=_AXIS)), font=dict(fa
 KEPT, CHOSEN, CUT_K, CUT_P = "#2b6cb0", "#dd6b20", "#a0aec0", "#d69e2e"
 ATTN_SCALE = "Viridis"
 GRID_MAX_CELLS = 48   # the small per-head heatmaps are pooled to at most this many rows/columns
-
-
-def display_char(c: str) -> str:
-    """A visible label for a character: newline → ⏎, space → ␣, tab → ⇥, other controls → their code.
-
-    (␣, the usual visible-space sign, rather than ␠: common fonts such as DejaVu lack ␠ and draw a box.)
-    """
-    if c == "\n":
-        return "⏎"
-    if c == " ":
-        return "␣"
-    if c == "\t":
-        return "⇥"
-    if len(c) == 1 and (ord(c) < 32 or ord(c) == 127):
-        return f"\\x{ord(c):02x}"
-    if len(c) == 1 and (0x202A <= ord(c) <= 0x202E or 0x2066 <= ord(c) <= 0x2069 or c in "\u200e\u200f\u061c"):
-        return f"U+{ord(c):04X}"   # a direction control would reorder the text around it: shown, not obeyed
-    return c
 
 
 def to_numpy(x) -> np.ndarray:
@@ -81,8 +65,8 @@ def message_figure(text: str, height: int = 200) -> go.Figure:
 
 def token_axis(chars: Sequence[str]) -> tuple[list[str], list[str]]:
     """Unique category names ("12 'e'") for hover, and short tick labels (the characters)."""
-    names = [f"{i} {display_char(c)}" for i, c in enumerate(chars)]
-    return names, [display_char(c) for c in chars]
+    names = [f"{i} {display_token(c)}" for i, c in enumerate(chars)]
+    return names, [display_token(c) for c in chars]
 
 
 def token_ticks(names: Sequence[str], ticks: Sequence[str], step: int) -> dict:
@@ -93,8 +77,9 @@ def token_ticks(names: Sequence[str], ticks: Sequence[str], step: int) -> dict:
 
 
 def char_span(c: str, colour: str, tip: str) -> str:
-    """One character of a coloured text, with a tooltip (line breaks kept as <br>)."""
-    label = html.escape(display_char(c) if c in "\n\t" else c)
-    br = "<br>" if c == "\n" else ""
+    """One token's text (a character, or a piece of a word) in a coloured text, with a tooltip; its
+    spaces kept, line breaks shown (⏎) and kept as <br>."""
+    label = html.escape(c.replace("\n", "⏎").replace("\t", "⇥"))
+    br = "<br>" if c.endswith("\n") else ""
     return (f'<span title="{html.escape(tip)}" style="background:{colour};color:#111;'
             f'white-space:pre">{label}</span>{br}')

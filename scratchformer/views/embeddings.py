@@ -9,7 +9,7 @@ import torch
 from plotly.subplots import make_subplots
 from torch import Tensor
 
-from .common import LAYOUT, display_char, figure, to_numpy, token_axis, token_ticks
+from .common import LAYOUT, display_token, figure, to_numpy, token_axis, token_ticks
 
 
 def pca_2d(x: Tensor) -> tuple[Tensor, Tensor]:
@@ -30,20 +30,25 @@ def pca_2d(x: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _char_class(c: str) -> str:
+    """The class a token is coloured by: of its first character, or of its word (``␣the``: lower case)."""
+    c = c if c.isspace() else c.strip()
     if c.isspace():
         return "space / newline"
     if c.isalpha():
-        return "vowel" if c.lower() in "aeiou" else ("upper case" if c.isupper() else "lower case")
+        return "vowel" if len(c) == 1 and c.lower() in "aeiou" else ("upper case" if c.isupper() else "lower case")
     if c.isdigit():
         return "digit"
     return "punctuation"
 
 
-def embedding_pca_figure(weight: Tensor, itos: Sequence[str], title: str = "") -> go.Figure:
-    """The token-embedding table [V, D] projected to 2-D with PCA, each point labelled by its character."""
+def embedding_pca_figure(weight: Tensor, texts: Sequence[str], title: str = "",
+                         specials: Sequence[str] = ()) -> go.Figure:
+    """The token-embedding table [V, D] projected to 2-D with PCA, each point labelled by its token's
+    text (``texts[i]``: token i's; ``specials``: the texts of special tokens such as ``<mask>``)."""
     coords, frac = pca_2d(weight)
-    labels = [display_char(itos[i]) if i < len(itos) else str(i) for i in range(len(coords))]
-    classes = [_char_class(itos[i]) if i < len(itos) else "special" for i in range(len(coords))]
+    labels = [display_token(texts[i]) if i < len(texts) else str(i) for i in range(len(coords))]
+    classes = [_char_class(texts[i]) if i < len(texts) and texts[i] not in specials else "special"
+               for i in range(len(coords))]
     fig = figure(title, height=480)
     palette = {"vowel": "#c53030", "lower case": "#2b6cb0", "upper case": "#6b46c1", "digit": "#2f855a",
                "punctuation": "#b7791f", "space / newline": "#000000", "special": "#718096"}

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import ATTN_SCALE, CHOSEN, KEPT, display_char, figure, token_axis, token_ticks
+from .common import ATTN_SCALE, CHOSEN, KEPT, display_token, figure, token_axis, token_ticks
 
 
 def logit_lens_figure(lens: dict, title: str = "") -> go.Figure:
@@ -22,7 +22,7 @@ def logit_lens_figure(lens: dict, title: str = "") -> go.Figure:
     chars = lens["text"]
     names, ticks = token_axis(chars)
     z = np.array([[np.nan if p is None else p for p in row] for row in lens["p_next"]], dtype=np.float32)
-    top = [[display_char(c) for c in row] for row in lens["top"]]
+    top = [[display_token(c) for c in row] for row in lens["top"]]
     fig = figure(title, height=130 + 46 * len(lens["rows"]))
     fig.add_trace(go.Heatmap(
         z=z, x=names, y=lens["rows"], text=top, name="p(true next); text: top prediction", texttemplate="%{text}", textfont=dict(size=10, family="monospace"),
@@ -73,9 +73,9 @@ def head_worth_figure(worth: dict, title: str = "") -> go.Figure:
 def comparison_markdown(cmp: dict) -> str:
     """Loss, predictions and continuations of the intact and the ablated model, side by side."""
     a, b = cmp["intact"], cmp["ablated"]
-    text = "".join(display_char(c) for c in cmp["text"])
-    top_a = "".join(display_char(c) for c in a["top"][:-1])
-    top_b = "".join(display_char(c) for c in b["top"][:-1])
+    text = "".join(display_token(c) for c in cmp["text"])
+    top_a = "".join(display_token(c) for c in a["top"][:-1])
+    top_b = "".join(display_token(c) for c in b["top"][:-1])
     n = len(cmp["text"]) - 1
     cont = lambda s: s.replace("\n", "⏎")   # noqa: E731
     return (f"**Switched off:** {html.escape(cmp['ablated_parts'])}\n\n"
@@ -97,7 +97,7 @@ def head_table_html(rows: Sequence[dict]) -> str:
     body = "".join(
         f"<tr><td style='white-space:nowrap'>L{r['layer']} H{r['head']}</td><td>{html.escape(r['description'])}</td>"
         f"<td>{pct(r['previous'])}</td><td>{pct(r['first'])}</td><td>{pct(r['same'])}</td><td>{pct(r['self'])}</td>"
-        f"<td>{pct(r['local'])}</td><td><code>{html.escape(display_char(r['key_char']))}</code> "
+        f"<td>{pct(r['local'])}</td><td><code>{html.escape(display_token(r['key_char']))}</code> "
         f"{pct(r['key_char_share'])}</td><td>{r['distance']:.1f}</td><td>{r['entropy']:.2f} bits</td></tr>"
         for r in rows)
     return (f'<table class="head-table" style="font-size:13px;border-collapse:collapse">{head}{body}</table>')
@@ -134,7 +134,7 @@ def _p(x: float) -> str:
 
 def lstm_step_markdown(s: dict) -> str:
     """f ⊙ c_{t−1} + i ⊙ g = c_t and o ⊙ tanh(c_t) = h_t with this unit's numbers."""
-    c = display_char(s["char"])
+    c = display_token(s["char"])
     z = s["z"]
     return (f"#### Layer {s['layer']}, unit {s['unit']}, step {s['position']} (reading `{c}`)\n\n"
             f"Gates from $z = W_{{ih}} x_t + b_{{ih}} + W_{{hh}} h_{{t-1}} + b_{{hh}}$ (row {s['unit']}): "

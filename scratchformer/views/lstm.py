@@ -10,7 +10,7 @@ import torch
 from plotly.subplots import make_subplots
 from torch import Tensor
 
-from .common import LAYOUT, char_span, display_char, to_numpy, token_axis, token_ticks
+from .common import LAYOUT, char_span, display_token, to_numpy, token_axis, token_ticks
 
 
 def top_varying_units(cells: Tensor, n: int) -> list[int]:
@@ -37,7 +37,7 @@ def unit_text_html(chars: Sequence[str], values: Tensor, label: str) -> str:
         a = min(abs(float(x)) / m, 1.0)
         shade = int(255 - 190 * a)
         colour = f"rgb(255,{shade},{shade})" if x > 0 else f"rgb({shade},{shade},255)"
-        spans.append(char_span(c, colour, f"{display_char(c)!r}: {float(x):+.3f}"))
+        spans.append(char_span(c, colour, f"{display_token(c)!r}: {float(x):+.3f}"))
     return (f'<div style="margin:2px 0"><b>{html.escape(label)}</b> '
             f'<span style="color:#666">(red +, blue −, max |value| {m:.2f})</span></div>'
             '<div style="font-family:ui-monospace,monospace;font-size:14px;line-height:1.6;'

@@ -7,10 +7,10 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import CHOSEN, CUT_K, CUT_P, KEPT, LAYOUT, display_char, to_numpy
+from .common import CHOSEN, CUT_K, CUT_P, KEPT, LAYOUT, display_token, to_numpy
 
 
-def distribution_figure(step, itos: Sequence[str], title: str = "") -> go.Figure:
+def distribution_figure(step, texts: Sequence[str], title: str = "") -> go.Figure:
     """The whole vocabulary's next-token distribution for one sampling ``Step``, in two panels.
 
     Top: p_T = softmax(z / T) after temperature. Bottom: the distribution actually sampled from after
@@ -22,7 +22,7 @@ def distribution_figure(step, itos: Sequence[str], title: str = "") -> go.Figure
     cut_k = np.asarray(step.cut_by_top_k.cpu(), dtype=bool)
     cut_p = np.asarray(step.cut_by_top_p.cpu(), dtype=bool)
     V = len(p_t)
-    labels = [display_char(itos[i]) if i < len(itos) else str(i) for i in range(V)]
+    labels = [display_token(texts[i]) if i < len(texts) else str(i) for i in range(V)]
     x = np.arange(V)
     chosen = int(step.token_id)
     kept = ~(cut_k | cut_p)

@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from torch import Tensor
 
-from .common import ATTN_SCALE, display_char, figure
+from .common import ATTN_SCALE, display_token, figure
 
 Guesses = Optional[Sequence[tuple[str, float]]]
 
@@ -23,7 +23,7 @@ def token_label(c: str) -> str:
     """A character as a label; special tokens as ⟨eos⟩ (plotly would read "<eos>" as an HTML tag)."""
     if len(c) > 1 and c.startswith("<") and c.endswith(">"):
         return f"⟨{c[1:-1]}⟩"
-    return display_char(c)
+    return display_token(c)
 
 
 def _labels(chars: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -87,8 +87,8 @@ def blanks_table_html(text: str, columns: Mapping[str, Sequence[Guesses]], n: in
     rows = []
     positions = [i for i, c in enumerate(text) if c == blank]
     for k, pos in enumerate(positions):
-        left = "".join(display_char(c) for c in text[max(0, pos - around):pos])
-        right = "".join(display_char(c) for c in text[pos + 1:pos + 1 + around])
+        left = "".join(display_token(c) for c in text[max(0, pos - around):pos])
+        right = "".join(display_token(c) for c in text[pos + 1:pos + 1 + around])
         where = f"<code>{html.escape(left)}<b>{html.escape(blank)}</b>{html.escape(right)}</code>"
         cells = "".join(_cell(guesses[k], n) for guesses in columns.values())
         rows.append(f"<tr><td>blank {k + 1}: {where}</td>{cells}</tr>")

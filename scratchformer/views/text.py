@@ -6,7 +6,7 @@ from typing import Mapping, Sequence
 
 
 
-from .common import char_span, display_char
+from .common import char_span, display_token
 
 
 def _surprise_colour(bits: float, max_bits: float = 8.0) -> str:
@@ -45,7 +45,7 @@ def surprise_html(chars: Sequence[str], bits: Mapping[str, Sequence[float]]) -> 
         parts.append(f"<div><b>{html.escape(name)}</b> — mean {mean:.2f} bits/char "
                      f"(white = expected, red = surprised)</div><div style=\"{style}\">")
         for c, s in zip(chars, b):
-            tip = f"{display_char(c)!r}: {s:.2f} bits" if s == s else f"{display_char(c)!r}: first character"
+            tip = f"{display_token(c)!r}: {s:.2f} bits" if s == s else f"{display_token(c)!r}: first character"
             parts.append(char_span(c, _surprise_colour(s), tip))
         parts.append("</div>")
     if len(names) == 2:
@@ -54,8 +54,8 @@ def surprise_html(chars: Sequence[str], bits: Mapping[str, Sequence[float]]) -> 
                      f"green: {html.escape(names[1])} more surprised</div><div style=\"{style}\">")
         for c, x, y in zip(chars, a, b2):
             d = x - y
-            tip = (f"{display_char(c)!r}: {names[0]} {x:.2f} − {names[1]} {y:.2f} = {d:+.2f} bits"
-                   if d == d else f"{display_char(c)!r}: first character")
+            tip = (f"{display_token(c)!r}: {names[0]} {x:.2f} − {names[1]} {y:.2f} = {d:+.2f} bits"
+                   if d == d else f"{display_token(c)!r}: first character")
             parts.append(char_span(c, _diff_colour(d), tip))
         parts.append("</div>")
     parts.append("</div>")

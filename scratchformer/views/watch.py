@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from torch import Tensor
 
-from .common import ATTN_SCALE, CHOSEN, KEPT, LAYOUT, display_char, to_numpy, token_axis, token_ticks
+from .common import ATTN_SCALE, CHOSEN, KEPT, LAYOUT, display_token, to_numpy, token_axis, token_ticks
 
 
 def _fig(title: str, height: int, data: list, margin: dict, **layout) -> go.Figure:
@@ -41,13 +41,13 @@ def newest_attention_figure(weights: Tensor, chars: Sequence[str], title: str = 
                 yaxis=dict(autorange="reversed", showgrid=False, type="category"))
 
 
-def next_char_figure(probs: Tensor, itos: Sequence[str], chosen: Optional[int], title: str = "",
+def next_char_figure(probs: Tensor, texts: Sequence[str], chosen: Optional[int], title: str = "",
                      top: int = 12) -> go.Figure:
     """The ``top`` most likely next characters (probabilities of the distribution sampled from), the
     chosen one in orange."""
     p = to_numpy(probs).astype(np.float64)
     order = np.argsort(-p, kind="stable")[:top]
-    labels = [f"{display_char(itos[i])} " for i in order]
+    labels = [f"{display_token(texts[i])} " for i in order]
     colours = [CHOSEN if i == chosen else KEPT for i in order]
     bars = dict(type="bar", x=p[order].tolist(), y=labels, orientation="h", marker=dict(color=colours),
                 hovertemplate="%{y}: %{x:.3f}<extra></extra>")
@@ -63,7 +63,7 @@ def context_html(text: str, start: int, length: int, next_char: Optional[str] = 
     lead = text[max(0, start - 60):start]
 
     def esc(s: str) -> str:
-        return html.escape("".join(display_char(c) if c == "\n" else c for c in s))
+        return html.escape("".join(display_token(c) if c == "\n" else c for c in s))
 
     parts = ['<div class="context-seen" style="font-family:ui-monospace,monospace;font-size:13px;'
              'white-space:pre-wrap;word-break:break-all;line-height:1.5">']

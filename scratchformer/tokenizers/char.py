@@ -1,4 +1,4 @@
-"""A character tokenizer: one id per character.
+"""The character tokenizer: one id per character.
 
 Policy for characters outside the vocabulary (never an exception):
 
@@ -19,6 +19,8 @@ from __future__ import annotations
 import unicodedata
 from typing import Iterable, Sequence
 
+from .base import Tokenizer, register_tokenizer
+
 _ASCII_FOLD = {
     "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'",
     "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u2033": '"', "\u00ab": '"', "\u00bb": '"',
@@ -35,8 +37,12 @@ def normalize(text: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
 
-class CharTokenizer:
+@register_tokenizer
+class CharTokenizer(Tokenizer):
     """Maps characters to ids and back. ``chars`` fixes the vocabulary and its order."""
+
+    type = "char"
+    unit = "character"
 
     def __init__(self, chars: Sequence[str], specials: Sequence[str] = (), unk_char: str | None = None):
         chars = list(chars)
@@ -65,6 +71,21 @@ class CharTokenizer:
     @property
     def vocab_size(self) -> int:
         return len(self.itos)
+
+    def token_text(self, i: int) -> str:
+        """The character of token ``i`` (a special token's name, e.g. ``<pad>``)."""
+        i = int(i)
+        if not 0 <= i < len(self.itos):
+            raise ValueError(f"token id {i} is outside the vocabulary (0..{len(self.itos) - 1})")
+        return self.itos[i]
+
+    def is_special(self, i: int) -> bool:
+        return int(i) >= len(self.chars)
+
+    @property
+    def replacement(self) -> str:
+        """The character (or ``<unk>``) that an unknown character becomes."""
+        return self.itos[self.unk_id]
 
     def special_id(self, name: str) -> int:
         """Id of a special token such as ``"<pad>"``; KeyError naming it if absent."""
@@ -99,10 +120,6 @@ class CharTokenizer:
                     unknown[ch] = None
         return ids, list(unknown)
 
-    def encode(self, text: str) -> list[int]:
-        """Ids for ``text``; unknown characters follow the policy in the module docstring."""
-        return self.encode_with_report(text)[0]
-
     def decode(self, ids: Iterable[int], skip_specials: bool = True) -> str:
         out = []
         for i in ids:
@@ -120,8 +137,8 @@ class CharTokenizer:
 
     @classmethod
     def from_dict(cls, d: dict) -> "CharTokenizer":
-        if d.get("type", "char") != "char":
-            raise ValueError(f"unknown tokenizer type {d.get('type')!r}")
+        if d.get("type", "char") != cls.type:
+            raise ValueError(f"a {cls.__name__} reads tokenizer type {cls.type!r}, not {d.get('type')!r}")
         tok = cls(list(d["chars"]), specials=d.get("specials", ()))
         if "unk_id" in d:
             tok.unk_id = int(d["unk_id"])

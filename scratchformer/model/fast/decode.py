@@ -24,9 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .attention import KVCache, causal_mask
-from .positional import LearnedPositionalEmbedding
-from .transformer import TransformerLM
+from ..attention import KVCache, causal_mask
+from ..positional import LearnedPositionalEmbedding
+from ..transformer import TransformerLM
 
 
 def _norm(norm: nn.Module):

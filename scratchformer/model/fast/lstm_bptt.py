@@ -2,13 +2,30 @@
 
 The readable recurrence is :meth:`scratchformer.model.lstm.LSTMCell.step`; this file computes the
 same forward pass and adds its gradient, so that training does not pay autograd's cost per step.
+:func:`lstm_layer` is what :class:`~scratchformer.model.lstm.LSTM` calls.
 """
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from .gemm import Packed, linear
+from .gemm import LinearFunction, Packed, linear
+
+
+def lstm_layer(cell: nn.Module, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """One LSTM layer (an :class:`~scratchformer.model.lstm.LSTMCell`'s weights) over a whole
+    sequence: x [B, T, input], h, c [B, hidden] → (outputs [B, T, hidden], h_T, c_T).
+
+    The same function as stepping ``cell.step`` through the T steps (tests/test_fast.py), computed
+    by :class:`LSTMLayerFunction`. x_proj = cell.ih(x), the input part of every gate for all steps
+    at once, is computed time-major when training ([T, B, ·] in memory, the order in which the
+    recurrence reads it); in inference it is one plain product.
+    """
+    if torch.is_grad_enabled():
+        x_proj = LinearFunction.apply(x.transpose(0, 1), cell.ih.weight, cell.ih.bias).transpose(0, 1)
+    else:
+        x_proj = cell.ih(x)
+    return LSTMLayerFunction.apply(x_proj, cell.hh.weight, cell.hh.bias, h, c)
 
 
 class LSTMLayerFunction(torch.autograd.Function):
@@ -27,7 +44,7 @@ class LSTMLayerFunction(torch.autograd.Function):
     and then, in one matrix product over all steps, dW_hh = Σ_t dz_tᵀ h_{t-1} and db_hh = Σ_t dz_t.
     The gradient for the input part x_proj is dz itself (autograd carries it on to W_ih and x).
     tests/test_lstm.py checks it against autograd on the step loop and against PyTorch's ``LSTM``.
-    The products go through :mod:`scratchformer.model.gemm` (the weight laid out once per pass).
+    The products go through :mod:`scratchformer.model.fast.gemm` (the weight laid out once per pass).
     """
 
     @staticmethod

@@ -8,7 +8,7 @@ LSTM step about twice as fast, and a weight used at every step can be laid out o
 ``F.linear`` / ``torch.addmm``. Results equal those up to float32 rounding (tests/test_gemm.py).
 
 These functions do not record gradients: :class:`LinearFunction` and
-:class:`~scratchformer.model.lstm_bptt.LSTMLayerFunction` call them inside their own backward.
+:class:`~scratchformer.model.fast.lstm_bptt.LSTMLayerFunction` call them inside their own backward.
 """
 from __future__ import annotations
 
@@ -17,6 +17,9 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from ..attention import MultiHeadAttention
+from ..layers import FeedForward
 
 ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
 
@@ -84,10 +87,26 @@ class LinearFunction(torch.autograd.Function):
 class Linear(nn.Linear):
     """``nn.Linear`` (y = x·Wᵀ + b, the same parameters and state_dict) whose training passes go
     through :class:`LinearFunction`: float32 on the CPU, gradients on, no autocast. Everything else —
-    inference, other dtypes and devices — is ``F.linear``, the readable path."""
+    inference, other dtypes and devices — is ``F.linear``, the readable path. :func:`accelerate`
+    puts it in place of a model's ``nn.Linear`` layers."""
 
     def forward(self, x: Tensor) -> Tensor:
         if (torch.is_grad_enabled() and uses_onednn(x, self.weight)
                 and not torch.is_autocast_enabled("cpu")):
             return LinearFunction.apply(x, self.weight, self.bias)
         return F.linear(x, self.weight, self.bias)
+
+
+def accelerate(model: nn.Module) -> nn.Module:
+    """Make ``model``'s training passes faster, computing the same function: the ``nn.Linear`` layers
+    of its attention and feed-forward blocks become :class:`Linear` (the class is swapped in place;
+    parameters, state_dict keys and inference results are unchanged). For a model being trained
+    (``training/train.py`` calls it), never for one shared by requests. Returns the model.
+    The LSTM needs nothing: its forward already takes :func:`~scratchformer.model.fast.lstm_layer`.
+    """
+    for module in model.modules():
+        if isinstance(module, (MultiHeadAttention, FeedForward)):
+            for child in module.children():
+                if type(child) is nn.Linear:
+                    child.__class__ = Linear
+    return model

@@ -1,0 +1,93 @@
+"""Every setting a request carries, checked in one place: the page's tabs, its links and the MCP tools
+call these functions, so a setting has one range and one message wherever it comes from.
+
+Each function takes the raw value (a slider's float, a number box's None, whatever an API client
+sent) and returns it checked, or raises ``ValueError`` naming the setting, its range and what was
+sent (the app turns that into a message for the person, see :mod:`.events`).
+
+    temperature     0 … 100        0 = greedy (the page's slider stops at 2)
+    top_k           0 … 100,000    0 = off; k ≥ the vocabulary keeps every token
+    top_p           0 … 1          1 = off
+    seed            0 … 2⁶³−1
+    max_new_tokens  1 … 2,000
+    layer, head     1 … n          1-based, as the page shows them; returned 0-based
+    guesses         1 … 10         fill-in-the-blanks: guesses per blank
+
+No torch here: :func:`sampling` imports the inference code when it is called.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Optional
+
+from ..inference.choices import MAX_NEW_TOKENS, MAX_SEED
+from .policy import as_int, as_number, check_index
+
+if TYPE_CHECKING:
+    from ..inference.sampling import SamplingSettings
+
+MAX_TEMPERATURE = 100       # past this softmax(z/T) is uniform to float precision for these models
+MAX_TOP_K = 100_000         # above any vocabulary here (GPT-2 has 50,257 tokens)
+MAX_GUESSES = 10            # fill-in-the-blanks: the most guesses listed per blank
+
+
+def temperature(value) -> float:
+    return float(as_number(value, "temperature", 0, MAX_TEMPERATURE, hint="0 = greedy"))
+
+
+def top_k(value) -> int:
+    return as_int(value, "top_k", 0, MAX_TOP_K, hint="0 = off")
+
+
+def top_p(value) -> float:
+    return float(as_number(value, "top_p", 0, 1, hint="1 = off"))
+
+
+def seed(value) -> int:
+    return as_int(value, "seed", 0, MAX_SEED)
+
+
+def max_new_tokens(value) -> int:
+    return as_int(value, "max_new_tokens", 1, MAX_NEW_TOKENS)
+
+
+def guesses(value) -> int:
+    return as_int(value, "top_k (guesses per blank)", 1, MAX_GUESSES)
+
+
+def layer(value, n: int, name: str = "layer") -> int:
+    """A 1-based layer (1…n) as a 0-based index."""
+    return check_index(value, name, n)
+
+
+def head(value, n: int) -> int:
+    """A 1-based head (1…n) as a 0-based index."""
+    return check_index(value, "head", n)
+
+
+def sampling(temperature_, top_k_, top_p_) -> SamplingSettings:
+    """temperature → top-k → top-p, each checked, as one :class:`SamplingSettings`."""
+    from ..inference.sampling import SamplingSettings
+    return SamplingSettings(temperature(temperature_), top_k(top_k_), top_p(top_p_))
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A generation's settings, checked: sampling, length, seed, and the watched layer (0-based; None
+    when the model has no layers to watch)."""
+
+    sampling: SamplingSettings
+    max_new_tokens: int
+    seed: int
+    watch_layer: Optional[int]
+
+
+def generation(temperature_, top_k_, top_p_, max_new_tokens_, seed_, watch_layer=None,
+               n_layer: Optional[int] = None) -> GenerationRequest:
+    """The settings of a generation, checked. ``watch_layer`` (1-based; None = the last) is checked
+    against ``n_layer``, the watched model's layers (None: nothing to watch)."""
+    watched = None
+    if n_layer is not None:
+        watched = n_layer - 1 if watch_layer is None else layer(watch_layer, n_layer, "watch layer")
+    return GenerationRequest(sampling(temperature_, top_k_, top_p_), max_new_tokens(max_new_tokens_),
+                             seed(seed_), watched)
