@@ -28,7 +28,7 @@ def test_every_tab_has_a_link_row_and_its_settings(demo):
                               "models"]
     names = {tab: [s.name for s in ss] for tab, ss in settings.items()}
     assert names["generate"] == ["prompt", "temperature", "top_k", "top_p", "max_new_tokens", "seed", "layer",
-                                 "model", "step", "pair"]
+                                 "pair", "model", "step"]
     assert names["attention"] == ["text", "causal", "layer", "head", "hide_first"]
     assert names["inside"] == ["text", "position", "block", "head", "temperature", "top_k", "top_p"]
     assert names["models"] == []

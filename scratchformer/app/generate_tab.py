@@ -14,11 +14,11 @@ import gradio as gr
 
 from .. import views
 from ..inference.choices import MAX_SEED
-from .arrival import on_arrival
 from .bank import LANGUAGE_MODELS, SMALL_PAIR, TRANSFORMER, ModelBank
-from .events import LATEX, bound, friendly, live_triggers, md, model_event, model_missing, warn
+from .events import LATEX, friendly, live_triggers, md, model_event, model_missing, warn
 from .links import link_row
 from . import settings as check
+from .view import Control, View, declare
 from .policy import (MAX_PROMPT_CHARS, MAX_TEXT_BOX_CHARS, md_text, as_int, check_index, context_limit, generation_prompt, prepare_text,
 )
 from .watch import attention_views, watch_views
@@ -375,7 +375,7 @@ def build_generate_tab(bank: ModelBank) -> None:
         def default_generation():
             *_, last = _generate(bank, DEFAULT_PROMPT, *DEFAULT_SETTINGS, None, live=False)
             example["steps"] = last.steps
-            return tuple(last[:6]) + tuple(last[7:])
+            return last
 
         def why(steps, model_name, step_number):
             return why_token(bank, steps or example.get("steps"), model_name, step_number)
@@ -383,19 +383,20 @@ def build_generate_tab(bank: ModelBank) -> None:
         def why_attn_view(steps, model_name, step_number, layer):
             return why_attention(bank, steps or example.get("steps"), model_name, step_number, layer)
 
-        gen_inputs = [prompt, temperature, top_k, top_p, max_new, seed, watch_layer, pair]
-        gen_outputs = outs + [surprise, note, steps_state, why_step, why_plot, why_caption, why_model,
-                              watch_attn, watch_dist, watch_context, why_attn, why_context]
-        if any(bank.offered(n) for n in LANGUAGE_MODELS):
-            on_arrival(outs + [surprise, note, why_step, why_plot, why_caption, why_model, watch_attn, watch_dist,
-                               watch_context, why_attn, why_context], default_generation)
-        model_event([button.click, prompt.submit], bound(generate, bank), gen_inputs, gen_outputs, "generate",
-                    group="generate")
-        share.share([("prompt", prompt, dict(max_chars=MAX_PROMPT_CHARS, keep="end")), ("temperature", temperature),
-                     ("top_k", top_k), ("top_p", top_p), ("max_new_tokens", max_new),
-                     ("seed", seed, dict(hi=MAX_SEED)), ("layer", watch_layer), ("model", why_model),
-                     ("step", why_step, dict(lo=1, hi=UI_MAX_NEW_TOKENS)), ("pair", pair)],
-                    lambda **v: linked_generation(bank, **v), gen_outputs)
+        outputs = GenerateUpdate(*outs, surprise, note, steps_state, why_step, why_plot, why_caption, why_model,
+                                 watch_attn, watch_dist, watch_context, why_attn, why_context)
+        writers = any(bank.offered(n) for n in LANGUAGE_MODELS)
+        declare(View("generate", generate,
+                     [Control("prompt", prompt, dict(max_chars=MAX_PROMPT_CHARS, keep="end")),
+                      Control("temperature", temperature), Control("top_k", top_k), Control("top_p", top_p),
+                      Control("max_new_tokens", max_new), Control("seed", seed, dict(hi=MAX_SEED)),
+                      Control("layer", watch_layer), Control("pair", pair)],
+                     list(outputs), [button.click, prompt.submit], group="generate",
+                     arrival=writers and default_generation,
+                     link=lambda **v: linked_generation(bank, **v),
+                     linked_only=[Control("model", why_model),
+                                  Control("step", why_step, dict(lo=1, hi=UI_MAX_NEW_TOKENS))]),
+                bank, share)
         model_event(live_triggers(why_step, why_model), friendly(why), [steps_state, why_model, why_step],
                     [why_plot, why_caption], "why_token")
         model_event(live_triggers(why_step, why_model, watch_layer), friendly(why_attn_view),

@@ -17,10 +17,10 @@ import gradio as gr
 from .. import views
 from ..inference.choices import MODES
 from .bank import LSTM_NAME, TRANSFORMER, ModelBank
-from .arrival import on_arrival
 from .events import bound, live_triggers, md, model_event, model_missing
 from .links import link_row
 from . import settings as check
+from .view import Control, View, declare
 from .policy import (MAX_ANALYSIS_CHARS, MAX_TEXT_BOX_CHARS, as_int, check_index, check_text, context_limit, notes_md,
                      prepare_text, shown_value)
 
@@ -38,10 +38,10 @@ def _prepared(bank: ModelBank, name: str, text):
     return loaded, prep, notes_md(prep.notes())
 
 
-def _position(position, n: int) -> int:
+def _position(position, n: int, tokenizer) -> int:
     t = as_int(position, "position")
     if not 0 <= t < n:
-        raise ValueError(f"position {t} is outside the text: it has {n} characters, positions 0…{n - 1}")
+        raise ValueError(f"position {t} is outside the text: it has {tokenizer.count(n)}, positions 0…{n - 1}")
     return t
 
 
@@ -53,7 +53,7 @@ def inside_walkthrough(bank: ModelBank, text, position, layer, head, temperature
     from ..inference.inside import walkthrough
     loaded, prep, note = _prepared(bank, TRANSFORMER, text)
     cfg = loaded.config
-    t = _position(position, len(prep.ids))
+    t = _position(position, len(prep.ids), loaded.tokenizer)
     l, h = check.layer(layer, cfg.n_layer), check.head(head, cfg.n_head)
     settings = check.sampling(temperature, top_k, top_p)
     w = walkthrough(loaded.model, prep.ids, t, loaded.tokenizer, settings)
@@ -161,7 +161,7 @@ def inside_lstm_step(bank: ModelBank, text, position, layer, unit):
     """(notes, the step's equations with numbers, the unit over the text, numbers); layer 1-based."""
     from ..inference.lstm_inside import lstm_step
     loaded, prep, note = _prepared(bank, LSTM_NAME, text)
-    t = _position(position, len(prep.ids))
+    t = _position(position, len(prep.ids), loaded.tokenizer)
     l = check_index(layer, "layer", loaded.config.n_layer)
     u = as_int(unit, "unit", 0, loaded.config.hidden - 1)
     s = lstm_step(loaded.model, prep.ids, t, l, u, loaded.tokenizer)
@@ -213,14 +213,14 @@ def build_inside_tab(bank: ModelBank) -> None:
         share = link_row("inside", tab)
         if model_missing(bank, TRANSFORMER):
             return
-        cfg = bank.config(TRANSFORMER)
+        cfg, tok = bank.config(TRANSFORMER), bank.tokenizer(TRANSFORMER)
         limit = min(MAX_ANALYSIS_CHARS, cfg.block_size)       # the Transformer's context_length
-        text = gr.Textbox(DEFAULT_TEXT, label=f"Text (the Transformer reads the first {limit} characters)",
+        text = gr.Textbox(DEFAULT_TEXT, label=f"Text (the Transformer reads the first {tok.count(limit)})",
                           lines=2, elem_id="inside-text", max_length=MAX_TEXT_BOX_CHARS)
         with gr.Tabs():
             with gr.Tab("Step through", id="inside-step") as step_tab:
                 with gr.Row():
-                    position = gr.Slider(0, limit - 1, DEFAULT_POSITION, step=1, label="position (character)",
+                    position = gr.Slider(0, limit - 1, DEFAULT_POSITION, step=1, label=f"position ({tok.unit})",
                                          elem_id="inside-position", scale=3)
                     layer = gr.Slider(1, cfg.n_layer, 1, step=1, label="block", elem_id="inside-layer")
                     head = gr.Slider(1, cfg.n_head, 1, step=1, label="head", elem_id="inside-head")
@@ -298,34 +298,28 @@ def build_inside_tab(bank: ModelBank) -> None:
         # The walkthrough (the first sub-tab) follows every edit of the text and every control; the
         # other sub-tabs recompute when opened, on Enter, and when their own controls move (a keystroke
         # does not run five views at once). Every sub-tab's default example is computed once, at start.
-        step_inputs = [text, position, layer, head, temperature, top_k, top_p]
-        step_outputs = [step_note, diagram, formulas, vectors, attn_plot, ffn_plot, out_plot, step_json]
-        model_event([tab.select, step_tab.select, *live_triggers(*step_inputs)], bound(inside_walkthrough, bank),
-                    step_inputs, step_outputs, "inside_walkthrough")
-        on_arrival(step_outputs, lambda: inside_walkthrough(bank, DEFAULT_TEXT, DEFAULT_POSITION, 1, 1, 1.0, 0, 1.0))
-        share.share([("text", text), ("position", position), ("block", layer), ("head", head),
-                     ("temperature", temperature), ("top_k", top_k), ("top_p", top_p)],
-                    lambda text, position, block, head, temperature, top_k, top_p: inside_walkthrough(
-                        bank, text, position, block, head, temperature, top_k, top_p), step_outputs)
-        lens_outputs = [lens_note, lens_plot, lens_json]
-        model_event([lens_tab.select, text.submit], bound(inside_logit_lens, bank), [text], lens_outputs,
-                    "inside_logit_lens")
-        on_arrival(lens_outputs, lambda: inside_logit_lens(bank, DEFAULT_TEXT))
-        ablate_outputs = [ablate_note, comparison, ablate_plot, ablate_json]
-        model_event([ablate_tab.select, text.submit, *live_triggers(heads, ffn, mode, n_new)],
-                    bound(inside_ablation, bank), [text, heads, ffn, mode, n_new], ablate_outputs, "inside_ablation")
-        on_arrival(ablate_outputs, lambda: inside_ablation(bank, DEFAULT_TEXT, [], [], "zero", CONTINUATION))
+        walk = View("inside_walkthrough", inside_walkthrough,
+                    [Control("text", text), Control("position", position), Control("block", layer),
+                     Control("head", head), Control("temperature", temperature), Control("top_k", top_k),
+                     Control("top_p", top_p)],
+                    [step_note, diagram, formulas, vectors, attn_plot, ffn_plot, out_plot, step_json],
+                    [tab.select, step_tab.select, *live_triggers(text, position, layer, head, temperature, top_k,
+                                                                 top_p)])
+        declare(walk, bank, share)
+        declare(View("inside_logit_lens", inside_logit_lens, [Control("text", text)], [lens_note, lens_plot, lens_json],
+                     [lens_tab.select, text.submit], link=False), bank)
+        declare(View("inside_ablation", inside_ablation,
+                     [Control("text", text), Control("heads", heads), Control("ffn", ffn), Control("mode", mode),
+                      Control("n_new", n_new)], [ablate_note, comparison, ablate_plot, ablate_json],
+                     [ablate_tab.select, text.submit, *live_triggers(heads, ffn, mode, n_new)], link=False), bank)
         model_event([worth_btn.click], bound(inside_head_worth, bank), [text, mode], [worth_plot, worth_json],
                     "inside_head_worth")
-        heads_outputs = [heads_grid, heads_table, heads_json]
-        model_event([heads_tab.select, text.submit], bound(inside_heads, bank), [text], heads_outputs,
-                    "inside_heads")
-        on_arrival(heads_outputs, lambda: inside_heads(bank, DEFAULT_TEXT))
+        declare(View("inside_heads", inside_heads, [Control("text", text)], [heads_grid, heads_table, heads_json],
+                     [heads_tab.select, text.submit], link=False), bank)
         if bank.offered(LSTM_NAME):
-            lstm_outputs = [l_note, l_md, l_plot, l_json]
-            model_event([lstm_tab.select, text.submit, *live_triggers(l_pos, l_layer, l_unit)],
-                        bound(inside_lstm_step, bank), [text, l_pos, l_layer, l_unit], lstm_outputs,
-                        "inside_lstm_step")
-            on_arrival(lstm_outputs, lambda: inside_lstm_step(bank, DEFAULT_TEXT, DEFAULT_POSITION, lcfg.n_layer, 0))
+            declare(View("inside_lstm_step", inside_lstm_step,
+                         [Control("text", text), Control("position", l_pos), Control("layer", l_layer),
+                          Control("unit", l_unit)], [l_note, l_md, l_plot, l_json],
+                         [lstm_tab.select, text.submit, *live_triggers(l_pos, l_layer, l_unit)], link=False), bank)
             model_event([l_btn.click], bound(inside_lstm_ablation, bank), [text, l_layer, l_units, l_cell, n_new],
                         [l_cmp, l_cmp_plot, l_cmp_json], "inside_lstm_ablation")

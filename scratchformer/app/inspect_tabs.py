@@ -23,6 +23,7 @@ from .bank import LANGUAGE_MODELS, LSTM_NAME, TRANSFORMER, ModelBank, describe_m
 from .arrival import on_arrival
 from .events import bound, live_triggers, md, model_event, model_missing, model_then
 from .links import link_row
+from .view import Control, View, declare
 from .policy import MAX_ANALYSIS_CHARS, MAX_TEXT_BOX_CHARS, as_int, check_index, context_limit, md_text, notes_md, prepare_text
 
 DEFAULT_TEXT = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;"
@@ -359,7 +360,7 @@ def build_attention_tab(bank: ModelBank) -> None:
         cfg = bank.config(TRANSFORMER)
         with gr.Row():
             limit = min(MAX_ANALYSIS_CHARS, cfg.block_size)   # the Transformer's context_length
-            text = gr.Textbox(DEFAULT_TEXT, label=f"Text (the first {limit} characters are read)",
+            text = gr.Textbox(DEFAULT_TEXT, label=f"Text (the first {bank.tokenizer(TRANSFORMER).count(limit)} are read)",
                               lines=3, scale=3, elem_id="attn-text", max_length=MAX_TEXT_BOX_CHARS)
             with gr.Column(scale=2):
                 causal = gr.Checkbox(True, label="causal mask", elem_id="attn-causal")
@@ -377,15 +378,14 @@ def build_attention_tab(bank: ModelBank) -> None:
         with gr.Row():
             diff_plot = gr.Plot(show_label=False, elem_id="attn-diff-plot")
             compare = gr.Markdown(elem_id="attn-compare")
-        inputs = [text, causal, layer, head, hide_first]
-        outputs = [note, grid, head_plot, avg_plot, diff_plot, compare]
-        on_arrival(outputs, lambda: attention(bank, DEFAULT_TEXT, True, cfg.n_layer, 1, False))
-        share.share([("text", text), ("causal", causal), ("layer", layer), ("head", head), ("hide_first", hide_first)],
-                    lambda **v: attention(bank, **v), outputs)
+        view = View("attention", attention, [Control("text", text), Control("causal", causal), Control("layer", layer),
+                                             Control("head", head), Control("hide_first", hide_first)],
+                    [note, grid, head_plot, avg_plot, diff_plot, compare], triggers=[button.click])
+        declare(view, bank, share)
+        inputs = view.components
         # typing redraws the chosen head at once, the other views when typing pauses (only the
         # latest text is computed, no progress overlays); the button everything; the causal toggle and the
         # first-token option the matrices only; the sliders the chosen head and its diff only
-        model_event([button.click], bound(attention, bank), inputs, outputs, "attention")
         typed = model_event(live_triggers(text), bound(attention_typed, bank), inputs, [note, head_plot],
                             "attention_typed", show_progress="hidden", api_visibility="private")
         model_then(typed, bound(attention_rest, bank), inputs, [grid, avg_plot, diff_plot, compare],
@@ -405,17 +405,14 @@ def build_embeddings_tab(bank: ModelBank) -> None:
         with gr.Row():
             tables += [gr.Plot(show_label=False, elem_id=f"pos-{k}") for k in range(2)]
         # on the page from the start (computed once); the endpoint stays for API users
-        on_arrival(tables, lambda: embedding_tables(bank))
-        model_event([], bound(embedding_tables, bank), [], tables, "embedding_tables")
+        declare(View("embedding_tables", embedding_tables, [], tables, link=False), bank)
         text = gr.Textbox(DEFAULT_TEXT, label="Text", lines=2, elem_id="hidden-text", max_length=MAX_TEXT_BOX_CHARS)
         button = gr.Button("Show hidden states", elem_id="hidden-btn")
         note = gr.Markdown()
         plot = gr.Plot(show_label=False, elem_id="hidden-plot")
-        if bank.offered(TRANSFORMER):
-            on_arrival([note, plot], lambda: hidden_states(bank, DEFAULT_TEXT))
-            share.share([("text", text)], lambda text: hidden_states(bank, text), [note, plot])
-        model_event(live_triggers(text) + [button.click], bound(hidden_states, bank), [text], [note, plot],
-                    "hidden_states")
+        offered = bank.offered(TRANSFORMER)
+        declare(View("hidden_states", hidden_states, [Control("text", text)], [note, plot],
+                     live_triggers(text) + [button.click], arrival=offered, link=offered), bank, share)
 
 
 def build_lstm_tab(bank: ModelBank) -> None:
@@ -425,7 +422,7 @@ def build_lstm_tab(bank: ModelBank) -> None:
         if model_missing(bank, LSTM_NAME):
             return
         cfg = bank.config(LSTM_NAME)
-        text = gr.Textbox(DEFAULT_TEXT, label=f"Text (the first {MAX_ANALYSIS_CHARS} characters are read)",
+        text = gr.Textbox(DEFAULT_TEXT, label=f"Text (the first {bank.tokenizer(LSTM_NAME).count(MAX_ANALYSIS_CHARS)} are read)",
                           lines=3, elem_id="lstm-text", max_length=MAX_TEXT_BOX_CHARS)
         with gr.Row():
             layer = gr.Slider(1, cfg.n_layer, cfg.n_layer, step=1, label="layer", elem_id="lstm-layer")
@@ -435,11 +432,8 @@ def build_lstm_tab(bank: ModelBank) -> None:
         note = gr.Markdown()
         plot = gr.Plot(show_label=False, elem_id="lstm-plot")
         units_html = gr.HTML(elem_id="lstm-units-text")
-        on_arrival([note, plot, units_html], lambda: lstm_inside(bank, DEFAULT_TEXT, cfg.n_layer, min(16, cfg.hidden)))
-        share.share([("text", text), ("layer", layer), ("units", n_units)],
-                    lambda text, layer, units: lstm_inside(bank, text, layer, units), [note, plot, units_html])
-        model_event(live_triggers(text, layer, n_units) + [button.click], bound(lstm_inside, bank),
-                    [text, layer, n_units], [note, plot, units_html], "lstm_gates")
+        declare(View("lstm_gates", lstm_inside, [Control("text", text), Control("layer", layer), Control("units", n_units)],
+                     [note, plot, units_html], live_triggers(text, layer, n_units) + [button.click]), bank, share)
 
 
 def build_models_tab(bank: ModelBank) -> None:

@@ -309,8 +309,8 @@ class SharedLinks:
                 for s, _ in row.settings:
                     ok = row.tab_id == link.tab and s.name in link.values
                     updates.append(gr.update(value=link.values[s.name]) if ok else gr.skip())
-            for n in link.notes:
-                gr.Warning(f"Link: {n}")
+            # the notes go to the page's note (link_note); this event is not queued, and Gradio shows a
+            # gr.Warning toast only from a queued event
             message = ""
             if link.notes:
                 message = (f"{NOTE_MARK}**This link was opened with changes:**\n\n"

@@ -17,10 +17,10 @@ import gradio as gr
 from .. import views
 from ..inference.choices import BLANK, MAX_BEAM_SIZE, MAX_SEED, METHODS
 from .bank import BERT, ENCDEC, TRANSFORMER, ModelBank
-from .arrival import on_arrival
-from .events import friendly, live_triggers, md, model_event, model_missing, toast_notes
+from .events import bound, live_triggers, md, model_event, model_missing
 from .links import link_row
 from . import settings as check
+from .view import Control, View, declare
 from .policy import (MAX_TEXT_BOX_CHARS, as_int, as_number, check_index, check_text, notes_md, shown_value,
                      visible_controls)
 
@@ -183,22 +183,21 @@ def build_seq2seq_tab(bank: ModelBank) -> None:
             enc_plot = gr.Plot(show_label=False, elem_id="s2s-enc")
             dec_plot = gr.Plot(show_label=False, elem_id="s2s-dec")
 
-        def decode(source, method, beam_size, alpha, temperature, top_k, top_p, seed, layer, head, step):
-            *shown, n, t = decode_dates(enc, source, method, beam_size, alpha, temperature, top_k, top_p,
+        def decode(bank, source, method, beam_size, alpha, temperature, top_k, top_p, seed, layer, head, step):
+            *shown, n, t = decode_dates(bank, source, method, beam_size, alpha, temperature, top_k, top_p,
                                         seed, layer, head, step)
             return (*shown, gr.update(maximum=max(n, 2), value=t))
 
-        inputs = [source, method, beam_size, alpha, temperature, top_k, top_p, seed, layer, head, step]
-        outputs = [summary, grid, enc_plot, dec_plot, cross_plot, step_md, step_html, step]
-        on_arrival(outputs, lambda: decode(DEFAULT_SOURCE, "greedy", 4, 0.6, 1.0, 0, 1.0, 0, 1, 1, 1))
-        model_event(live_triggers(source) + [button.click], friendly(decode), inputs, outputs, "seq2seq_decode")
+        view = View("seq2seq_decode", decode,
+                    [Control("text", source), Control("method", method), Control("beam", beam_size),
+                     Control("alpha", alpha), Control("temperature", temperature), Control("top_k", top_k),
+                     Control("top_p", top_p), Control("seed", seed, dict(hi=MAX_SEED)), Control("layer", layer),
+                     Control("head", head), Control("step", step, dict(hi=64))],
+                    [summary, grid, enc_plot, dec_plot, cross_plot, step_md, step_html, step],
+                    live_triggers(source) + [button.click])
+        declare(view, enc, share)
         model_event(live_triggers(step, layer, head, method, beam_size, alpha, temperature, top_k, top_p, seed),
-                    friendly(decode), inputs, outputs, "seq2seq_view")
-        share.share([("text", source), ("method", method), ("beam", beam_size), ("alpha", alpha),
-                     ("temperature", temperature), ("top_k", top_k), ("top_p", top_p), ("seed", seed, dict(hi=MAX_SEED)),
-                     ("layer", layer), ("head", head), ("step", step, dict(hi=64))],
-                    lambda text, method, beam, alpha, temperature, top_k, top_p, seed, layer, head, step: decode(
-                        text, method, beam, alpha, temperature, top_k, top_p, seed, layer, head, step), outputs)
+                    bound(decode, enc), view.components, view.outputs, "seq2seq_view")
 
 
 # ------------------------------------------------------------------------------------ GPT vs BERT
@@ -304,13 +303,7 @@ def build_gpt_bert_tab(bank: ModelBank) -> None:
             bert_plot = gr.Plot(show_label=False, elem_id="bert-attn")
             gpt_plot = gr.Plot(show_label=False, elem_id="gpt-attn")
 
-        def blanks(text, top_k, causal, layer, head):
-            return toast_notes(fill_in(bank, text, top_k, causal, layer, head))
-
-        inputs = [text, top_k, causal, layer, head]
-        outputs = [note, table, filled, bars, bert_plot, gpt_plot]
-        on_arrival(outputs, lambda: blanks(DEFAULT_BLANKS, 5, False, 1, 1))
-        share.share([("text", text), ("guesses", top_k), ("causal", causal), ("layer", layer), ("head", head)],
-                    lambda text, guesses, causal, layer, head: blanks(text, guesses, causal, layer, head), outputs)
-        model_event(live_triggers(text, top_k, causal, layer, head) + [button.click],
-                    friendly(blanks), inputs, outputs, "fill_in")
+        declare(View("fill_in", fill_in, [Control("text", text), Control("guesses", top_k), Control("causal", causal),
+                                           Control("layer", layer), Control("head", head)],
+                     [note, table, filled, bars, bert_plot, gpt_plot],
+                     live_triggers(text, top_k, causal, layer, head) + [button.click]), bank, share)
