@@ -2,12 +2,12 @@
 
 The folders are the layers, and imports only go down (tests/test_layering.py keeps it so):
 
-    tokenizer, device     text ↔ ids; where to compute
-    model/                the networks, read next to the paper
+    tokenizers/, device   text ↔ ids (one Tokenizer interface); where to compute
+    model/                the networks, read next to the paper; registry: model_type → config, network
     checkpoint            safetensors + JSON on disk ↔ a model
     inference/            sampling, generation, decoding, fill-in-the-blanks, traced passes
     training/             data, tasks, the training loop, every metric
-    views/                pure functions: numbers → figures (import no model code)
+    views/                pure functions: numbers → figures (import no model code, only token labels)
     app/                  the Gradio app
 
 The names below are the model layer's, for ``from scratchformer import GPT``. They are looked up
