@@ -15,6 +15,7 @@ from __future__ import annotations
 import html as html_lib
 from typing import NamedTuple, Sequence
 
+from ..model.registry import family
 from .. import views
 from .bank import TRANSFORMER
 
@@ -71,7 +72,7 @@ def attention_views(loaded, sequence: Sequence[int], start: int, length: int, to
     text, chosen = "".join(pieces), tok.token_text(token_id)
     # the context figure counts characters of the text: where the tokens seen start and end in it
     start_c, length_c = len("".join(pieces[:start])), len("".join(pieces[start:]))
-    if loaded.config.model_type == "lstm":
+    if family(loaded.config.model_type).decoding == "state":     # a recurrent network: no attention
         attn = views.message_figure("The LSTM has no attention: everything it read is in its state (h, c).",
                                     height=160)
         caption = context_caption("LSTM", k, 0, length, None, tok)
