@@ -123,6 +123,41 @@ def test_tiny_model_loss_falls(corpus, tmp_path, model_args):
     assert not any(p.requires_grad for p in load_checkpoint(tmp_path / "ck").model.parameters())
 
 
+def test_split_cuts_the_text_and_matches_the_id_cut_for_characters():
+    text = D.load_corpus()[:5000]
+    tok = D.default_tokenizer(text)
+    by_text = D.split(text, tok)
+    by_ids = D.split(D.encode_corpus(text, tok))
+    assert all(torch.equal(a, b) for a, b in zip(by_text, by_ids))
+    train_text, val_text = D.split_text(text)
+    assert train_text + val_text == text and len(train_text) == 4500
+
+
+def test_a_bpe_model_trains_and_is_measured_in_bits_per_character(corpus, tmp_path):
+    """--tokenizer bpe:N trains the BPE on the training split only; the validation loss is per token,
+    bits per character = total nats ÷ characters of the scored tokens ÷ ln 2 (recomputed here)."""
+    from scratchformer.training.evaluate import evaluate_checkpoint
+    from scratchformer.tokenizers import BPETokenizer
+    run(corpus, tmp_path / "ck", "--model", "gpt", "--n-layer", "1", "--n-head", "2", "--n-embd", "32",
+        "--tokenizer", "bpe:300", "--max-iters", "6", "--eval-interval", "3")
+    loaded = load_checkpoint(tmp_path / "ck")
+    tok = loaded.tokenizer
+    train_text, val_text = D.split_text(corpus.read_text(encoding="utf-8"))
+    assert isinstance(tok, BPETokenizer) and tok.vocab_size == 300
+    assert tok.to_dict() == BPETokenizer.train(train_text, 300).to_dict()      # from the training split alone
+    r = evaluate_checkpoint(tmp_path / "ck", data=corpus)
+    val = torch.tensor(tok.encode(val_text))
+    n_windows = (len(val) - 1) // 16
+    x = torch.stack([val[i * 16:(i + 1) * 16] for i in range(n_windows)])
+    y = torch.stack([val[i * 16 + 1:(i + 1) * 16 + 1] for i in range(n_windows)])
+    with torch.no_grad():
+        nats = torch.nn.functional.cross_entropy(loaded.model(x).logits.flatten(0, 1), y.flatten(), reduction="sum")
+    chars = len(tok.decode(y.flatten().tolist()))
+    assert r["tokens_scored"] == y.numel() and r["chars_scored"] == chars < 2.5 * y.numel()
+    assert r["bits_per_char"] == pytest.approx(nats.item() / chars / math.log(2), rel=1e-5)
+    assert r["val_loss"] == pytest.approx(nats.item() / y.numel(), rel=1e-5)
+
+
 def test_resume_continues_exactly(corpus, tmp_path):
     """0→30 in one run equals 0→15 then --resume 15→30 (constant lr so the schedule is the same)."""
     common = ["--n-layer", "1", "--n-head", "2", "--n-embd", "16", "--eval-interval", "15",

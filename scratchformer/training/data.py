@@ -1,7 +1,9 @@
 """Training data: the tiny-Shakespeare corpus, its train/validation split, and random batches.
 
-The split follows nanoGPT so that losses compare with its published ones: the whole text is encoded,
-the first 90% of the ids are for training and the last 10% for validation.
+The split follows nanoGPT so that losses compare with its published ones: the first 90% of the
+*characters* are for training and the last 10% for validation (:func:`split_text`). Each part is
+encoded on its own, so a character model and a BPE model train and are measured on exactly the same
+text (for characters this is nanoGPT's cut of the ids at 90%).
 
 A language-model batch is ``block_size + 1`` consecutive characters starting at a random offset:
 the input ``x`` is the first ``block_size`` of them and the target ``y`` the same window shifted by one,
@@ -20,7 +22,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ..tokenizers import CharTokenizer
+from ..tokenizers import BPETokenizer, CharTokenizer, Tokenizer, tokenizer_from_dict
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "data" / "tinyshakespeare.txt"
 TRAIN_FRACTION = 0.9
@@ -39,19 +41,49 @@ def default_tokenizer(text: Optional[str] = None) -> CharTokenizer:
     return CharTokenizer.from_text(load_corpus() if text is None else text)
 
 
-def encode_corpus(text: str, tokenizer: CharTokenizer) -> Tensor:
+def split_text(text: str) -> tuple[str, str]:
+    """(train, val) text: the first 90% of the characters, cut at ``int(0.9 · n)``, and the rest."""
+    n = int(TRAIN_FRACTION * len(text))
+    return text[:n], text[n:]
+
+
+def corpus_tokenizer(spec: str, text: str) -> Tokenizer:
+    """The tokenizer ``--tokenizer SPEC`` names, for a corpus whose training split is ``text``:
+
+    * ``char``: the sorted characters of the text (65 for tiny Shakespeare);
+    * ``bpe:N``: a byte-level BPE of N tokens trained on ``text`` (the training split only: the
+      validation text must not shape the vocabulary it is measured with);
+    * a path to a JSON file holding a tokenizer (``{"type": "bpe", …}``, as ``to_dict`` writes).
+    """
+    if spec == "char":
+        return CharTokenizer.from_text(text)
+    if spec.startswith("bpe:"):
+        try:
+            size = int(spec[4:])
+        except ValueError:
+            raise ValueError(f"--tokenizer bpe:N needs a whole number N, got {spec!r}") from None
+        return BPETokenizer.train(text, size)
+    path = Path(spec)
+    if not path.is_file():
+        raise ValueError(f"--tokenizer must be 'char', 'bpe:N' or a tokenizer JSON file; {spec!r} is none of them")
+    import json
+    return tokenizer_from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def encode_corpus(text: str, tokenizer: Tokenizer) -> Tensor:
     """All of ``text`` as a 1-D tensor of ids (int64)."""
     return torch.tensor(tokenizer.encode(text), dtype=torch.long)
 
 
-def split(data: Tensor | str, tokenizer: Optional[CharTokenizer] = None) -> tuple[Tensor, Tensor]:
-    """(train, val): the first 90% of the ids and the last 10%, cut at ``int(0.9 · n)`` like nanoGPT.
-
-    ``data`` is the encoded corpus, or the raw text (encoded with ``tokenizer``, by default the text's
-    own character vocabulary).
+def split(data: Tensor | str, tokenizer: Optional[Tokenizer] = None) -> tuple[Tensor, Tensor]:
+    """(train, val) ids. ``data`` is the raw text (cut by :func:`split_text`, each part encoded with
+    ``tokenizer``, by default the text's own character vocabulary), or ids already encoded one per
+    character (cut at ``int(0.9 · n)`` like nanoGPT: the same cut).
     """
     if isinstance(data, str):
-        data = encode_corpus(data, tokenizer or default_tokenizer(data))
+        tokenizer = tokenizer or default_tokenizer(data)
+        train_text, val_text = split_text(data)
+        return encode_corpus(train_text, tokenizer), encode_corpus(val_text, tokenizer)
     n = int(TRAIN_FRACTION * len(data))
     return data[:n], data[n:]
 

@@ -1,9 +1,13 @@
 """Measure a checkpoint: ``python -m scratchformer.evaluate checkpoints/NAME [--max-batches N]``.
 
-The validation loss is the mean cross-entropy, in nats per character, over the validation split (the
-last 10% of the corpus) cut into non-overlapping windows of ``block_size`` characters:
+The validation loss is the mean cross-entropy, in nats per token, over the validation split (the
+last 10% of the corpus) cut into non-overlapping windows of ``block_size`` tokens:
 
-    val_loss = −(1/N) Σ_windows Σ_t log p(x_{t+1} | x_{≤t} within the window),   bits/char = val_loss / ln 2
+    val_loss = −(1/N) Σ_windows Σ_t log p(x_{t+1} | x_{≤t} within the window)      (N tokens scored)
+    bits_per_char = N · val_loss / (characters of the scored tokens) / ln 2
+
+Bits per character compare models whatever their tokens (one per character, or BPE pieces of words):
+the same validation text costs the same characters. For a character model N = characters.
 
 Each window starts fresh (no context from the window before it, for the LSTM too), so the GPT and the
 LSTM are measured the same way and the same way as during training. ``--max-batches`` measures only
@@ -42,7 +46,8 @@ from .tasks import DatesTask, encode_pairs, mask_tokens
 @torch.no_grad()
 def split_loss(model: nn.Module, ids: Tensor, block_size: int, batch_size: int = 32,
                max_batches: Optional[int] = None, device: str | torch.device = "cpu") -> tuple[float, int]:
-    """(mean loss in nats per character, characters scored) over non-overlapping windows of ``ids``."""
+    """(mean loss in nats per token, tokens scored) over non-overlapping windows of ``ids``: the
+    scored tokens are ``ids[1 : 1 + tokens scored]``."""
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -169,23 +174,27 @@ def evaluate_checkpoint(path: str | Path, *, data: str | Path | None = None, max
     if loaded.config.model_type in ("seq2seq", "bert"):
         return evaluate_task(loaded, path, data=data, max_batches=max_batches, batch_size=batch_size,
                              update_metrics=update_metrics)
-    text = D.load_corpus(data)
-    ids = torch.tensor(loaded.tokenizer.encode(text), dtype=torch.long)
-    _, val = D.split(ids)
+    tok = loaded.tokenizer
+    _, val_text = D.split_text(D.load_corpus(data))
+    val = D.encode_corpus(val_text, tok)
     block = loaded.config.block_size
     t0 = time.perf_counter()
-    loss, chars = split_loss(loaded.model, val, block, batch_size, max_batches, device)
+    loss, tokens = split_loss(loaded.model, val, block, batch_size, max_batches, device)
+    chars = len(tok.decode(val[1:1 + tokens].tolist()))
+    bits_per_char = loss * tokens / chars / math.log(2)
     result = {"checkpoint": str(path), "model_type": loaded.config.model_type,
-              "params": num_params(loaded.model), "val_loss": loss, "bits_per_char": loss / math.log(2),
-              "chars_scored": chars, "val_chars": len(val), "block_size": block,
+              "params": num_params(loaded.model), "tokenizer": tok.type, "vocab_size": tok.vocab_size,
+              "val_loss": loss, "bits_per_char": bits_per_char,
+              "tokens_scored": tokens, "chars_scored": chars, "val_chars": len(val_text), "block_size": block,
               "iters": loaded.metrics.get("iters"), "tokens_seen": loaded.metrics.get("tokens_seen"),
               "eval_seconds": round(time.perf_counter() - t0, 2)}
     if update_metrics and max_batches is None:
         metrics = dict(loaded.metrics)
         if "val_loss" in metrics and "val_loss_estimate" not in metrics:
             metrics["val_loss_estimate"] = metrics["val_loss"]
-        metrics.update(val_loss=loss, bits_per_char=loss / math.log(2), val_loss_method=(
-            f"whole validation split ({chars:,} characters) in non-overlapping windows of {block}"))
+        metrics.update(val_loss=loss, bits_per_char=bits_per_char, val_loss_method=(
+            f"whole validation split ({tokens:,} {tok.unit}s scored, {chars:,} characters) in "
+            f"non-overlapping windows of {block}"))
         atomic_write_text(Path(path) / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     return result
 
@@ -214,22 +223,25 @@ def evaluate_task(loaded, path: str | Path, *, data=None, max_batches: Optional[
     return result
 
 
-def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m scratchformer.evaluate", description=__doc__.split("\n")[0])
-    p.add_argument("checkpoint", help="checkpoint folder, e.g. checkpoints/gpt-shakespeare")
-    p.add_argument("--max-batches", type=int, default=None, help="score only the first N batches")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--data", default=None, help="corpus file (default data/tinyshakespeare.txt)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--update-metrics", action="store_true",
-                   help="write the whole-split loss into the checkpoint's metrics.json")
-    args = p.parse_args(argv)
-    try:
-        r = evaluate_checkpoint(args.checkpoint, data=args.data, max_batches=args.max_batches,
-                                batch_size=args.batch_size, device=args.device,
-                                update_metrics=args.update_metrics)
-    except (CheckpointError, ValueError) as e:
-        raise SystemExit(f"error: {e}") from None
+def tok_unit(r: dict) -> str:
+    return "character" if r.get("tokenizer") == "char" else "token"
+
+
+def language_model_folders(root: str | Path) -> list[Path]:
+    """Every checkpoint folder under ``root`` that holds a language model (gpt or lstm), sorted."""
+    from ..checkpoint import read_config
+    found = []
+    for folder in sorted(Path(root).iterdir()):
+        if (folder / "config.json").is_file():
+            try:
+                if read_config(folder)[0].model_type in ("gpt", "lstm"):
+                    found.append(folder)
+            except (CheckpointError, ValueError):
+                continue
+    return found
+
+
+def print_result(r: dict) -> None:
     print(f"{r['checkpoint']}: {r['model_type']}, {r['params']:,} parameters, trained {r['iters']} steps "
           f"on {r['tokens_seen']} tokens")
     if "exact_match" in r:
@@ -240,9 +252,51 @@ def main(argv=None) -> None:
               f"characters (with the causal mask: {r['masked_char_accuracy_causal']:.4f}); loss "
               f"{r['val_loss']:.4f} nats/char ({r['eval_seconds']} s)")
     else:
-        print(f"validation loss {r['val_loss']:.4f} nats/char = {r['bits_per_char']:.4f} bits/char "
-              f"over {r['chars_scored']:,} of {r['val_chars']:,} validation characters ({r['eval_seconds']} s)")
-    print(json.dumps(r))
+        print(f"validation loss {r['val_loss']:.4f} nats per {tok_unit(r)} = {r['bits_per_char']:.4f} bits/char "
+              f"over {r['chars_scored']:,} of {r['val_chars']:,} validation characters "
+              f"({r['tokens_scored']:,} {tok_unit(r)}s, {r['eval_seconds']} s)")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m scratchformer.evaluate", description=__doc__.split("\n")[0])
+    p.add_argument("checkpoint", nargs="?", default=None,
+                   help="checkpoint folder, e.g. checkpoints/gpt-shakespeare (default: every language model "
+                        "under --checkpoints, compared in bits per character)")
+    p.add_argument("--checkpoints", default=None, help="folder of checkpoints (default: the repository's)")
+    p.add_argument("--max-batches", type=int, default=None, help="score only the first N batches")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--data", default=None, help="corpus file (default data/tinyshakespeare.txt)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--update-metrics", action="store_true",
+                   help="write the whole-split loss into the checkpoint's metrics.json")
+    args = p.parse_args(argv)
+    if args.checkpoint is None:
+        root = Path(args.checkpoints) if args.checkpoints else Path(__file__).resolve().parents[2] / "checkpoints"
+        folders = language_model_folders(root) if root.is_dir() else []
+        if not folders:
+            raise SystemExit(f"error: no language-model checkpoints in {root}")
+    else:
+        folders = [Path(args.checkpoint)]
+    results = []
+    for folder in folders:
+        try:
+            r = evaluate_checkpoint(folder, data=args.data, max_batches=args.max_batches,
+                                    batch_size=args.batch_size, device=args.device,
+                                    update_metrics=args.update_metrics)
+        except (CheckpointError, ValueError) as e:
+            raise SystemExit(f"error: {e}") from None
+        print_result(r)
+        results.append(r)
+    if len(results) == 1:
+        print(json.dumps(results[0]))
+        return
+    print(f"\n{'checkpoint':34}{'tokenizer':>10}{'vocab':>7}{'params':>11}{'nats/token':>12}{'bits/char':>11}")
+    for r in results:
+        print(f"{Path(r['checkpoint']).name:34}{r['tokenizer']:>10}{r['vocab_size']:>7,}{r['params']:>11,}"
+              f"{r['val_loss']:>12.4f}{r['bits_per_char']:>11.4f}")
+    print(json.dumps({Path(r["checkpoint"]).name: {k: r[k] for k in ("bits_per_char", "val_loss", "params",
+                                                                      "tokenizer", "vocab_size")}
+                      for r in results}))
 
 
 if __name__ == "__main__":

@@ -87,10 +87,12 @@ def _lstm_config(args, tok: CharTokenizer) -> LSTMConfig:
 
 
 def language_model_task(args, device: torch.device):
-    """Next-character prediction on the corpus (first 90% train, last 10% validation)."""
+    """Next-token prediction on the corpus (first 90% of the characters train, last 10% validation),
+    in the tokens ``--tokenizer`` names (characters, or a byte-level BPE trained on the training split)."""
     text = D.load_corpus(args.data)
-    tok = D.default_tokenizer(text)
-    train_ids, val_ids = D.split(D.encode_corpus(text, tok))
+    train_text, val_text = D.split_text(text)
+    tok = D.corpus_tokenizer(args.tokenizer, train_text if args.tokenizer != "char" else text)
+    train_ids, val_ids = D.encode_corpus(train_text, tok), D.encode_corpus(val_text, tok)
     splits = {"train": train_ids, "val": val_ids}
 
     def batch_fn(split: str, batch_size: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -270,6 +272,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--layers", type=int, default=2)
     g.add_argument("--lstm-embd", type=int, default=64)
     g = p.add_argument_group("both")
+    g.add_argument("--tokenizer", default="char",
+                   help="language models: 'char', 'bpe:N' (a byte-level BPE of N tokens trained on the "
+                        "training split) or a tokenizer JSON file")
     g.add_argument("--block-size", type=int, default=128)
     g.add_argument("--dropout", type=float, default=0.0)
     g = p.add_argument_group("optimisation")
@@ -324,7 +329,11 @@ def train(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     torch.manual_seed(args.seed)  # model initialisation: identical on every rank
     kind = MODEL_KINDS[args.model]
-    batch_fn, tok, _ = kind.make_task(args, device)
+    batch_fn, tok, splits = kind.make_task(args, device)
+    # bits per character = nats per token × tokens per character ÷ ln 2 (1 token per character for
+    # the character models); measured on the validation split
+    val = splits.get("val")
+    tokens_per_char = len(val) / max(1, len(tok.decode(val.tolist()))) if val is not None else 1.0
     config = kind.make_config(args, tok)
     if args.resume:
         if not (out / TRAIN_STATE_JSON).is_file():
@@ -354,7 +363,7 @@ def train(args: argparse.Namespace) -> dict:
 
     def metrics(train_loss: float, val_loss: float, it: int) -> dict:
         return {"model_type": config.model_type, "params": params, "val_loss": val_loss,
-                "bits_per_char": val_loss / math.log(2), "val_loss_method":
+                "bits_per_char": val_loss * tokens_per_char / math.log(2), "val_loss_method":
                 f"mean over {args.eval_iters} random validation batches of {args.batch_size}x{args.block_size}",
                 "train_loss": train_loss, "iters": it, "tokens_seen": it * tokens_per_iter,
                 "batch_size": args.batch_size * world, "block_size": args.block_size, "hardware": hardware,
