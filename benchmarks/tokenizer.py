@@ -15,7 +15,6 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 from scratchformer.tokenizers.bpe import BPETokenizer
 from scratchformer.training.data import load_corpus

@@ -38,6 +38,33 @@ def make_checkpoints(folder: Path, gpt: dict | None = None, lstm: dict | None = 
     return folder
 
 
+WORD_VOCAB = 320     # 256 bytes + 64 merges: enough for word pieces such as "␣the", small enough to be quick
+
+
+def word_tokenizer():
+    """A byte-level BPE of WORD_VOCAB tokens trained on the corpus's first 100,000 characters (cached)."""
+    global _WORD_TOK
+    if _WORD_TOK is None:
+        from scratchformer.tokenizers import BPETokenizer
+        text = (Path(__file__).resolve().parents[1] / "data" / "tinyshakespeare.txt").read_text(encoding="utf-8")
+        _WORD_TOK = BPETokenizer.train(text[:100_000], WORD_VOCAB)
+    return _WORD_TOK
+
+
+_WORD_TOK = None
+
+
+def make_word_checkpoints(folder: Path) -> Path:
+    """The word pair (gpt-shakespeare-bpe/, lstm-shakespeare-bpe/): random weights over the BPE of
+    :func:`word_tokenizer`, the same tiny shapes as the character pair. Returns ``folder``."""
+    torch.manual_seed(1)
+    tok = word_tokenizer()
+    for name, cfg in (("gpt-shakespeare-bpe", TransformerConfig(**(GPT_CONFIG | {"vocab_size": tok.vocab_size}))),
+                      ("lstm-shakespeare-bpe", LSTMConfig(**(LSTM_CONFIG | {"vocab_size": tok.vocab_size})))):
+        save_checkpoint(folder / name, build_model(cfg).eval(), tok, _metrics(cfg.model_type))
+    return folder
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

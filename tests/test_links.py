@@ -24,13 +24,16 @@ def demo(tmp_path_factory):
 
 def test_every_tab_has_a_link_row_and_its_settings(demo):
     settings = demo.links.settings()
-    assert list(settings) == ["generate", "attention", "inside", "embeddings", "lstm", "seq2seq", "gpt-vs-bert",
-                              "models"]
+    # (the "compare" tab, characters vs words, needs the word pair, which these checkpoints lack)
+    assert list(settings) == ["generate", "attention", "inside", "embeddings", "tokenizer", "lstm", "seq2seq",
+                              "gpt-vs-bert", "models"]
     names = {tab: [s.name for s in ss] for tab, ss in settings.items()}
     assert names["generate"] == ["prompt", "temperature", "top_k", "top_p", "max_new_tokens", "seed", "layer",
                                  "pair", "model", "step"]
-    assert names["attention"] == ["text", "causal", "layer", "head", "hide_first"]
-    assert names["inside"] == ["text", "position", "block", "head", "temperature", "top_k", "top_p"]
+    # every tab of language models carries the page's choice of models (characters, words)
+    assert names["attention"] == ["text", "causal", "layer", "head", "hide_first", "pair"]
+    assert names["inside"] == ["text", "position", "block", "head", "temperature", "top_k", "top_p", "pair"]
+    assert names["lstm"] == ["text", "layer", "units", "pair"]
     assert names["models"] == []
     # the ranges come from the controls: the tiny GPT has 2 layers and 2 heads
     layer = next(s for s in settings["attention"] if s.name == "layer")

@@ -21,7 +21,8 @@ from scratchformer.app import blocks as ui
 from scratchformer.app.inspect_tabs import DEFAULT_TEXT
 from scratchformer.app.seq2seq_tabs import DEFAULT_BLANKS, DEFAULT_SOURCE
 
-ATTN = ((DEFAULT_TEXT, True, 1, 1, False), {2: "layer", 3: "head"})
+PAIR = "small (CPU-trained)"   # the page's choice of models: the last input of every language-model view
+ATTN = ((DEFAULT_TEXT, True, 1, 1, False, PAIR), {2: "layer", 3: "head"})
 DECODE = ((DEFAULT_SOURCE, "greedy", 3, 0.6, 1.0, 0, 1.0, 0, 1, 1, 1),
           {2: "beam_size", 3: "alpha", 4: "temperature", 5: "top_k", 6: "top_p", 7: "seed", 8: "layer",
            9: "head", 10: "step"})
@@ -32,21 +33,21 @@ ENDPOINTS = {
     "/why_token": (("Transformer", 3), {1: "step"}),
     "/why_attention": (("Transformer", 3, 1), {1: "step", 2: "watch layer"}),
     "/attention": ATTN, "/attention_view": ATTN, "/attention_head": ATTN,
-    "/lstm_gates": ((DEFAULT_TEXT, 1, 4), {1: "layer", 2: "units"}),
+    "/lstm_gates": ((DEFAULT_TEXT, 1, 4, PAIR), {1: "layer", 2: "units"}),
     "/seq2seq_decode": DECODE, "/seq2seq_view": DECODE,
     "/fill_in": ((DEFAULT_BLANKS, 3, False, 1, 1), {1: "top_k", 3: "layer", 4: "head"}),
     # the "Inside one forward pass" tab
-    "/inside_walkthrough": ((DEFAULT_TEXT, 12, 1, 1, 1.0, 0, 1.0),
+    "/inside_walkthrough": ((DEFAULT_TEXT, 12, 1, 1, 1.0, 0, 1.0, PAIR),
                             {1: "position", 2: "layer", 3: "head", 4: "temperature", 5: "top_k", 6: "top_p"}),
-    "/inside_ablation": ((DEFAULT_TEXT, ["L1 H1"], [], "zero", 10), {4: "continuation length"}),
-    "/inside_lstm_step": ((DEFAULT_TEXT, 12, 1, 0), {1: "position", 2: "layer", 3: "unit"}),
-    "/inside_lstm_ablation": ((DEFAULT_TEXT, 1, "3", False, 10), {1: "layer", 4: "continuation length"}),
+    "/inside_ablation": ((DEFAULT_TEXT, ["L1 H1"], [], "zero", 10, PAIR), {4: "continuation length"}),
+    "/inside_lstm_step": ((DEFAULT_TEXT, 12, 1, 0, PAIR), {1: "position", 2: "layer", 3: "unit"}),
+    "/inside_lstm_ablation": ((DEFAULT_TEXT, 1, "3", False, 10, PAIR), {1: "layer", 4: "continuation length"}),
     # the JSON tools (also served over MCP)
-    "/tool_generate": (("ROMEO:\n", 0.8, 0, 0.95, 5, 0),
+    "/tool_generate": (("ROMEO:\n", 0.8, 0, 0.95, 5, 0, "characters"),
                        {1: "temperature", 2: "top_k", 3: "top_p", 4: "max_new_tokens", 5: "seed"}),
-    "/tool_next_char_distribution": (("O Romeo", 1.0, 0, 1.0, 5, 0),
+    "/tool_next_char_distribution": (("O Romeo", 1.0, 0, 1.0, 5, 0, "characters"),
                                      {1: "temperature", 2: "top_k", 3: "top_p", 4: "top_n", 5: "seed"}),
-    "/tool_attention": (("To be", 1, 1, True), {1: "layer", 2: "head"}),
+    "/tool_attention": (("To be", 1, 1, True, "characters"), {1: "layer", 2: "head"}),
     "/tool_normalize_date": ((DEFAULT_SOURCE, "beam", 3, 0.6, 1, 1),
                              {2: "beam_size", 3: "alpha", 4: "layer", 5: "head"}),
     "/tool_fill_blanks": ((DEFAULT_BLANKS, 3), {1: "top_k"}),

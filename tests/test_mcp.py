@@ -22,9 +22,11 @@ from scratchformer.inference.blanks import fill_blanks, gpt_fill_blanks
 from scratchformer.inference.seq2seq import decode_with_trace
 
 ARGS = {  # one call of each tool (small, so the tests stay fast)
-    "generate": dict(prompt="ROMEO:\n", temperature=0.9, top_k=20, top_p=0.9, max_new_tokens=12, seed=5),
-    "next_char_distribution": dict(text="O Romeo", temperature=0.7, top_k=10, top_p=0.5, top_n=12, seed=3),
-    "attention": dict(text="JULIET:\nO Romeo!", layer=2, head=1, causal=False),
+    "generate": dict(prompt="ROMEO:\n", temperature=0.9, top_k=20, top_p=0.9, max_new_tokens=12, seed=5,
+                     models="characters"),
+    "next_char_distribution": dict(text="O Romeo", temperature=0.7, top_k=10, top_p=0.5, top_n=12, seed=3,
+                                   models="characters"),
+    "attention": dict(text="JULIET:\nO Romeo!", layer=2, head=1, causal=False, models="characters"),
     "normalize_date": dict(source="3rd of March 1999", method="beam", beam_size=3, alpha=0.6, layer=0, head=2),
     "fill_blanks": dict(text="My l_rd, the k_ng is d_ad.", top_k=3),
 }
@@ -188,6 +190,8 @@ def test_fill_blanks_is_bert_both_ways_causal_and_the_gpt(bank):
     ("attention", dict(text=""), "text is empty"),
     ("attention", dict(text=None), "text must be text"),
     ("attention", dict(causal="yes"), "causal must be true or false"),
+    ("attention", dict(models="words"), "models must be one of 'characters'; got 'words'"),
+    ("generate", dict(models=None), "models must be one of 'characters'; got None"),
     ("generate", dict(temperature=float("nan")), "temperature must be in 0…100"),
     ("generate", dict(top_p=float("inf")), "top_p must be in 0…1"),
     ("generate", dict(max_new_tokens=0), "max_new_tokens must be in 1…2000"),
@@ -247,7 +251,7 @@ def test_each_tool_answers_the_same_through_mcp_and_gradio_client(url, client):
 def test_generate_tool_writes_what_the_app_generate_endpoint_writes(url, client):
     a = ARGS["generate"]
     [(_, text)] = mcp_calls(url, [("generate", a)])
-    app = client.predict(*a.values(), api_name="/generate")
+    app = client.predict(*[v for k, v in a.items() if k != "models"], api_name="/generate")
     assert (parsed(text)["transformer"], parsed(text)["lstm"]) == (app[0], app[2])
 
 
@@ -279,3 +283,24 @@ def test_bad_values_through_gradio_client_name_the_argument(client, tool, args, 
     with pytest.raises(AppError) as e:
         client.predict(**args, api_name=tool)
     assert says in str(e.value)
+
+
+def test_the_language_model_tools_take_the_word_pair(tmp_path):
+    """models="words": the word pair's Transformer and LSTM, their BPE tokens, the same as the library."""
+    from app_checkpoints import make_word_checkpoints
+    from scratchformer.app.bank import WORD_PAIR
+    from scratchformer.inference.traced import run_traced
+    bank = ModelBank.load(make_word_checkpoints(make_checkpoints(tmp_path)), device="cpu")
+    words = bank.for_pair(WORD_PAIR)
+    out = T.attention(bank, "JULIET:\nO Romeo, Romeo! wherefore", layer=1, head=1, models="words")
+    gpt = words.get(TRANSFORMER)
+    ids = gpt.tokenizer.encode("JULIET:\nO Romeo, Romeo! wherefore")
+    assert out["chars"] == gpt.tokenizer.pieces(ids) and len(out["chars"]) < 30     # word pieces, not 32 characters
+    expected = run_traced(gpt.model, gpt.tokenizer, ids).trace.self_attn[0][0, 0]
+    assert torch.allclose(torch.tensor(out["weights"]), expected, atol=1e-4)
+    gen = T.generate(bank, prompt="ROMEO:", max_new_tokens=5, temperature=0, models="words")
+    again = T.generate(bank, prompt="ROMEO:", max_new_tokens=5, temperature=0, models="words")
+    assert gen == again and gen["transformer"] != T.generate(bank, prompt="ROMEO:", max_new_tokens=5,
+                                                             temperature=0)["transformer"]
+    dist = T.next_char_distribution(bank, "O Romeo", models="words")
+    assert dist["transformer"]["vocabulary"] == gpt.tokenizer.vocab_size

@@ -91,7 +91,7 @@ def test_a_registered_tokenizer_type_is_read_from_its_json(words):
 
 
 def test_an_unknown_tokenizer_type_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"unknown tokenizer type 'sentencepiece'; known types: \['char'"):
+    with pytest.raises(ValueError, match=r"unknown tokenizer type 'sentencepiece'; known types: \['bpe', 'char'"):
         tokenizer_from_dict({"type": "sentencepiece"})
     with pytest.raises(ValueError, match="must be a JSON object"):
         tokenizer_from_dict(["char"])

@@ -161,11 +161,12 @@ def test_analysis_crops_long_text_and_reports_unknown_characters(bank):
 # ----------------------------------------------------------------------------- embeddings, LSTM, models
 
 def test_embeddings_hidden_states_and_lstm_views(bank):
-    emb_t, emb_l, sinus, learned = I.embedding_tables(bank)
+    from scratchformer.app import embeddings_tab as E
+    emb_t, emb_l, sinus, learned = E.embedding_tables(bank)
     assert sum(len(t.x) for t in emb_l.data) == sum(len(t.x) for t in emb_t.data) == 65
     assert z(sinus).shape == (GPT_CONFIG["block_size"], GPT_CONFIG["n_embd"])
     np.testing.assert_allclose(z(learned), bank.get("Transformer").model.embed.pos.emb.weight.cpu().numpy(), rtol=1e-6)
-    note, fig = I.hidden_states(bank, "Hark!")
+    note, fig = E.hidden_states(bank, "Hark!")
     assert z(fig).shape == (GPT_CONFIG["n_layer"] + 1, 5)
     note, fig, units = I.lstm_inside(bank, "\"Hark,\" he said.\n", 2, 4)
     assert len(fig.data) == 4 and z(fig).shape == (4, 17) and units.count("unit ") == 4
@@ -175,7 +176,7 @@ def test_embeddings_hidden_states_and_lstm_views(bank):
 
 def test_models_table_lists_size_loss_and_hardware(bank):
     table = I.models_table(bank)
-    assert "3.500 nats" in table and "test \\(lstm\\)" in table and "2 layers × 2 heads" in table
+    assert "3.500 nats/character" in table and "test \\(lstm\\)" in table and "2 layers × 2 heads" in table
 
 
 # ----------------------------------------------------------------------------------- broken models

@@ -161,6 +161,10 @@ def test_learning_curves_draw_train_and_validation_per_model():
     fig = views.learning_curves_figure({"Transformer": curve, "LSTM": curve[:2]})
     names = [t.name for t in fig.data]
     assert names == ["Transformer train", "Transformer val", "LSTM train", "LSTM val"]
-    assert list(fig.data[1].y) == [c["val_loss"] for c in curve]
+    assert list(fig.data[1].y) == pytest.approx([c["val_loss"] / math.log(2) for c in curve])   # bits per char
+    # a BPE model: nats per token → bits per character, tokens → characters, by its characters per token
+    words = views.learning_curves_figure({"Transformer (words)": curve}, chars_per_token={"Transformer (words)": 2.5})
+    assert list(words.data[1].y) == pytest.approx([c["val_loss"] / 2.5 / math.log(2) for c in curve])
+    assert list(words.data[1].x) == pytest.approx([c["tokens"] * 2.5 for c in curve])
     empty = views.learning_curves_figure({})
     assert "No learning curves" in json.dumps(empty.to_plotly_json()["layout"]["annotations"])

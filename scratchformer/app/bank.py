@@ -44,17 +44,22 @@ class ModelSpec(NamedTuple):
 
 
 LARGE_TRANSFORMER, LARGE_LSTM = "Transformer (large)", "LSTM (large)"
+WORD_TRANSFORMER, WORD_LSTM = "Transformer (words)", "LSTM (words)"
 
 # The models the app shows: display name -> where it comes from and what it must be.
 MODELS = {TRANSFORMER: ModelSpec("gpt-shakespeare", "gpt"), LSTM_NAME: ModelSpec("lstm-shakespeare", "lstm"),
           ENCDEC: ModelSpec("seq2seq-dates", "seq2seq"), BERT: ModelSpec("bert-shakespeare", "bert"),
+          WORD_TRANSFORMER: ModelSpec("gpt-shakespeare-bpe", "gpt", optional=True),
+          WORD_LSTM: ModelSpec("lstm-shakespeare-bpe", "lstm", optional=True),
           LARGE_TRANSFORMER: ModelSpec("gpt-shakespeare-large", "gpt", optional=True),
           LARGE_LSTM: ModelSpec("lstm-shakespeare-large", "lstm", optional=True)}
 LANGUAGE_MODELS = (TRANSFORMER, LSTM_NAME)   # the two that write text side by side
 
 # The pairs a person can compare side by side: pair -> {role in the app: the bank's model}.
-SMALL_PAIR, LARGE_PAIR = "small (CPU-trained)", "large (GPU-trained)"
+# (The small character pair keeps its first name, "small (CPU-trained)", so that older links still open.)
+SMALL_PAIR, WORD_PAIR, LARGE_PAIR = "small (CPU-trained)", "words (BPE)", "large (GPU-trained)"
 PAIRS = {SMALL_PAIR: {TRANSFORMER: TRANSFORMER, LSTM_NAME: LSTM_NAME},
+         WORD_PAIR: {TRANSFORMER: WORD_TRANSFORMER, LSTM_NAME: WORD_LSTM},
          LARGE_PAIR: {TRANSFORMER: LARGE_TRANSFORMER, LSTM_NAME: LARGE_LSTM}}
 
 
@@ -212,9 +217,15 @@ class ModelBank:
         end of a top-k slider that serves them all."""
         return max((self.tokenizer(n).vocab_size for n in names if self.offered(n)), default=1)
 
+    def language_models(self) -> list[str]:
+        """Every offered model of every pair (the bank's names): what a control serving any pair
+        must allow (the largest vocabulary, the most layers)."""
+        return [n for p in self.pairs() for n in PAIRS[p].values() if self.offered(n)]
+
     def pairs(self) -> list[str]:
-        """The model pairs this bank can offer: the small pair always (its panels say why a model is
-        missing), the large one when both of its checkpoints loaded."""
+        """The model pairs this bank can offer: the small character pair always (its panels say why a
+        model is missing), the word pair and the large pair when both of their checkpoints are there
+        (their configs read; :meth:`for_pair` then also needs their weights)."""
         return [p for p, roles in PAIRS.items()
                 if p == SMALL_PAIR or all(self.offered(n) for n in roles.values())]
 

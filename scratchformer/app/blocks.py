@@ -25,14 +25,17 @@ from typing import Callable, Optional
 import gradio as gr
 
 from .arrival import ArrivalViews, on_arrival
-from .bank import ModelBank
+from .bank import PAIRS, SMALL_PAIR, TRANSFORMER, WORD_PAIR, ModelBank
 from . import mcp_tools
 from .events import GENERATE_CONCURRENCY, MODEL_CONCURRENCY, forget_session
 from .guard import Guard, offered_tools_only
 from .policy import md_text
 from .generate_tab import build_generate_tab
 from .inside_tab import build_inside_tab
-from .inspect_tabs import build_attention_tab, build_embeddings_tab, build_lstm_tab, build_models_tab
+from .compare_tab import build_compare_tab
+from .embeddings_tab import build_embeddings_tab
+from .inspect_tabs import build_attention_tab, build_lstm_tab, build_models_tab
+from .tokenizer_tab import build_tokenizer_tab
 from .links import SharedLinks
 from .seq2seq_tabs import build_gpt_bert_tab, build_seq2seq_tab
 from .zerogpu import gpu_task
@@ -64,11 +67,14 @@ def page_head() -> str:
 
 # ----------------------------------------------------------------------------------------- the app
 
-# One function per tab, in the order shown. A new section = a new build_*_tab(bank) appended here.
-TABS: list[Callable[[ModelBank], None]] = [build_generate_tab, build_attention_tab, build_embeddings_tab,
+# One function per tab, in the order shown. A new section = a new build_*_tab(bank, pair) appended
+# here; ``pair`` is the page's choice of models (a gr.Radio), which a tab of language models follows.
+TABS: list[Callable[[ModelBank, gr.Radio], None]] = [build_generate_tab, build_attention_tab, build_embeddings_tab,
                                            build_lstm_tab, build_seq2seq_tab, build_gpt_bert_tab,
                                            build_models_tab]
 TABS.insert(TABS.index(build_attention_tab) + 1, build_inside_tab)   # after Attention
+TABS.insert(TABS.index(build_embeddings_tab) + 1, build_tokenizer_tab)   # after Embeddings
+TABS.insert(TABS.index(build_tokenizer_tab) + 1, build_compare_tab)    # shown with the word pair only
 
 
 def loaded_header(bank: ModelBank) -> str:
@@ -79,8 +85,9 @@ def loaded_header(bank: ModelBank) -> str:
 
 def header(bank: ModelBank) -> str:
     lines = ["# scratchformer — a Transformer and an LSTM, written from scratch, side by side",
-             "Both were trained on tiny Shakespeare to predict the next character. Type, generate, "
-             "and look inside."]
+             "Both were trained on tiny Shakespeare to predict the next character"
+             + (", and a second pair to predict the next word piece (BPE token): choose the pair below"
+                if WORD_PAIR in bank.pairs() else "") + ". Type, generate, and look inside."]
     for name, slot in bank.slots.items():
         if slot.error:
             lines.append(f"\n⚠️ **{name} is unavailable.** {md_text(slot.error or '')} "
@@ -101,10 +108,11 @@ def build_demo(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBan
         top = gr.Markdown(header(bank), elem_id="header")
         on_arrival([top], lambda: loaded_header(bank))      # weights that failed to load, if any
         link_note = gr.Markdown(elem_id="link-note")
+        pair = pair_choice(bank)
         register_tools(bank)                 # before the tabs' events: the MCP tools take their own names
         with gr.Tabs() as tabs:
             for i, build_tab in enumerate(TABS):
-                build_tab(bank)
+                build_tab(bank, pair)
                 if i == 0:
                     arrival.mark_first_screen()  # the header and the first tab: sent first
         defaults = arrival.attach(demo)      # every tab's default example, computed once
@@ -114,6 +122,32 @@ def build_demo(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBan
     demo.arrival = arrival
     demo.links = links
     return demo
+
+
+def pair_label(bank: ModelBank, pair: str) -> str:
+    """How the page names a pair: by its tokens ("characters (65)", "words: BPE, 2,048 tokens")."""
+    if pair == SMALL_PAIR:
+        name = "characters"
+    elif pair == WORD_PAIR:
+        name = "words"
+    else:
+        name = pair
+    model = PAIRS[pair][TRANSFORMER]
+    if not bank.offered(model):
+        return name
+    tok = bank.tokenizer(model)
+    kind = "one token per character" if tok.unit == "character" else "BPE"
+    return f"{name} ({kind}, {tok.vocab_size:,} tokens)"
+
+
+def pair_choice(bank: ModelBank) -> gr.Radio:
+    """The page's choice of language models, above the tabs: the character pair, the word pair, the
+    large pair (those whose checkpoints are there). Every tab of language models follows it; hidden
+    when there is only one pair."""
+    pairs = bank.pairs()
+    return gr.Radio([(pair_label(bank, p), p) for p in pairs], value=SMALL_PAIR,
+                    label="Models: a Transformer and an LSTM trained on the same text, reading",
+                    visible=len(pairs) > 1, elem_id="pair")
 
 
 def register_tools(bank: ModelBank) -> None:

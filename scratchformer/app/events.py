@@ -190,6 +190,26 @@ def bound(fn: Callable, bank: ModelBank) -> Callable:
     return friendly(call)
 
 
+def on_pair(fn: Callable) -> Callable:
+    """``fn(bank, *values)`` run on the models of the pair chosen at the top of the page (characters,
+    words, …: :data:`~.bank.PAIRS`), which comes as one more value, the last: ``(bank, *values, pair)``.
+    The shared bank is not changed: :meth:`~.bank.ModelBank.for_pair` lends the pair's models the
+    Transformer and LSTM roles for this call only."""
+    if inspect.isgeneratorfunction(fn):
+        def run(bank, *values):
+            *values, pair = values
+            yield from fn(bank.for_pair(pair), *values)
+    else:
+        def run(bank, *values):
+            *values, pair = values
+            return fn(bank.for_pair(pair), *values)
+    functools.update_wrapper(run, fn)
+    pair = inspect.Parameter("pair", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None)
+    run.__signature__ = inspect.Signature([*inspect.signature(fn).parameters.values(), pair])
+    del run.__wrapped__     # inspect.signature must see the new signature, not follow fn's
+    return run
+
+
 def forget_session(demo: gr.Blocks) -> Callable:
     """An unload callback: when a page is closed, drop its whole session at once (its gr.State
     values through their delete callbacks, and the copy of every value it was sent, plots included,

@@ -18,7 +18,7 @@ from .bank import LANGUAGE_MODELS, SMALL_PAIR, TRANSFORMER, ModelBank
 from .events import LATEX, friendly, live_triggers, md, model_event, model_missing, warn
 from .links import link_row
 from . import settings as check
-from .view import Control, View, declare
+from .view import Control, View, declare, pair_controls, pair_triggers
 from .policy import (MAX_PROMPT_CHARS, MAX_TEXT_BOX_CHARS, md_text, as_int, check_index, context_limit, generation_prompt, prepare_text,
 )
 from .watch import attention_views, watch_views
@@ -279,8 +279,9 @@ next. Temperature $T$ turns the scores into probabilities, then top-k keeps the 
 from what is left:
 $$p_i = \frac{e^{z_i/T}}{\sum_j e^{z_j/T}}$$
 The *loss on the prompt* is how surprised a model is by your text on average,
-$\frac{1}{n}\sum_t -\log_2 p(x_t \mid x_{<t})$ bits per character: lower means it found the text
-more predictable. Same seed and settings, same text.
+$\sum_t -\log_2 p(x_t \mid x_{<t})$ divided by the characters it predicted: bits per character, so
+that a model of characters and a model of words compare on the same scale. Lower means it found
+the text more predictable. Same seed and settings, same text.
 """
 
 WHY_INTRO = r"""
@@ -304,7 +305,7 @@ heatmap, exactly the characters it saw (after the KV cache refills, a window tha
 def intro_words(bank: ModelBank) -> dict:
     """What the intro says the models choose from: "65 characters" (the vocabulary of the writers, in
     their tokenizer's unit; "tokens" when they do not share one)."""
-    toks = [bank.tokenizer(n) for n in LANGUAGE_MODELS if bank.offered(n)]
+    toks = [bank.tokenizer(n) for n in bank.language_models()]
     units = {t.unit for t in toks}
     unit = units.pop() if len(units) == 1 else "token"
     sizes = sorted({t.vocab_size for t in toks})
@@ -312,7 +313,7 @@ def intro_words(bank: ModelBank) -> dict:
     return {"vocabulary": f"{size} {unit}s", "unit": unit}
 
 
-def build_generate_tab(bank: ModelBank) -> None:
+def build_generate_tab(bank: ModelBank, pair=None) -> None:
     n_layer = bank.config(TRANSFORMER).n_layer if bank.offered(TRANSFORMER) else 1
     with gr.Tab("Generate & compare", id="generate") as tab:
         md(GENERATE_INTRO % intro_words(bank))
@@ -326,16 +327,13 @@ def build_generate_tab(bank: ModelBank) -> None:
             with gr.Column(scale=2):
                 temperature = gr.Slider(0, 2, DEFAULT_SETTINGS[0], step=0.05, label="temperature T (0 = greedy)",
                                         elem_id="temperature")
-                top_k = gr.Slider(0, bank.vocab_size(LANGUAGE_MODELS), DEFAULT_SETTINGS[1], step=1,
+                top_k = gr.Slider(0, bank.vocab_size(bank.language_models()), DEFAULT_SETTINGS[1], step=1,
                                   label="top-k (0 = off)", elem_id="top-k")
                 top_p = gr.Slider(0, 1, DEFAULT_SETTINGS[2], step=0.01, label="top-p (1 = off)", elem_id="top-p")
                 with gr.Row():
                     max_new = gr.Slider(1, UI_MAX_NEW_TOKENS, DEFAULT_SETTINGS[3], step=1, label="max new tokens",
                                         elem_id="max-new")
                     seed = gr.Number(DEFAULT_SETTINGS[4], label="seed", precision=0, minimum=0, elem_id="seed")
-                # the larger, GPU-trained pair when its checkpoints are there; each session chooses
-                pair = gr.Radio(bank.pairs(), value=SMALL_PAIR, label="models (side by side)",
-                                visible=len(bank.pairs()) > 1, elem_id="pair")
         outs = []
         with gr.Row(equal_height=False):
             for name in LANGUAGE_MODELS:
@@ -390,8 +388,8 @@ def build_generate_tab(bank: ModelBank) -> None:
                      [Control("prompt", prompt, dict(max_chars=MAX_PROMPT_CHARS, keep="end")),
                       Control("temperature", temperature), Control("top_k", top_k), Control("top_p", top_p),
                       Control("max_new_tokens", max_new), Control("seed", seed, dict(hi=MAX_SEED)),
-                      Control("layer", watch_layer), Control("pair", pair)],
-                     list(outputs), [button.click, prompt.submit], group="generate",
+                      Control("layer", watch_layer), *pair_controls(pair)],
+                     list(outputs), [button.click, prompt.submit, *pair_triggers(pair)], group="generate",
                      arrival=writers and default_generation,
                      link=lambda **v: linked_generation(bank, **v),
                      linked_only=[Control("model", why_model),

@@ -20,7 +20,7 @@ from .bank import LSTM_NAME, TRANSFORMER, ModelBank
 from .events import bound, live_triggers, md, model_event, model_missing
 from .links import link_row
 from . import settings as check
-from .view import Control, View, declare
+from .view import Control, View, declare, paired, pair_controls, pair_triggers
 from .policy import (MAX_ANALYSIS_CHARS, MAX_TEXT_BOX_CHARS, as_int, check_index, check_text, context_limit, notes_md,
                      prepare_text, shown_value)
 
@@ -207,7 +207,7 @@ empty a layer's cell before every step ($c_{t-1} = 0$, so $c_t = i \odot g$: no 
 """
 
 
-def build_inside_tab(bank: ModelBank) -> None:
+def build_inside_tab(bank: ModelBank, pair=None) -> None:
     with gr.Tab("Inside one forward pass", id="inside") as tab:
         md(INTRO)
         share = link_row("inside", tab)
@@ -226,7 +226,7 @@ def build_inside_tab(bank: ModelBank) -> None:
                     head = gr.Slider(1, cfg.n_head, 1, step=1, label="head", elem_id="inside-head")
                 with gr.Row():
                     temperature = gr.Slider(0, 2, 1, step=0.05, label="temperature", elem_id="inside-temperature")
-                    top_k = gr.Slider(0, cfg.vocab_size, 0, step=1, label="top-k (0 = off)", elem_id="inside-top-k")
+                    top_k = gr.Slider(0, bank.vocab_size(bank.language_models()), 0, step=1, label="top-k (0 = off)", elem_id="inside-top-k")
                     top_p = gr.Slider(0, 1, 1, step=0.01, label="top-p (1 = off)", elem_id="inside-top-p")
                 step_note = gr.Markdown()
                 diagram = gr.HTML(elem_id="inside-diagram")
@@ -263,9 +263,10 @@ def build_inside_tab(bank: ModelBank) -> None:
                     ablate_json = gr.JSON()
                     worth_json = gr.JSON()
             with gr.Tab("What each head does", id="inside-heads") as heads_tab:
-                md("Measured on the text above: each head's share of attention on the previous character, the "
-                   "first character (a *sink*), earlier copies of the same character, itself and the last 3 "
-                   "characters; the key character it looks at most; the mean distance it looks back; the "
+                md("Measured on the text above: each head's share of attention on the previous token (a "
+                   "character, or with the word pair a piece of a word), the first token (a *sink*), earlier "
+                   "copies of the same token, itself and the last 3 tokens; the key token it looks at most; "
+                   "the mean distance it looks back; the "
                    "entropy of its weights. The description is read off these numbers.")
                 heads_grid = gr.Plot(show_label=False, elem_id="inside-heads-grid")
                 heads_table = gr.HTML(elem_id="inside-heads-table")
@@ -298,28 +299,33 @@ def build_inside_tab(bank: ModelBank) -> None:
         # The walkthrough (the first sub-tab) follows every edit of the text and every control; the
         # other sub-tabs recompute when opened, on Enter, and when their own controls move (a keystroke
         # does not run five views at once). Every sub-tab's default example is computed once, at start.
-        walk = View("inside_walkthrough", inside_walkthrough,
+        # Every view follows the page's choice of models (``pair``, its last input).
+        paired_in, redraw = pair_controls(pair), pair_triggers(pair)
+        walk = View("inside_walkthrough", paired(inside_walkthrough, pair),
                     [Control("text", text), Control("position", position), Control("block", layer),
                      Control("head", head), Control("temperature", temperature), Control("top_k", top_k),
-                     Control("top_p", top_p)],
+                     Control("top_p", top_p), *paired_in],
                     [step_note, diagram, formulas, vectors, attn_plot, ffn_plot, out_plot, step_json],
                     [tab.select, step_tab.select, *live_triggers(text, position, layer, head, temperature, top_k,
-                                                                 top_p)])
+                                                                 top_p), *redraw])
         declare(walk, bank, share)
-        declare(View("inside_logit_lens", inside_logit_lens, [Control("text", text)], [lens_note, lens_plot, lens_json],
-                     [lens_tab.select, text.submit], link=False), bank)
-        declare(View("inside_ablation", inside_ablation,
+        declare(View("inside_logit_lens", paired(inside_logit_lens, pair), [Control("text", text), *paired_in],
+                     [lens_note, lens_plot, lens_json], [lens_tab.select, text.submit, *redraw], link=False), bank)
+        declare(View("inside_ablation", paired(inside_ablation, pair),
                      [Control("text", text), Control("heads", heads), Control("ffn", ffn), Control("mode", mode),
-                      Control("n_new", n_new)], [ablate_note, comparison, ablate_plot, ablate_json],
-                     [ablate_tab.select, text.submit, *live_triggers(heads, ffn, mode, n_new)], link=False), bank)
-        model_event([worth_btn.click], bound(inside_head_worth, bank), [text, mode], [worth_plot, worth_json],
-                    "inside_head_worth")
-        declare(View("inside_heads", inside_heads, [Control("text", text)], [heads_grid, heads_table, heads_json],
-                     [heads_tab.select, text.submit], link=False), bank)
+                      Control("n_new", n_new), *paired_in], [ablate_note, comparison, ablate_plot, ablate_json],
+                     [ablate_tab.select, text.submit, *live_triggers(heads, ffn, mode, n_new), *redraw], link=False),
+                bank)
+        model_event([worth_btn.click], bound(paired(inside_head_worth, pair), bank),
+                    [text, mode, *(c.component for c in paired_in)], [worth_plot, worth_json], "inside_head_worth")
+        declare(View("inside_heads", paired(inside_heads, pair), [Control("text", text), *paired_in],
+                     [heads_grid, heads_table, heads_json], [heads_tab.select, text.submit, *redraw], link=False), bank)
         if bank.offered(LSTM_NAME):
-            declare(View("inside_lstm_step", inside_lstm_step,
+            declare(View("inside_lstm_step", paired(inside_lstm_step, pair),
                          [Control("text", text), Control("position", l_pos), Control("layer", l_layer),
-                          Control("unit", l_unit)], [l_note, l_md, l_plot, l_json],
-                         [lstm_tab.select, text.submit, *live_triggers(l_pos, l_layer, l_unit)], link=False), bank)
-            model_event([l_btn.click], bound(inside_lstm_ablation, bank), [text, l_layer, l_units, l_cell, n_new],
+                          Control("unit", l_unit), *paired_in], [l_note, l_md, l_plot, l_json],
+                         [lstm_tab.select, text.submit, *live_triggers(l_pos, l_layer, l_unit), *redraw], link=False),
+                    bank)
+            model_event([l_btn.click], bound(paired(inside_lstm_ablation, pair), bank),
+                        [text, l_layer, l_units, l_cell, n_new, *(c.component for c in paired_in)],
                         [l_cmp, l_cmp_plot, l_cmp_json], "inside_lstm_ablation")

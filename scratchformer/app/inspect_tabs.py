@@ -1,4 +1,4 @@
-"""The app's "look inside" tabs: attention, embeddings, the LSTM's gates, the models.
+"""The app's "look inside" tabs: attention, the LSTM's gates, the models (embeddings: embeddings_tab.py).
 
 Callbacks are plain functions: each takes the read-only ModelBank and plain values (text, numbers,
 booleans) and returns figures and Markdown; the ``build_*_tab`` functions at the end wire them to
@@ -23,7 +23,7 @@ from .bank import LANGUAGE_MODELS, LSTM_NAME, TRANSFORMER, ModelBank, describe_m
 from .arrival import on_arrival
 from .events import bound, live_triggers, md, model_event, model_missing, model_then
 from .links import link_row
-from .view import Control, View, declare
+from .view import Control, View, declare, paired, pair_controls, pair_triggers
 from .policy import MAX_ANALYSIS_CHARS, MAX_TEXT_BOX_CHARS, as_int, check_index, context_limit, md_text, notes_md, prepare_text
 
 DEFAULT_TEXT = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDeny thy father and refuse thy name;"
@@ -207,59 +207,6 @@ else to put.
 
 # ----------------------------------------------------------------------------------------- embeddings
 
-def positional_figures(bank: ModelBank) -> list:
-    """The sinusoidal pattern for the Transformer's width, and its learned table when it has one."""
-    from ..model.positional import sinusoidal_table
-    loaded = bank.get(TRANSFORMER)
-    cfg = loaded.config
-    figs = [views.export_name(views.positional_figure(
-        sinusoidal_table(cfg.block_size, cfg.n_embd),
-        title=f"sinusoidal encodings, {cfg.block_size} positions × {cfg.n_embd} dims"), "positions_sinusoidal")]
-    learned = loaded.model.position_table()
-    if learned is not None:
-        figs.append(views.export_name(views.positional_figure(learned, title="this model's learned positional embeddings"),
-                                      "positions_learned"))
-    else:
-        figs.append(views.message_figure("This model uses the sinusoidal encodings above (nothing learned)."))
-    return figs
-
-
-def embedding_figure(bank: ModelBank, name: str):
-    if not bank.available(name):
-        return views.message_figure(bank.slots[name].error or f"{name} is not loaded")
-    loaded = bank.get(name)
-    fig = views.embedding_pca_figure(loaded.model.token_embedding_table(), loaded.tokenizer.texts,
-                                     specials=loaded.tokenizer.specials,
-                                     title=f"{name}: token embeddings, PCA to 2-D")
-    return views.export_name(fig, f"embeddings_pca_{name.lower()}")
-
-
-def embedding_tables(bank: ModelBank) -> tuple:
-    """(Transformer embeddings PCA, LSTM embeddings PCA, sinusoidal encodings, learned positions)."""
-    positions = (positional_figures(bank) if bank.available(TRANSFORMER)
-                 else [views.message_figure(bank.slots[TRANSFORMER].error or "")] * 2)
-    return (embedding_figure(bank, TRANSFORMER), embedding_figure(bank, LSTM_NAME), *positions)
-
-
-def hidden_states(bank: ModelBank, text):
-    """The Transformer's hidden states for ``text`` layer by layer: (notes, figure)."""
-    loaded, prep, note = _prepared(bank, TRANSFORMER, text)
-    traced = _traced(loaded, prep.ids)
-    hidden = [h[0] for h in traced.trace.hidden_states]
-    fig = views.hidden_states_figure(hidden, traced.pieces, title="Transformer: hidden states by layer")
-    return note, views.export_name(fig, "hidden_states_by_layer")
-
-
-EMBEDDINGS_INTRO = r"""
-Each character starts as one row of an embedding table, a vector of $d$ numbers learned in training.
-PCA finds the two directions along which the rows differ most ($X - \bar X = U S V^\top$, plot
-$XV_{:,1:2}$); characters the model treats alike land close together. Attention alone cannot tell
-positions apart, so the Transformer adds a position vector to each embedding, the paper's
-$$PE_{(pos,\,2i)} = \sin\!\big(pos / 10000^{2i/d}\big),\quad PE_{(pos,\,2i+1)} = \cos\!\big(pos / 10000^{2i/d}\big)$$
-or, like ours, a learned one. Below: how each layer changes the vectors of your text.
-"""
-
-
 # ------------------------------------------------------------------------------------------------ LSTM
 
 def lstm_inside(bank: ModelBank, text, layer, n_units):
@@ -301,19 +248,21 @@ def _fmt(x, spec: str, unit: str = "") -> str:
 
 def models_table(bank: ModelBank) -> str:
     """One Markdown row per model: size, shape, validation loss, training budget and hardware."""
-    rows = ["| model | parameters | shape | validation loss | bits / char | trained for | hardware |",
-            "|---|---|---|---|---|---|---|"]
-    for name in LANGUAGE_MODELS:
+    rows = ["| model | tokens | parameters | shape | validation loss | bits / char | trained for | hardware |",
+            "|---|---|---|---|---|---|---|---|"]
+    for name in [*LANGUAGE_MODELS, *(n for n in bank.language_models() if n not in LANGUAGE_MODELS)]:
         slot = bank.slots[name]
         if not bank.available(name):
-            rows.append(f"| {name} | ⚠️ not loaded: {md_text(slot.error or '')} | | | | | |")
+            rows.append(f"| {name} | | ⚠️ not loaded: {md_text(slot.error or '')} | | | | | |")
             continue
         m = slot.loaded.metrics or {}
+        tok = slot.loaded.tokenizer
+        tokens = "characters" if tok.unit == "character" else f"BPE, {tok.vocab_size:,}"
         params = slot.loaded.model.num_params()
         trained = (f"{_fmt(m.get('iters'), ',')} steps, {_fmt((m.get('tokens_seen') or 0) / 1e6, ',.1f')} M "
-                   f"chars, {_fmt(m.get('wall_time_s'), ',.0f', ' s')}")
-        rows.append(f"| {name} | {params / 1e6:.2f} M | {describe_model(slot.loaded)} "
-                    f"| {_fmt(m.get('val_loss'), '.3f')} nats | {_fmt(m.get('bits_per_char'), '.3f')} "
+                   f"{tok.unit}s, {_fmt(m.get('wall_time_s'), ',.0f', ' s')}")
+        rows.append(f"| {name} | {tokens} | {params / 1e6:.2f} M | {describe_model(slot.loaded)} "
+                    f"| {_fmt(m.get('val_loss'), '.3f')} nats/{tok.unit} | {_fmt(m.get('bits_per_char'), '.3f')} "
                     f"| {trained} | {md_text(m.get('hardware', '—'))} |")
     return "\n".join(rows)
 
@@ -326,8 +275,10 @@ and each new token costs more as the context grows (the KV cache keeps the keys 
 cost stays one row per layer). The LSTM squeezes everything it has read into a fixed state
 $(h_t, c_t)$: each token costs the same however long the text, and there is no window, but whatever
 it remembers must survive many multiplications by the forget gate, and it trains one step at a time.
-Loss is cross-entropy in nats per character; bits/char = loss / ln 2 — the lower the better
-(nanoGPT's CPU-sized Transformer reaches about 1.88 nats, its 10 M-parameter GPU one 1.47).
+Loss is cross-entropy in nats per token; models with different tokens (a character, or a BPE piece
+of a word) compare in bits per character of the same validation text: total nats ÷ characters ÷ ln 2,
+the lower the better (nanoGPT's CPU-sized character Transformer reaches about 1.88 nats per character,
+its 10 M-parameter GPU one 1.47).
 """
 
 MODELS_INTRO = r"""
@@ -336,12 +287,23 @@ over the first 90% of tiny Shakespeare, and evaluated on the last 10% they never
 """
 
 
+def chars_per_token(metrics: dict) -> float:
+    """Characters per token of the validation text, read off a model's metrics.json:
+    val_loss (nats per token) ÷ (bits_per_char × ln 2); 1 for a character model."""
+    try:
+        c = float(metrics["val_loss"]) / (float(metrics["bits_per_char"]) * math.log(2))
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return 1.0
+    return c if math.isfinite(c) and c > 0 else 1.0
+
+
 def learning_curves(bank: ModelBank):
-    """Both language models' learning curves, from their metrics.json."""
-    curves = {name: bank.slots[name].metrics.get("curve", []) for name in LANGUAGE_MODELS
-              if bank.offered(name) and bank.slots[name].metrics}
-    return views.export_name(views.learning_curves_figure(curves, title="Learning curves: LSTM vs Transformer"),
-                             "learning_curves")
+    """Every language model's learning curves, from their metrics.json, in bits per character."""
+    names = [n for n in bank.language_models() if bank.slots[n].metrics]
+    curves = {name: bank.slots[name].metrics.get("curve", []) for name in names}
+    scale = {name: chars_per_token(bank.slots[name].metrics) for name in names}
+    return views.export_name(views.learning_curves_figure(curves, title="Learning curves: LSTM vs Transformer",
+                                                          chars_per_token=scale), "learning_curves")
 
 
 def learning_curves_png(bank: ModelBank) -> str | None:
@@ -351,7 +313,7 @@ def learning_curves_png(bank: ModelBank) -> str | None:
 
 # ------------------------------------------------------------------------------------------ the tabs
 
-def build_attention_tab(bank: ModelBank) -> None:
+def build_attention_tab(bank: ModelBank, pair=None) -> None:
     with gr.Tab("Attention", id="attention") as tab:
         md(ATTENTION_INTRO)
         share = link_row("attention", tab)
@@ -378,44 +340,28 @@ def build_attention_tab(bank: ModelBank) -> None:
         with gr.Row():
             diff_plot = gr.Plot(show_label=False, elem_id="attn-diff-plot")
             compare = gr.Markdown(elem_id="attn-compare")
-        view = View("attention", attention, [Control("text", text), Control("causal", causal), Control("layer", layer),
-                                             Control("head", head), Control("hide_first", hide_first)],
-                    [note, grid, head_plot, avg_plot, diff_plot, compare], triggers=[button.click])
+        view = View("attention", paired(attention, pair),
+                    [Control("text", text), Control("causal", causal), Control("layer", layer),
+                     Control("head", head), Control("hide_first", hide_first), *pair_controls(pair)],
+                    [note, grid, head_plot, avg_plot, diff_plot, compare],
+                    triggers=[button.click, *pair_triggers(pair)])
         declare(view, bank, share)
         inputs = view.components
         # typing redraws the chosen head at once, the other views when typing pauses (only the
-        # latest text is computed, no progress overlays); the button everything; the causal toggle and the
-        # first-token option the matrices only; the sliders the chosen head and its diff only
-        typed = model_event(live_triggers(text), bound(attention_typed, bank), inputs, [note, head_plot],
-                            "attention_typed", show_progress="hidden", api_visibility="private")
-        model_then(typed, bound(attention_rest, bank), inputs, [grid, avg_plot, diff_plot, compare],
+        # latest text is computed, no progress overlays); the button and the pair of models everything;
+        # the causal toggle and the first-token option the matrices only; the sliders the chosen head
+        # and its diff only
+        typed = model_event(live_triggers(text), bound(paired(attention_typed, pair), bank), inputs,
+                            [note, head_plot], "attention_typed", show_progress="hidden", api_visibility="private")
+        model_then(typed, bound(paired(attention_rest, pair), bank), inputs, [grid, avg_plot, diff_plot, compare],
                    "attention_rest", show_progress="hidden", api_visibility="private", js=WHEN_TYPING_PAUSES)
-        model_event(live_triggers(causal, hide_first), bound(attention_view, bank), inputs,
+        model_event(live_triggers(causal, hide_first), bound(paired(attention_view, pair), bank), inputs,
                     [grid, head_plot, avg_plot], "attention_view")
-        model_event(live_triggers(layer, head), bound(attention_head, bank), inputs,
+        model_event(live_triggers(layer, head), bound(paired(attention_head, pair), bank), inputs,
                     [head_plot, diff_plot], "attention_head")
 
 
-def build_embeddings_tab(bank: ModelBank) -> None:
-    with gr.Tab("Embeddings", id="embeddings") as tab:
-        md(EMBEDDINGS_INTRO)
-        share = link_row("embeddings", tab)
-        with gr.Row():
-            tables = [gr.Plot(show_label=False, elem_id=f"emb-{name.lower()}") for name in LANGUAGE_MODELS]
-        with gr.Row():
-            tables += [gr.Plot(show_label=False, elem_id=f"pos-{k}") for k in range(2)]
-        # on the page from the start (computed once); the endpoint stays for API users
-        declare(View("embedding_tables", embedding_tables, [], tables, link=False), bank)
-        text = gr.Textbox(DEFAULT_TEXT, label="Text", lines=2, elem_id="hidden-text", max_length=MAX_TEXT_BOX_CHARS)
-        button = gr.Button("Show hidden states", elem_id="hidden-btn")
-        note = gr.Markdown()
-        plot = gr.Plot(show_label=False, elem_id="hidden-plot")
-        offered = bank.offered(TRANSFORMER)
-        declare(View("hidden_states", hidden_states, [Control("text", text)], [note, plot],
-                     live_triggers(text) + [button.click], arrival=offered, link=offered), bank, share)
-
-
-def build_lstm_tab(bank: ModelBank) -> None:
+def build_lstm_tab(bank: ModelBank, pair=None) -> None:
     with gr.Tab("Inside the LSTM", id="lstm") as tab:
         md(LSTM_INTRO)
         share = link_row("lstm", tab)
@@ -432,11 +378,13 @@ def build_lstm_tab(bank: ModelBank) -> None:
         note = gr.Markdown()
         plot = gr.Plot(show_label=False, elem_id="lstm-plot")
         units_html = gr.HTML(elem_id="lstm-units-text")
-        declare(View("lstm_gates", lstm_inside, [Control("text", text), Control("layer", layer), Control("units", n_units)],
-                     [note, plot, units_html], live_triggers(text, layer, n_units) + [button.click]), bank, share)
+        declare(View("lstm_gates", paired(lstm_inside, pair),
+                     [Control("text", text), Control("layer", layer), Control("units", n_units), *pair_controls(pair)],
+                     [note, plot, units_html], live_triggers(text, layer, n_units) + [button.click, *pair_triggers(pair)]),
+                bank, share)
 
 
-def build_models_tab(bank: ModelBank) -> None:
+def build_models_tab(bank: ModelBank, pair=None) -> None:
     with gr.Tab("The models", id="models") as tab:
         md(MODELS_INTRO)
         link_row("models", tab)

@@ -28,7 +28,7 @@ import json
 from typing import Callable
 
 from ..inference.choices import BLANK, MAX_BEAM_SIZE
-from .bank import BERT, ENCDEC, LANGUAGE_MODELS, TRANSFORMER, ModelBank
+from .bank import BERT, ENCDEC, LANGUAGE_MODELS, LARGE_PAIR, SMALL_PAIR, TRANSFORMER, WORD_PAIR, ModelBank
 from .events import friendly
 from .policy import (MAX_ANALYSIS_CHARS, MAX_PROMPT_CHARS, as_int, as_number, check_index, check_text,
                      context_limit, generation_prompt, prepare_text, shown_value)
@@ -37,6 +37,19 @@ from . import settings as check
 KEYS = {TRANSFORMER: "transformer", "LSTM": "lstm"}   # the JSON key of each language model
 MAX_TOP_N = 100              # next_char_distribution lists at most this many characters (the vocabulary: 65)
 DECODE_METHODS = ("greedy", "beam")
+
+
+# The ``models`` argument of the language-model tools: which pair of the app (:data:`~.bank.PAIRS`).
+MODEL_PAIRS = {"characters": SMALL_PAIR, "words": WORD_PAIR, "large": LARGE_PAIR}
+
+
+def _pair_bank(bank: ModelBank, models) -> ModelBank:
+    """The bank with the pair ``models`` names in the Transformer and LSTM roles; ValueError naming
+    the pairs this app offers."""
+    offered = [key for key, pair in MODEL_PAIRS.items() if pair in bank.pairs()]
+    if not isinstance(models, str) or models not in offered:
+        raise ValueError(f"models must be one of {', '.join(map(repr, offered))}; got {shown_value(models)}")
+    return bank.for_pair(MODEL_PAIRS[models])
 
 
 def _round(values, digits: int):
@@ -77,8 +90,8 @@ def _prepared_prompt(loaded, prompt: str, notes: list[str]):
 # ------------------------------------------------------------------------------------------ the tools
 
 def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8, top_k: int = 0,
-             top_p: float = 0.95, max_new_tokens: int = 200, seed: int = 0) -> dict:
-    """Continue a prompt with both character-level models trained on tiny Shakespeare, the Transformer (GPT) and the LSTM, side by side. Sampling applies temperature, then top-k, then top-p; the same prompt, settings and seed always give the same texts (exactly what the app's Generate button writes).
+             top_p: float = 0.95, max_new_tokens: int = 200, seed: int = 0, models: str = "characters") -> dict:
+    """Continue a prompt with both language models trained on tiny Shakespeare, the Transformer (GPT) and the LSTM, side by side: the character-level pair, or the word-level (BPE) pair. Sampling applies temperature, then top-k, then top-p; the same prompt, settings and seed always give the same texts (exactly what the app's Generate button writes).
 
     Args:
         prompt: the text to continue; only its last 2000 characters are read, characters outside the 65-character vocabulary are replaced (listed in notes); empty means start from a new line
@@ -87,12 +100,14 @@ def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8
         top_p: keep the smallest set of most likely characters whose probabilities add up to p, a number in 0..1 (1 = off)
         max_new_tokens: how many characters each model writes, 1..2000
         seed: random seed, a whole number >= 0; each model gets its own generator seeded with it
+        models: which pair writes: "characters" (one token per character, 65 of them) or "words" (byte-level BPE tokens), when the app has that pair
 
     Returns:
         {"transformer": text, "lstm": text, "prompt": the prompt as read, "settings": {...}, "notes": [...]}
     """
     from ..inference.generation import generate_stream   # torch: imported on the first call
     request = check.generation(temperature, top_k, top_p, max_new_tokens, seed)
+    bank = _pair_bank(bank, models)
     settings, max_new_tokens, seed = request.sampling, request.max_new_tokens, request.seed
     prompt, notes = generation_prompt(prompt)
     models = _language_models(bank, notes)
@@ -111,7 +126,7 @@ def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8
 
 
 def next_char_distribution(bank: ModelBank, text: str = "ROMEO:\n", temperature: float = 1.0, top_k: int = 0,
-                           top_p: float = 1.0, top_n: int = 10, seed: int = 0) -> dict:
+                           top_p: float = 1.0, top_n: int = 10, seed: int = 0, models: str = "characters") -> dict:
     """Each model's distribution over the next character after a text, after temperature and after the top-k and top-p filters: the most likely characters with both probabilities, and how many characters each filter cut. It is the distribution the first character of generate is drawn from (same text, settings and seed give the same sampled character).
 
     Args:
@@ -121,6 +136,7 @@ def next_char_distribution(bank: ModelBank, text: str = "ROMEO:\n", temperature:
         top_p: keep the smallest set of most likely characters whose probabilities add up to p, a number in 0..1 (1 = off)
         top_n: how many characters to list, most likely first, 1..100 (the vocabulary has 65)
         seed: random seed of the draw reported as "sampled", a whole number >= 0
+        models: which pair: "characters" (one token per character) or "words" (byte-level BPE tokens: "char" is then a token's text), when the app has that pair
 
     Returns:
         {"transformer": {...}, "lstm": {...}, "settings": {...}, "notes": [...]}; per model: "context" (the characters read), "top" (char, p_temperature, p_filtered, cut_by: null, "top_k" or "top_p"), "kept", "cut_by_top_k", "cut_by_top_p", "greedy", "sampled"
@@ -129,6 +145,7 @@ def next_char_distribution(bank: ModelBank, text: str = "ROMEO:\n", temperature:
     from ..inference.generation import generate_stream
     settings, seed = check.sampling(temperature, top_k, top_p), check.seed(seed)
     top_n = as_int(top_n, "top_n", 1, MAX_TOP_N)
+    bank = _pair_bank(bank, models)
     text = check_text(text, "text", limit=None)      # cropped to what the models read, then encoded
     notes: list[str] = []
     out = {key: None for key in KEYS.values()}
@@ -156,7 +173,7 @@ def next_char_distribution(bank: ModelBank, text: str = "ROMEO:\n", temperature:
 
 
 def attention(bank: ModelBank, text: str = "JULIET:\nO Romeo, Romeo!", layer: int = 1, head: int = 1,
-              causal: bool = True) -> dict:
+              causal: bool = True, models: str = "characters") -> dict:
     """The Transformer's self-attention matrix of one layer and head over a text, as in the app's Attention tab: row i is how character i spreads its attention over the characters it may see (each row sums to 1). With the causal mask off every character also sees the ones after it, which the model never saw in training.
 
     Args:
@@ -164,12 +181,13 @@ def attention(bank: ModelBank, text: str = "JULIET:\nO Romeo, Romeo!", layer: in
         layer: which layer, 1-based (1..number of layers, 4 in the shipped model)
         head: which head, 1-based (1..number of heads, 4 in the shipped model)
         causal: true = with the causal mask the model was trained with, false = without it
+        models: whose Transformer: "characters" (one token per character) or "words" (byte-level BPE tokens), when the app has that pair
 
     Returns:
         {"chars": [...], "weights": [[...]] (query rows x key columns, 4 decimals), "layer", "head", "causal", "n_layer", "n_head", "bits_per_char", "notes"}
     """
     from ..inference.traced import run_traced
-    loaded = bank.get(TRANSFORMER)
+    loaded = _pair_bank(bank, models).get(TRANSFORMER)
     cfg = loaded.config
     text = check_text(text, "text", limit=None)      # cropped to the model's context, then encoded
     l, h = check_index(layer, "layer", cfg.n_layer), check_index(head, "head", cfg.n_head)

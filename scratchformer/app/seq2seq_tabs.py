@@ -146,7 +146,7 @@ def _index_slider(n: int, label: str, elem_id: str):
     return gr.Slider(1, max(n, 2), 1, step=1, label=label, interactive=n > 1, elem_id=elem_id)
 
 
-def build_seq2seq_tab(bank: ModelBank) -> None:
+def build_seq2seq_tab(bank: ModelBank, pair=None) -> None:
     enc = bank
     with gr.Tab("Encoder-decoder", id="seq2seq") as tab:
         md(SEQ2SEQ_INTRO)
@@ -276,7 +276,7 @@ Turn on the **causal mask** on BERT to see what a blank loses when the model can
 """
 
 
-def build_gpt_bert_tab(bank: ModelBank) -> None:
+def build_gpt_bert_tab(bank: ModelBank, pair=None) -> None:
     enc = bank
     with gr.Tab("GPT vs BERT", id="gpt-vs-bert") as tab:
         md(GPT_BERT_INTRO)

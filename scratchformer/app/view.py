@@ -26,7 +26,7 @@ import gradio as gr
 
 from .arrival import on_arrival
 from .bank import ModelBank
-from .events import bound, model_event
+from .events import bound, live_triggers, model_event, on_pair
 from .links import LinkRow
 
 
@@ -73,6 +73,22 @@ class View:
 
     def initial_values(self) -> list:
         return [c.component.value for c in self.controls]
+
+
+def paired(fn: Callable, pair) -> Callable:
+    """``fn`` following the page's choice of models ``pair`` (a gr.Radio; None: the character pair
+    always): :func:`~.events.on_pair`, whose last value is the pair."""
+    return fn if pair is None else on_pair(fn)
+
+
+def pair_controls(pair) -> list[Control]:
+    """The controls to append for :func:`paired` (a link to the tab carries the pair)."""
+    return [] if pair is None else [Control("pair", pair)]
+
+
+def pair_triggers(pair) -> list:
+    """Choosing another pair redraws the view."""
+    return [] if pair is None else live_triggers(pair)
 
 
 def last(result):

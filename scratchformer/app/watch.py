@@ -60,7 +60,8 @@ def watch_views(loaded, sequence: Sequence[int], start: int, length: int, step, 
     tok = loaded.tokenizer
     dist = views.export_name(views.next_char_figure(
         step.probs_filtered, tok.texts, step.token_id,
-        title=f"step {k}: next {tok.unit} (chose '{tok.label(step.token_id)}')"), f"watch_distribution_step{k}")
+        title=f"step {k}: next {tok.unit} (chose '{tok.label(step.token_id)}')", step=step),
+        f"watch_distribution_step{k}")
     return attn, dist, context
 
 

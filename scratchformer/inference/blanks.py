@@ -57,11 +57,16 @@ class FillResult:
 
 
 def _text_probs(logits: Tensor, tokenizer: Tokenizer) -> Tensor:
-    """softmax over the tokens that stand for text only (special tokens get probability 0)."""
-    special = [i for i in range(tokenizer.vocab_size) if tokenizer.is_special(i)]
+    """softmax over the tokens that stand for text only (special tokens get probability 0).
+
+    Every tokenizer numbers its special tokens after the text ones (``Tokenizer.text_vocab_size``),
+    so the specials are the ids text_vocab_size … vocab_size−1: one slice, no scan of the vocabulary.
+    """
+    n_text = tokenizer.text_vocab_size
     logits = logits[..., :tokenizer.vocab_size].float()
-    if special:
-        logits = logits.index_fill(-1, torch.tensor(special, device=logits.device), float("-inf"))
+    if n_text < logits.shape[-1]:
+        logits = logits.clone()
+        logits[..., n_text:] = float("-inf")
     return torch.softmax(logits, dim=-1)
 
 

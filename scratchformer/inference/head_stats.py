@@ -56,26 +56,27 @@ def head_numbers(weights: Tensor, ids: Sequence[int]) -> dict:
     return out
 
 
-def describe_head(n: dict, key_char: str = "") -> str:
+def describe_head(n: dict, key_char: str = "", unit: str = "character") -> str:
     """One line from :func:`head_numbers` (the rule is in the module docstring); ``key_char``: how
-    to show the character ``n["key_char_id"]``. Every claim carries its number."""
+    to show the token ``n["key_char_id"]``; ``unit``: what a token is ("character", or "token" for a
+    BPE model, whose "previous token" may be the previous word). Every claim carries its number."""
     pct = lambda v: f"{100 * v:.0f}%"   # noqa: E731
-    named = {"previous": "looks one character back", "first": "parks on the first character (a sink)",
-             "self": "looks at the character itself", "same": "looks at earlier copies of the same character"}
+    named = {"previous": f"looks one {unit} back", "first": f"parks on the first {unit} (a sink)",
+             "self": f"looks at the {unit} itself", "same": f"looks at earlier copies of the same {unit}"}
     shares = {k: v for k, v in n.items() if k in named and v == v}     # drop NaN
     if shares:
         k, v = max(shares.items(), key=lambda kv: kv[1])
         if v >= STRONG:
             return f"mostly {named[k]}: {pct(v)}"
         if key_char and n["key_char_share"] >= KEY_CHAR:
-            return f"mostly looks at {key_char!r} characters: {pct(n['key_char_share'])}"
+            return f"mostly looks at {key_char!r} {unit}s: {pct(n['key_char_share'])}"
         if n["local"] >= LOCAL:
-            return (f"stays within the last 3 characters ({pct(n['local'])}): itself {pct(n['self'])}, "
+            return (f"stays within the last 3 {unit}s ({pct(n['local'])}): itself {pct(n['self'])}, "
                     f"one back {pct(n['previous'])}")
         if v >= NOTABLE:
             return (f"often {named[k]} ({pct(v)}); otherwise spread, mean distance "
-                    f"{n['distance']:.1f} characters")
-    return f"spreads its attention: mean distance {n['distance']:.1f} characters, entropy {n['entropy']:.2f} bits"
+                    f"{n['distance']:.1f} {unit}s")
+    return f"spreads its attention: mean distance {n['distance']:.1f} {unit}s, entropy {n['entropy']:.2f} bits"
 
 
 def head_table(attn: Sequence[Tensor], ids: Sequence[int], tokenizer) -> list[dict]:
@@ -87,7 +88,7 @@ def head_table(attn: Sequence[Tensor], ids: Sequence[int], tokenizer) -> list[di
         for h in range(a.size(0)):
             n = head_numbers(a[h], ids)
             n["key_char"] = tokenizer.token_text(n["key_char_id"])
-            described = describe_head(n, n["key_char"])
+            described = describe_head(n, n["key_char"], tokenizer.unit)
             n = {k: None if isinstance(v, float) and v != v else v for k, v in n.items()}   # JSON: no NaN
             rows.append({"layer": l + 1, "head": h + 1, **n, "description": described})
     return rows

@@ -53,7 +53,8 @@ def corpus_tokenizer(spec: str, text: str) -> Tokenizer:
     * ``char``: the sorted characters of the text (65 for tiny Shakespeare);
     * ``bpe:N``: a byte-level BPE of N tokens trained on ``text`` (the training split only: the
       validation text must not shape the vocabulary it is measured with);
-    * a path to a JSON file holding a tokenizer (``{"type": "bpe", …}``, as ``to_dict`` writes).
+    * a path to a JSON file holding a tokenizer (``{"type": "bpe", …}``, as ``to_dict`` writes), or
+      a checkpoint folder (its ``config.json``'s tokenizer: a second model on the first one's tokens).
     """
     if spec == "char":
         return CharTokenizer.from_text(text)
@@ -64,10 +65,14 @@ def corpus_tokenizer(spec: str, text: str) -> Tokenizer:
             raise ValueError(f"--tokenizer bpe:N needs a whole number N, got {spec!r}") from None
         return BPETokenizer.train(text, size)
     path = Path(spec)
+    if path.is_dir():
+        path = path / "config.json"
     if not path.is_file():
-        raise ValueError(f"--tokenizer must be 'char', 'bpe:N' or a tokenizer JSON file; {spec!r} is none of them")
+        raise ValueError(f"--tokenizer must be 'char', 'bpe:N', a tokenizer JSON file or a checkpoint folder; "
+                         f"{spec!r} is none of them")
     import json
-    return tokenizer_from_dict(json.loads(path.read_text(encoding="utf-8")))
+    d = json.loads(path.read_text(encoding="utf-8"))
+    return tokenizer_from_dict(d["tokenizer"] if isinstance(d, dict) and "tokenizer" in d else d)
 
 
 def encode_corpus(text: str, tokenizer: Tokenizer) -> Tensor:

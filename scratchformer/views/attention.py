@@ -10,7 +10,7 @@ import plotly.graph_objects as go
 import torch
 from torch import Tensor
 
-from .common import ATTN_SCALE, GRID_MAX_CELLS, LAYOUT, token_axis, token_ticks
+from .common import ATTN_SCALE, GRID_MAX_CELLS, LAYOUT, plotly_text, token_axis, token_ticks
 
 
 def hide_first_key(weights: Tensor) -> Tensor:
@@ -76,7 +76,7 @@ def attention_grid(attn: Sequence[Tensor], hide_first: bool = False, title: str 
     zmax = float(np.nanmax(z_all)) if np.isfinite(z_all).any() else 1.0
     layout = _grid_layout(L, H, [f"head {h + 1}" for h in range(H)], [f"layer {l + 1}" for l in range(L)])
     layout.update(**{**LAYOUT, "margin": dict(l=20, r=70, t=60, b=10)},   # one layout, built once
-                  title=dict(text=title, x=0.01), height=max(260, 130 * L + 70),
+                  title=dict(text=plotly_text(title), x=0.01), height=max(260, 130 * L + 70),
                   coloraxis=dict(colorscale=ATTN_SCALE, cmin=0, cmax=zmax,
                                  colorbar=dict(title=dict(text="weight"), thickness=12)))
     return go.Figure([go.Heatmap(z=z_all[l, h], name=f"layer {l + 1} head {h + 1}", coloraxis="coloraxis",
@@ -108,7 +108,7 @@ def attention_heatmap(weights: Tensor, chars: Sequence[str], title: str = "",
     tick = dict(token_ticks(names, ticks, step), showgrid=False)
     # the whole layout in one go: each plotly update pass costs milliseconds on a 128 × 128 heatmap
     layout = {**LAYOUT, "margin": dict(l=70, r=20, t=50, b=50)}
-    layout.update(title=dict(text=title, x=0.01), height=min(760, max(360, 9 * len(chars) + 140)),
+    layout.update(title=dict(text=plotly_text(title), x=0.01), height=min(760, max(360, 9 * len(chars) + 140)),
                   xaxis=dict(title=dict(text="key (attended to)"), **tick),
                   yaxis=dict(title=dict(text="query (attending)"), autorange="reversed", **tick))
     return go.Figure(go.Heatmap(z=z, x=names, y=names, name="difference" if diverging else "attention weight",

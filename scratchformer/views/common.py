@@ -9,6 +9,7 @@ the text is long, and no figure carries per-cell text annotations except where a
 from __future__ import annotations
 
 import html
+import re
 from typing import Sequence
 
 import numpy as np
@@ -28,6 +29,40 @@ LAYOUT = dict(template=dict(layout=dict(xaxis=_AXIS, yaxis=_AXIS)), font=dict(fa
 KEPT, CHOSEN, CUT_K, CUT_P = "#2b6cb0", "#dd6b20", "#a0aec0", "#d69e2e"
 ATTN_SCALE = "Viridis"
 GRID_MAX_CELLS = 48   # the small per-head heatmaps are pooled to at most this many rows/columns
+# A vocabulary up to this size (the 65 characters, with their special tokens) is drawn whole, a bar or
+# a label per token; a larger one (a byte-level BPE has at least 256 tokens, GPT-2 50,257) as its most
+# likely tokens and one bar for the rest (views/sampling.py, views/watch.py).
+SMALL_VOCAB = 100
+
+
+# ----------------------------------------------------------------------------- text for plotly
+
+# plotly draws its strings (tick labels, hover text, titles, legend names, text on points) as a
+# subset of HTML: tags such as <b>, <br>, <a href>, <span style> and the entities &name; &#123;
+# &#x1F;. "&" followed by a letter or "#" is the only "&" it can read as the start of an entity.
+_PLOTLY_AMP = re.compile(r"&(?=[#A-Za-z])")
+
+
+def plotly_text(s) -> str:
+    """``s`` as plotly shows it literally, never as markup: ``<`` → ``&lt;``, ``>`` → ``&gt;``, and
+    ``&`` → ``&amp;`` where it could begin an entity (before a letter or ``#``), so the BPE token
+    ``&amp;`` shows as ``&amp;`` and ``<b>x</b>`` as ``<b>x</b>``. A lone ``&`` (tiny Shakespeare's
+    "&c" has one) needs nothing and stays as it is, so the figure's JSON and CSV stay readable.
+
+    For every string from a token or a person that goes into a figure: labels, hover data, titles,
+    trace names. (plotly's LaTeX, ``$…$``, needs MathJax on the page; the app loads none.)
+    """
+    s = _PLOTLY_AMP.sub("&amp;", str(s))
+    return s.replace("<", "&lt;").replace(">", "&gt;")
+
+
+SHORT_LABEL = 16   # characters of a token's label on an axis or a point of a large vocabulary (hover: all)
+
+
+def short_label(label: str, n: int = SHORT_LABEL) -> str:
+    """A visible token label (before :func:`plotly_text`) cut to ``n`` characters, the last one "…",
+    so a long token (GPT-2 has tokens of 60 dashes) does not push the plot aside."""
+    return label if len(label) <= n else label[:n - 1] + "…"
 
 
 def to_numpy(x) -> np.ndarray:
@@ -38,9 +73,9 @@ def to_numpy(x) -> np.ndarray:
 
 
 def figure(title: str, height: int, **layout) -> go.Figure:
-    """An empty figure with the shared look, a title and a height in pixels."""
+    """An empty figure with the shared look, a title (plain text: shown as written) and a height in pixels."""
     fig = go.Figure()
-    fig.update_layout(**LAYOUT, title=dict(text=title, x=0.01), height=height, **layout)
+    fig.update_layout(**LAYOUT, title=dict(text=plotly_text(title), x=0.01), height=height, **layout)
     return fig
 
 
@@ -64,14 +99,16 @@ def message_figure(text: str, height: int = 200) -> go.Figure:
 # ----------------------------------------------------------------------------- characters on an axis
 
 def token_axis(chars: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Unique category names ("12 'e'") for hover, and short tick labels (the characters)."""
-    names = [f"{i} {display_token(c)}" for i, c in enumerate(chars)]
-    return names, [display_token(c) for c in chars]
+    """Unique category names ("12 e") for hover, and short tick labels (the tokens' texts, made
+    visible), both escaped for plotly (:func:`plotly_text`): a token ``<b`` shows as ``<b``."""
+    ticks = [plotly_text(display_token(c)) for c in chars]
+    return [f"{i} {t}" for i, t in enumerate(ticks)], ticks
 
 
 def token_ticks(names: Sequence[str], ticks: Sequence[str], step: int) -> dict:
     """Axis settings showing every ``step``-th character. type="category": plotly would otherwise
-    read names such as "3 9" (position 3, character 9) as the number 39."""
+    read names such as "3 9" (position 3, character 9) as the number 39. ``names`` and ``ticks`` as
+    :func:`token_axis` makes them (already escaped for plotly)."""
     return dict(type="category", tickmode="array", tickvals=list(names[::step]), ticktext=list(ticks[::step]),
                 tickangle=0, tickfont=dict(family="monospace", size=10))
 

@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import CHOSEN, KEPT, LAYOUT, display_token, figure
+from .common import CHOSEN, KEPT, LAYOUT, display_token, figure, plotly_text
 
 STAGES = ("embedding", "attention", "feed-forward", "output")
 
@@ -79,7 +79,8 @@ def attention_step_figure(chars: Sequence[str], keys: Sequence[int], scores: Seq
                           weights: Sequence[float], position: int, title: str = "") -> go.Figure:
     """One query's attention: the scores q·k_j/√d_k over the visible characters j (top) and the
     softmax of them, the weights α_j (bottom). The query's own character is orange."""
-    labels = [f"{j} {display_token(chars[j])}" for j in keys]
+    ticks = [plotly_text(display_token(chars[j])) for j in keys]
+    labels = [f"{j} {t}" for j, t in zip(keys, ticks)]
     colours = [CHOSEN if j == position else KEPT for j in keys]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.14,
                         subplot_titles=("scores q·kⱼ / √d_k", "softmax → weights αⱼ (they sum to 1)"))
@@ -89,9 +90,9 @@ def attention_step_figure(chars: Sequence[str], keys: Sequence[int], scores: Seq
                          hovertemplate="key %{x}: weight %{y:.4f}<extra></extra>"), row=2, col=1)
     step = max(1, len(keys) // 40)
     fig.update_xaxes(type="category", tickmode="array", tickvals=labels[::step],
-                     ticktext=[display_token(chars[j]) for j in keys][::step], tickangle=0,
+                     ticktext=ticks[::step], tickangle=0,
                      tickfont=dict(family="monospace", size=10))
-    fig.update_layout(**LAYOUT, height=380, title=dict(text=title, x=0.01), bargap=0.1)
+    fig.update_layout(**LAYOUT, height=380, title=dict(text=plotly_text(title), x=0.01), bargap=0.1)
     return fig
 
 

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import ATTN_SCALE, CHOSEN, KEPT, display_token, figure, token_axis, token_ticks
+from .common import ATTN_SCALE, CHOSEN, KEPT, display_token, figure, plotly_text, token_axis, token_ticks
 
 
 def logit_lens_figure(lens: dict, title: str = "") -> go.Figure:
@@ -22,7 +22,7 @@ def logit_lens_figure(lens: dict, title: str = "") -> go.Figure:
     chars = lens["text"]
     names, ticks = token_axis(chars)
     z = np.array([[np.nan if p is None else p for p in row] for row in lens["p_next"]], dtype=np.float32)
-    top = [[display_token(c) for c in row] for row in lens["top"]]
+    top = [[plotly_text(display_token(c)) for c in row] for row in lens["top"]]
     fig = figure(title, height=130 + 46 * len(lens["rows"]))
     fig.add_trace(go.Heatmap(
         z=z, x=names, y=lens["rows"], text=top, name="p(true next); text: top prediction", texttemplate="%{text}", textfont=dict(size=10, family="monospace"),

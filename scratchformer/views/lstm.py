@@ -10,7 +10,7 @@ import torch
 from plotly.subplots import make_subplots
 from torch import Tensor
 
-from .common import LAYOUT, char_span, display_token, to_numpy, token_axis, token_ticks
+from .common import LAYOUT, char_span, display_token, plotly_text, to_numpy, token_axis, token_ticks
 
 
 def top_varying_units(cells: Tensor, n: int) -> list[int]:
@@ -72,7 +72,7 @@ def lstm_gates_figure(gates: Mapping[str, Tensor], cells: Tensor, chars: Sequenc
     step = max(1, len(chars) // 64)
     fig.update_xaxes(**token_ticks(names, ticks, step), showgrid=False)
     fig.update_yaxes(autorange="reversed", showgrid=False, tickfont=dict(size=9))
-    fig.update_layout(**LAYOUT, title=dict(text=title, x=0.01), height=300 + 4 * 14 * len(units),
+    fig.update_layout(**LAYOUT, title=dict(text=plotly_text(title), x=0.01), height=300 + 4 * 14 * len(units),
                       coloraxis=dict(colorscale="Greens", cmin=0, cmax=1,
                                      colorbar=dict(title="gate", thickness=10, len=0.7, y=0.64)))
     return fig

@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from torch import Tensor
 
-from .common import ATTN_SCALE, display_token, figure
+from .common import ATTN_SCALE, display_token, figure, plotly_text
 
 Guesses = Optional[Sequence[tuple[str, float]]]
 
@@ -27,8 +27,9 @@ def token_label(c: str) -> str:
 
 
 def _labels(chars: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Unique category names ("3 M") for hover, and the characters as tick labels."""
-    return [f"{i} {token_label(c)}" for i, c in enumerate(chars)], [token_label(c) for c in chars]
+    """Unique category names ("3 M") for hover, and the characters as tick labels (escaped for plotly)."""
+    ticks = [plotly_text(token_label(c)) for c in chars]
+    return [f"{i} {t}" for i, t in enumerate(ticks)], ticks
 
 
 def cross_attention_heatmap(weights: Tensor, out_chars: Sequence[str], src_chars: Sequence[str],
@@ -103,9 +104,9 @@ def blank_bars_figure(columns: Mapping[str, Sequence[Guesses]], blank: int, titl
         g = guesses[blank]
         if g is None:
             continue
-        chars = [token_label(c) for c, _ in g][::-1]
+        chars = [plotly_text(token_label(c)) for c, _ in g][::-1]
         fig.add_trace(go.Bar(x=[p for _, p in g][::-1], y=[f"{c}" for c in chars], orientation="h",
-                             name=name, hovertemplate="%{y}: %{x:.3f}<extra>" + html.escape(name) + "</extra>"))
+                             name=plotly_text(name), hovertemplate="%{y}: %{x:.3f}<extra>" + plotly_text(name) + "</extra>"))
     fig.update_layout(barmode="group", xaxis=dict(title_text="probability", range=[0, 1]),
                       yaxis=dict(type="category", tickfont=dict(family="monospace", size=13)),
                       legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"),

@@ -15,13 +15,15 @@ import numpy as np
 import plotly.graph_objects as go
 from torch import Tensor
 
-from .common import ATTN_SCALE, CHOSEN, KEPT, LAYOUT, display_token, to_numpy, token_axis, token_ticks
+from .common import (ATTN_SCALE, CHOSEN, KEPT, LAYOUT, SMALL_VOCAB, display_token, plotly_text, short_label,
+                     to_numpy, token_axis, token_ticks)
+from .sampling import OTHERS, others
 
 
 def _fig(title: str, height: int, data: list, margin: dict, **layout) -> go.Figure:
     """A figure built in one go from plain dicts (plotly's update_* calls cost ~10 ms each; this
-    panel is redrawn with every generated character)."""
-    lay = {**LAYOUT, "title": dict(text=title, x=0.01), "height": height, "margin": margin, **layout}
+    panel is redrawn with every generated character). ``title``: plain text, shown as written."""
+    lay = {**LAYOUT, "title": dict(text=plotly_text(title), x=0.01), "height": height, "margin": margin, **layout}
     return go.Figure(dict(data=data, layout=lay))
 
 
@@ -42,17 +44,54 @@ def newest_attention_figure(weights: Tensor, chars: Sequence[str], title: str = 
 
 
 def next_char_figure(probs: Tensor, texts: Sequence[str], chosen: Optional[int], title: str = "",
-                     top: int = 12) -> go.Figure:
+                     top: int = 12, step=None) -> go.Figure:
     """The ``top`` most likely next characters (probabilities of the distribution sampled from), the
-    chosen one in orange."""
+    chosen one in orange.
+
+    A vocabulary of more than :data:`~.common.SMALL_VOCAB` tokens also gets the chosen token when it
+    is not among the ``top`` (after them) and one bar, "the other k tokens", of height 1 − Σ(shown):
+    the bars then sum to 1. With ``step`` (the sampling ``Step`` behind ``probs``, which must be its
+    ``probs_filtered``) that bar's hover also says how many of those tokens top-k and top-p cut and
+    the probability after temperature they carried.
+    """
+    if len(probs) > SMALL_VOCAB:   # in float64 (a Step's own precision): the bars sum to 1 within 1e-12
+        p64 = probs.detach().cpu().double().numpy() if isinstance(probs, Tensor) else np.asarray(probs, np.float64)
+        return _next_token_top_figure(p64, texts, chosen, title, top, step)
     p = to_numpy(probs).astype(np.float64)
     order = np.argsort(-p, kind="stable")[:top]
-    labels = [f"{display_token(texts[i])} " for i in order]
+    labels = [f"{plotly_text(display_token(texts[i]))} " for i in order]
     colours = [CHOSEN if i == chosen else KEPT for i in order]
     bars = dict(type="bar", x=p[order].tolist(), y=labels, orientation="h", marker=dict(color=colours),
                 hovertemplate="%{y}: %{x:.3f}<extra></extra>")
     return _fig(title, 120 + 20 * len(order), [bars], dict(l=50, r=20, t=45, b=40),
                 yaxis=dict(autorange="reversed", type="category", tickfont=dict(family="monospace")),
+                xaxis=dict(title=dict(text="probability"), range=[0, 1]))
+
+
+def _next_token_top_figure(p: np.ndarray, texts: Sequence[str], chosen: Optional[int], title: str, top: int,
+                           step) -> go.Figure:
+    """:func:`next_char_figure` for a large vocabulary: the top tokens, the chosen one, the others."""
+    ids = np.argsort(-p, kind="stable")[:top].tolist()
+    if chosen is not None and int(chosen) not in ids:
+        ids.append(int(chosen))
+    labels = [plotly_text(display_token(texts[i]) if i < len(texts) else str(i)) for i in ids]
+    k = len(p) - len(ids)
+    rest = max(0.0, 1.0 - float(p[ids].sum()))
+    name = f"the other {k:,} tokens"
+    tip = f"{name}: p = {rest:.4f} in all"
+    if step is not None:
+        tip += "<br>" + others(step, ids).cuts
+    # categories by id (two tokens may look alike), labelled with the tokens' texts
+    cats = [f"id {i}" for i in ids] + ["others"]
+    bars = dict(type="bar", x=[*p[ids].tolist(), rest], y=cats, orientation="h",
+                marker=dict(color=[CHOSEN if i == chosen else KEPT for i in ids] + [OTHERS]),
+                customdata=[f"{lab} (id {i})" for lab, i in zip(labels, ids)] + [tip],
+                hovertemplate="%{customdata}: %{x:.3f}<extra></extra>")
+    return _fig(title, 120 + 20 * len(cats), [bars], dict(l=90, r=20, t=45, b=40),
+                yaxis=dict(autorange="reversed", type="category", tickmode="array", tickvals=cats,
+                           ticktext=[f"{plotly_text(short_label(display_token(texts[i]) if i < len(texts) else str(i)))} "
+                                     for i in ids] + [f"other {k:,} "],
+                           tickfont=dict(family="monospace")),
                 xaxis=dict(title=dict(text="probability"), range=[0, 1]))
 
 
