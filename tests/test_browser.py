@@ -137,7 +137,7 @@ def test_a_person_generates_compares_and_looks_inside(page: Page, shots: Path):
     page.locator("#lstm-plot .js-plotly-plot").wait_for()
     expect(page.locator("#lstm-units-text")).to_contain_text("unit")
     page.screenshot(path=shots / "lstm.png", full_page=True)
-    page.get_by_role("tab", name="The models").click()
+    page.get_by_role("tab", name="Models").click()
     expect(page.locator("#models-table")).to_contain_text("validation loss")
     page.locator("#curves .js-plotly-plot").wait_for()
     page.screenshot(path=shots / "models.png", full_page=True)

@@ -233,17 +233,21 @@ def same(p: str) -> str:
 
 BOXES = [
     # two new tokens (set below): the why-this-token caption shows the last 40 characters of the prompt
-    Box("Generate & compare", "generate", "prompt", lambda p: "ROMEO:\n" + p, ("#why-caption", "#surprise"),
+    Box("Generate", "generate", "prompt", lambda p: "ROMEO:\n" + p, ("#why-caption", "#surprise"),
         run="#generate-btn", mark=last_word, link_echo="#surprise"),
     Box("Attention", "attention", "attn-text", same, ("#attn-compare",)),
-    Box("Inside one forward pass", "inside", "inside-text", same, ("#inside-attn",), run="Shift+Enter",
+    Box("Forward pass", "inside", "inside-text", same, ("#inside-attn",), run="Shift+Enter",
         subtabs=(("Logit lens", "#inside-lens-plot"), ("Switch parts off", "#inside-comparison"),
                  ("What each head does", None), ("LSTM step", "#inside-lstm-plot"),
                  ("Step through", "#inside-attn"))),
     # without digits the units are refused with a message that quotes the text
-    Box("Inside one forward pass", "inside", "inside-lstm-units", lambda p: re.sub(r"\d", "", p), ("toast",),
+    Box("Forward pass", "inside", "inside-lstm-units", lambda p: re.sub(r"\d", "", p), ("toast",),
         run="#inside-lstm-btn", inside="LSTM step", link_echo=None),
     Box("Embeddings", "embeddings", "hidden-text", same, ("#hidden-plot",)),
+    # the token box shows its last token's neighbours, the tokenizer its text as chips (a token each,
+    # ids between): neither shows the text in one piece, so only the page's safety is checked there
+    Box("Embeddings", "embeddings", "emb-token", same, (), link_echo=None),
+    Box("Tokenizer", "tokenizer", "tok-text", same, (), link_echo=None),
     Box("Inside the LSTM", "lstm", "lstm-text", same, ("#lstm-units-text",)),
     Box("Encoder-decoder", "seq2seq", "s2s-source", lambda p: p[:40], ("#s2s-step-html",)),   # its model reads 40
     Box("GPT vs BERT", "gpt-vs-bert", "bert-text", lambda p: p + " b_", ("#bert-filled",)),
@@ -252,7 +256,7 @@ BOXES = [
 # the payload each tab's link carries as its text (the known holes first)
 LINK_TEXT = {"gpt-vs-bert": "fence, heading, link, list", "generate": "direction controls and entities",
              "attention": "HTML tags", "inside": "form and script", "embeddings": "closing tags", "lstm": "KaTeX",
-             "seq2seq": "fence, image, quote, table"}
+             "seq2seq": "fence, image, quote, table", "tokenizer": "HTML tags"}
 
 
 # --------------------------------------------------------------------------------------- fixtures

@@ -1,4 +1,4 @@
-"""A real browser opens "Inside one forward pass", moves the position, switches a head off, and looks
+"""A real browser opens "Forward pass", moves the position, switches a head off, and looks
 at every view of the tab (screenshots along the way).
 
 Like tests/test_browser.py: skipped without /usr/bin/chromium unless $CI is set; tiny random
@@ -64,7 +64,7 @@ def set_slider(page: Page, elem_id: str, value: int) -> None:
 
 def test_a_person_steps_through_the_model_and_switches_a_head_off(page: Page, shots: Path):
     # --- open the tab: the walkthrough of the default position is drawn without a click
-    page.get_by_role("tab", name="Inside one forward pass").click()
+    page.get_by_role("tab", name="Forward pass").click()
     formulas = page.locator("#inside-formulas")
     expect(formulas).to_contain_text("Position 12")
     expect(formulas).to_contain_text("units fire")

@@ -18,13 +18,13 @@ from test_browser import ARGS, plot_z  # noqa: E402
 from scratchformer.app import blocks as ui  # noqa: E402
 
 expect.set_options(timeout=60_000)
-TABS = {"Generate & compare": ["watch-attn", "watch-dist", "why-plot", "why-attn"],
+TABS = {"Generate": ["watch-attn", "watch-dist", "why-plot", "why-attn"],
         "Attention": ["attn-grid", "attn-head-plot", "attn-avg-plot", "attn-diff-plot"],
         "Embeddings": ["emb-transformer", "emb-lstm", "pos-0", "pos-1", "hidden-plot"],
         "Inside the LSTM": ["lstm-plot"],
         "Encoder-decoder": ["s2s-grid", "s2s-cross", "s2s-enc", "s2s-dec"],
         "GPT vs BERT": ["bert-bars", "bert-attn", "gpt-attn"],
-        "The models": ["curves"]}
+        "Models": ["curves"]}
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_typing_redraws_the_heatmap_with_no_click(page: Page):
 
 
 def test_the_attention_panel_moves_while_the_text_streams(page: Page):
-    page.get_by_role("tab", name="Generate & compare").click()
+    page.get_by_role("tab", name="Generate").click()
     # the page has arrived (its example drawn): otherwise, run on its own, this test's stream coincides
     # with the browser loading plotly.js and drawing the page's first plots, which holds its main thread
     # for seconds, and the poll below sees one update at most

@@ -226,7 +226,7 @@ def test_figures_export_png_svg_and_their_numbers(app, browser):
     assert torch.allclose(torch.tensor(data["traces"][0]["z"], dtype=torch.float64), weights, atol=1e-6)
 
     # the why-this-token distribution: its bars are the step's probabilities after each filter
-    page.get_by_role("tab", name="Generate & compare").click()
+    page.get_by_role("tab", name="Generate").click()
     page.locator("#why-plot .js-plotly-plot").wait_for()
     name, raw = _download(page, "why-plot", "Download the numbers as JSON")
     assert name == "distribution_transformer_step200.json"

@@ -74,8 +74,10 @@ def test_the_tab_shows_both_models_on_one_axis(bank):
 
 
 def test_hostile_input_is_refused_or_escaped(bank):
-    with pytest.raises(ValueError, match="is not in the text"):
-        characters_vs_words(bank, TEXT, "<script>", 1, 1)
+    note, *_ = characters_vs_words(bank, TEXT, "<script>", 1, 1)   # a word not in the text: its last word
+    assert "is not in the text" in note and "Romeo" in note and "<script>" not in note
+    with pytest.raises(ValueError, match="no word to show"):
+        characters_vs_words(bank, "?! ... ;", "x", 1, 1)
     with pytest.raises(ValueError, match="layer must be in 1…2"):
         characters_vs_words(bank, TEXT, "Romeo", 9, 1)
     with pytest.raises(ValueError, match="word must be text of at most 64"):

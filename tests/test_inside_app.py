@@ -1,4 +1,4 @@
-"""The "Inside one forward pass" tab's callbacks as the app calls them (tiny random checkpoints): every
+"""The "Forward pass" tab's callbacks as the app calls them (tiny random checkpoints): every
 view returns JSON-ready numbers, has an api_name, and bad input gets a message while the app serves on."""
 import json
 from pathlib import Path

@@ -418,7 +418,11 @@ def test_the_embeddings_tab_follows_the_pair_of_models(bank):
     fns = {f.api_name: f for f in demo.fns.values()}
     for name in ("embedding_tables", "embedding_neighbours", "hidden_states"):
         assert fns[name].inputs[-1] is pair          # the pair is every view's last control
+    for name in ("embedding_tables", "hidden_states", "embedding_pair_token"):
         assert (pair._id, "change") in [tuple(t) for t in fns[name].targets], name
+    # another pair: the token box starts on that tokenizer's token, then the neighbours follow
+    assert fns["embedding_pair_token"].fn(WORD_PAIR) == " the" and fns["embedding_pair_token"].fn(SMALL_PAIR) == "k"
+    assert fns["embedding_pair_neighbours"].inputs == fns["embedding_neighbours"].inputs
 
     words = bank.for_pair(WORD_PAIR)
     word_tok = words.get(TRANSFORMER).tokenizer

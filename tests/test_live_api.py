@@ -36,7 +36,7 @@ ENDPOINTS = {
     "/lstm_gates": ((DEFAULT_TEXT, 1, 4, PAIR), {1: "layer", 2: "units"}),
     "/seq2seq_decode": DECODE, "/seq2seq_view": DECODE,
     "/fill_in": ((DEFAULT_BLANKS, 3, False, 1, 1), {1: "top_k", 3: "layer", 4: "head"}),
-    # the "Inside one forward pass" tab
+    # the "Forward pass" tab
     "/inside_walkthrough": ((DEFAULT_TEXT, 12, 1, 1, 1.0, 0, 1.0, PAIR),
                             {1: "position", 2: "layer", 3: "head", 4: "temperature", 5: "top_k", 6: "top_p"}),
     "/inside_ablation": ((DEFAULT_TEXT, ["L1 H1"], [], "zero", 10, PAIR), {4: "continuation length"}),

@@ -179,3 +179,21 @@ def test_resume_continues_exactly(corpus, tmp_path):
 def test_resume_without_state_is_an_error(corpus, tmp_path):
     with pytest.raises(SystemExit, match="no train_state.json"):
         run(corpus, tmp_path / "nothing", "--max-iters", "5", "--resume")
+
+
+def test_evaluate_without_an_argument_compares_every_shipped_language_model(capsys):
+    """`python -m scratchformer.evaluate` (here on one batch each): every language model under
+    checkpoints/, characters and BPE, in bits per character; the last line is JSON."""
+    from scratchformer.training.evaluate import main
+    main(["--max-batches", "1", "--batch-size", "4"])
+    out = capsys.readouterr().out.strip().splitlines()
+    table = json.loads(out[-1])
+    assert {"gpt-shakespeare", "lstm-shakespeare", "gpt-shakespeare-bpe", "lstm-shakespeare-bpe"} <= set(table)
+    assert table["gpt-shakespeare-bpe"]["tokenizer"] == "bpe" and table["gpt-shakespeare"]["tokenizer"] == "char"
+    for r in table.values():
+        assert 1.0 < r["bits_per_char"] < 4.0
+    # nats per token = bits per character × ln 2 × characters per token: a word token stands for ~2.6
+    # characters, a character for one
+    for name, per_token in (("gpt-shakespeare-bpe", (2.0, 3.5)), ("gpt-shakespeare", (1.0, 1.0))):
+        r = table[name]
+        assert per_token[0] - 1e-9 <= r["val_loss"] / (r["bits_per_char"] * math.log(2)) <= per_token[1] + 1e-9

@@ -129,6 +129,20 @@ def test_attention_with_and_without_the_causal_mask(bank):
     assert not np.allclose(np.triu(off, 1), 0)                      # the future is visible
     np.testing.assert_allclose(z(diff), off - on, atol=1e-5)
     assert "mask on" in compare and "mask off" in compare and "bits/char" in compare
+    # the top prediction per position, counted: the number of changes the caption gives is true
+    traced_on = I._traced(bank.get("Transformer"), bank.get("Transformer").tokenizer.encode(text), causal=True)
+    traced_off = I._traced(bank.get("Transformer"), bank.get("Transformer").tokenizer.encode(text), causal=False)
+    changed = int((traced_on.trace.logits[0].argmax(-1) != traced_off.trace.logits[0].argmax(-1)).sum())
+    assert f"**{changed} of {len(text)}** top predictions change" in compare
+
+
+def test_the_attention_comparison_keeps_a_hostile_text_as_text(tmp_path):
+    from app_checkpoints import make_word_checkpoints
+    from scratchformer.app.bank import WORD_PAIR
+    words = ModelBank.load(make_word_checkpoints(make_checkpoints(tmp_path)), device="cpu").for_pair(WORD_PAIR)
+    text = "```\n<img src=x onerror=alert(1)>"        # the BPE reads every character of it
+    *_, compare = I.attention(words, text, True, 1, 1, False)
+    assert "<img" not in compare and "`" not in compare and "&lt;" in compare and "&#96;" in compare
 
 
 def test_attention_toggles_and_sliders_redraw_only_their_part(bank):

@@ -168,3 +168,10 @@ def test_learning_curves_draw_train_and_validation_per_model():
     assert list(words.data[1].x) == pytest.approx([c["tokens"] * 2.5 for c in curve])
     empty = views.learning_curves_figure({})
     assert "No learning curves" in json.dumps(empty.to_plotly_json()["layout"]["annotations"])
+
+
+def test_a_token_in_markdown_is_code_that_cannot_escape():
+    from scratchformer.views.common import code_md
+    assert code_md("`<img src=x onerror=alert(1)>$x$") == \
+        "<code>&#96;&lt;img␣src=x␣onerror=alert(1)&gt;&#36;x&#36;</code>"
+    assert code_md(" the\n") == "<code>␣the⏎</code>"

@@ -1,4 +1,4 @@
-"""The "Characters vs words" tab: one text through the character Transformer and the word-piece
+"""The "Chars vs words" tab: one text through the character Transformer and the word-piece
 (BPE) Transformer, on one axis of characters (:mod:`scratchformer.inference.compare`).
 
 Both read exactly the same characters: the text as the character model reads it (its first 128
@@ -33,7 +33,7 @@ model's last character of it.
 def characters_vs_words(bank: ModelBank, text, word, layer, head):
     """(notes, figure, caption HTML) for ``text``: both Transformers' surprise per character, and the
     attention of the query at the last character of ``word`` in layer ``layer``, head ``head``."""
-    from ..inference.compare import biggest_disagreement, find_word, side, token_at
+    from ..inference.compare import biggest_disagreement, find_word, side, token_at, word_spans
     from ..inference.traced import run_traced
     if WORD_PAIR not in bank.pairs():
         raise ValueError("this app has no word-level pair (checkpoints/gpt-shakespeare-bpe): nothing to compare")
@@ -45,7 +45,15 @@ def characters_vs_words(bank: ModelBank, text, word, layer, head):
     n_layer = min(chars.config.n_layer, words.config.n_layer)
     n_head = min(chars.config.n_head, words.config.n_head)
     l, h = check_index(layer, "layer", n_layer), check_index(head, "head", n_head)
-    query_char = find_word(read, word)
+    notes = prep.notes()
+    try:
+        query_char = find_word(read, word)
+    except ValueError as e:        # not (or no longer) in what the models read: the last word of it
+        spans = word_spans(read)
+        if not spans:
+            raise ValueError(f"{e}, and the text has no word to show instead") from None
+        query_char = spans[-1][1] - 1
+        notes.append(f"{e}; showing its last word, {read[spans[-1][0]:spans[-1][1]]!r}, instead.")
     word_ids = words.tokenizer.encode(read)[:context_limit(words.model, MAX_ANALYSIS_CHARS)]
     sides = {}
     for name, loaded, ids in ((NAMES[0], chars, prep.ids), (NAMES[1], words, word_ids)):
@@ -58,7 +66,7 @@ def characters_vs_words(bank: ModelBank, text, word, layer, head):
         f"characters_vs_words_L{l + 1}H{h + 1}")
     caption = views.characters_vs_words_caption(read, sides, query_char,
                                                  biggest_disagreement(read, *sides.values()))
-    return notes_md(prep.notes()), fig, caption
+    return notes_md(notes), fig, caption
 
 
 def build_compare_tab(bank: ModelBank, pair=None) -> None:
@@ -66,7 +74,7 @@ def build_compare_tab(bank: ModelBank, pair=None) -> None:
     if WORD_PAIR not in bank.pairs() or not bank.offered(TRANSFORMER):
         return
     cfg = bank.config(TRANSFORMER)
-    with gr.Tab("Characters vs words", id="compare") as tab:
+    with gr.Tab("Chars vs words", id="compare") as tab:
         md(INTRO)
         share = link_row("compare", tab)
         with gr.Row():

@@ -18,7 +18,7 @@ import gradio as gr
 
 from .. import views
 from .bank import LANGUAGE_MODELS, LSTM_NAME, PAIRS, SMALL_PAIR, TRANSFORMER, ModelBank
-from .events import live_triggers, md
+from .events import bound, live_triggers, md, model_event, model_then
 from .links import link_row
 from .policy import MAX_ANALYSIS_CHARS, MAX_TEXT_BOX_CHARS, context_limit, notes_md, prepare_text
 from .view import Control, View, declare, pair_controls, paired
@@ -178,6 +178,14 @@ or, like ours, a learned one. Last: how each layer changes the vectors of your t
 
 # ------------------------------------------------------------------------------------------ the tab
 
+def pair_token(bank: ModelBank, pair) -> str:
+    """The token box's starting token for ``pair``'s tokenizer (" king" for words, "k" for
+    characters); read from the config, no weights. ValueError naming the pairs for anything else."""
+    if pair not in bank.pairs():
+        raise ValueError(f"pair must be one of {bank.pairs()}")
+    return default_token(bank.tokenizer(PAIRS[pair][TRANSFORMER]))
+
+
 def _pair_changed(pair) -> list:
     """Choosing another pair of models redraws the view (``change``: also when a link sets it)."""
     return [] if pair is None else [pair.change]
@@ -217,12 +225,18 @@ def build_embeddings_tab(bank: ModelBank, pair: Optional[gr.components.Component
         plot = gr.Plot(show_label=False, elem_id="hidden-plot")
         offered = bank.offered(TRANSFORMER)
         near_view = View("embedding_neighbours", paired(neighbours, pair), [Control("token", token), *pair_controls(pair)],
-                         [token_note, *near], live_triggers(token) + _pair_changed(pair), link=False)
+                         [token_note, *near], live_triggers(token), link=False)
         hidden_view = View("hidden_states", paired(hidden_states, pair), [Control("text", text), *pair_controls(pair)],
                            [note, plot], live_triggers(text) + [button.click] + _pair_changed(pair),
                            arrival=offered, link=False)
         declare(near_view, bank)
         declare(hidden_view, bank)
+        if pair is not None:
+            # another pair: the token box starts again on that tokenizer's token, then its neighbours
+            start = model_event(_pair_changed(pair), bound(pair_token, bank), [pair], [token], "embedding_pair_token",
+                                show_progress="hidden", api_visibility="private")
+            model_then(start, bound(near_view.compute, bank), near_view.components, list(near_view.outputs),
+                       "embedding_pair_neighbours", show_progress="hidden", api_visibility="private")
         if offered:
             _share_both(share, bank, near_view, hidden_view)
 

@@ -1,4 +1,4 @@
-"""The "Generate & compare" tab: both models write from one prompt, side by side, while the
+"""The "Generate" tab: both models write from one prompt, side by side, while the
 Transformer's attention of its newest character and its next-character distribution update beside
 the text; "why this token" replays any step of the last generation over the whole vocabulary, with
 that step's attention and exactly the context the model saw. The page opens on a finished example.
@@ -315,7 +315,7 @@ def intro_words(bank: ModelBank) -> dict:
 
 def build_generate_tab(bank: ModelBank, pair=None) -> None:
     n_layer = bank.config(TRANSFORMER).n_layer if bank.offered(TRANSFORMER) else 1
-    with gr.Tab("Generate & compare", id="generate") as tab:
+    with gr.Tab("Generate", id="generate") as tab:
         md(GENERATE_INTRO % intro_words(bank))
         share = link_row("generate", tab)
         with gr.Row():

@@ -1,4 +1,4 @@
-"""The "Inside one forward pass" tab: step through the GPT for one character, the logit lens, switch
+"""The "Forward pass" tab: step through the GPT for one character, the logit lens, switch
 heads and feed-forward blocks off, what each head does, and one LSTM unit through one step.
 
 Callbacks are plain functions of the read-only bank and plain values; each returns its figures and,
@@ -208,7 +208,7 @@ empty a layer's cell before every step ($c_{t-1} = 0$, so $c_t = i \odot g$: no 
 
 
 def build_inside_tab(bank: ModelBank, pair=None) -> None:
-    with gr.Tab("Inside one forward pass", id="inside") as tab:
+    with gr.Tab("Forward pass", id="inside") as tab:
         md(INTRO)
         share = link_row("inside", tab)
         if model_missing(bank, TRANSFORMER):

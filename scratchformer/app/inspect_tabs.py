@@ -11,6 +11,7 @@ served before torch is imported (see :mod:`.blocks`).
 """
 from __future__ import annotations
 
+import html
 import math
 from pathlib import Path
 
@@ -86,16 +87,30 @@ def _attention_inputs(bank, text, layer, head):
 
 
 def _comparison(loaded, prep, on, off) -> str:
-    text = "".join(views.display_token(c) for c in prep.text)
-    p_on, p_off = top1_text(on.trace.logits[0], loaded.tokenizer), top1_text(off.trace.logits[0], loaded.tokenizer)
+    """The loss with the mask on and off, and the top prediction at each position both ways: a table
+    whose cells are escaped HTML (a text holding ``` or <img> stays text)."""
+    tok = loaded.tokenizer
+    pieces = on.pieces
+    p_on, p_off = top1_text(on.trace.logits[0], tok), top1_text(off.trace.logits[0], tok)
     changed = sum(a != b for a, b in zip(p_on, p_off))
+    unit = tok.unit
+
+    def row(name: str, cells, mark=None) -> str:
+        tds = "".join(f'<td style="{"background:#fed7d7;" if mark and mark[k] else ""}padding:0 3px">'
+                      f"{html.escape(c).replace('`', '&#96;')}</td>" for k, c in enumerate(cells))
+        return f'<tr><th style="text-align:left;padding-right:6px">{name}</th>{tds}</tr>'
+    differs = [a != b for a, b in zip(p_on, p_off)]
+    # the prediction made at position t is for position t+1: shifted one place right, under it
+    table = (f'<div style="overflow-x:auto"><table style="font-family:ui-monospace,monospace;font-size:12px;'
+             f'border-collapse:collapse">{row("text", [views.display_token(p) for p in pieces])}'
+             f'{row("mask on", ["", *p_on[:-1]], [False, *differs[:-1]])}'
+             f'{row("mask off", ["", *p_off[:-1]], [False, *differs[:-1]])}</table></div>')
     return (f"**Loss on this text:** mask on {on.bits_per_char:.2f} bits/char, mask off "
             f"{off.bits_per_char:.2f} bits/char. With the mask off every position also sees the "
-            f"characters after it, which this model never saw in training. "
-            f"**{changed} of {len(p_on)}** top predictions change.\n\n"
-            "Most likely next character at each position (shifted one place right, under the character "
-            "it predicts):\n\n"
-            f"```\ntext      {text}\nmask on    {p_on[:-1]}\nmask off   {p_off[:-1]}\n```")
+            f"{unit}s after it, which this model never saw in training. "
+            f"**{changed} of {len(p_on)}** top predictions change (red).\n\n"
+            f"Most likely next {unit} at each position (shifted one place right, under the {unit} "
+            f"it predicts):\n\n{table}")
 
 
 class AttentionViews(NamedTuple):
@@ -385,7 +400,7 @@ def build_lstm_tab(bank: ModelBank, pair=None) -> None:
 
 
 def build_models_tab(bank: ModelBank, pair=None) -> None:
-    with gr.Tab("The models", id="models") as tab:
+    with gr.Tab("Models", id="models") as tab:
         md(MODELS_INTRO)
         link_row("models", tab)
         # the table counts the loaded models' parameters: it comes with the other default views

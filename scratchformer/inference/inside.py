@@ -38,9 +38,9 @@ def _device(model: nn.Module) -> torch.device:
 
 
 def check_position(position, n: int) -> int:
-    """A 0-based character position in 0…n−1; ValueError naming the range otherwise."""
+    """A 0-based token position in 0…n−1; ValueError naming the range otherwise."""
     if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position < n:
-        raise ValueError(f"position must be a whole number in 0…{n - 1} (the text has {n} characters), "
+        raise ValueError(f"position must be a whole number in 0…{n - 1} (the text has {n} tokens), "
                          f"got {position!r}")
     return position
 
@@ -52,7 +52,7 @@ def check_ids(ids: Sequence[int], model: nn.Module) -> list[int]:
         raise ValueError("the text is empty: type at least one character")
     limit = getattr(model, "context_length", None)
     if limit is not None and len(ids) > limit:
-        raise ValueError(f"the text has {len(ids)} characters; this model reads at most {limit}")
+        raise ValueError(f"the text has {len(ids)} tokens; this model reads at most {limit}")
     return ids
 
 
@@ -131,7 +131,7 @@ def walkthrough(model: nn.Module, ids: Sequence[int], position: int, tokenizer,
     nxt = ids[t + 1] if t + 1 < T and causal else None
     top = torch.argsort(probs, descending=True)[:5].tolist()
     numbers = {
-        "text": tokenizer.pieces(ids), "position": t, "char": tokenizer.token_text(ids[t]),
+        "text": tokenizer.pieces(ids), "position": t, "char": tokenizer.token_text(ids[t]), "unit": tokenizer.unit,
         "next_char": tokenizer.token_text(nxt) if nxt is not None else None, "causal": causal,
         "config": {"n_layer": cfg.n_layer, "n_head": H, "d_model": D, "d_head": d_head, "d_ff": cfg.d_ff,
                    "vocab_size": cfg.vocab_size, "activation": cfg.activation, "length": T},

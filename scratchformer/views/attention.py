@@ -107,9 +107,12 @@ def attention_heatmap(weights: Tensor, chars: Sequence[str], title: str = "",
     step = max(1, math.ceil(len(chars) / 45))   # ~45 labels at most: denser ones overlap
     tick = dict(token_ticks(names, ticks, step), showgrid=False)
     # the whole layout in one go: each plotly update pass costs milliseconds on a 128 × 128 heatmap
-    layout = {**LAYOUT, "margin": dict(l=70, r=20, t=50, b=50)}
+    # word tokens (␣Romeo) would overlap side by side on the key axis: written slanted there
+    words = max((len(c) for c in chars), default=1) > 2
+    layout = {**LAYOUT, "margin": dict(l=70, r=20, t=50, b=90 if words else 50)}
     layout.update(title=dict(text=plotly_text(title), x=0.01), height=min(760, max(360, 9 * len(chars) + 140)),
-                  xaxis=dict(title=dict(text="key (attended to)"), **tick),
+                  xaxis=dict(title=dict(text="key (attended to)"),
+                             **(tick | ({"tickangle": -60} if words else {}))),
                   yaxis=dict(title=dict(text="query (attending)"), autorange="reversed", **tick))
     return go.Figure(go.Heatmap(z=z, x=names, y=names, name="difference" if diverging else "attention weight",
                                 **color, colorbar=dict(thickness=12),

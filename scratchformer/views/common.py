@@ -65,6 +65,14 @@ def short_label(label: str, n: int = SHORT_LABEL) -> str:
     return label if len(label) <= n else label[:n - 1] + "…"
 
 
+def code_md(token: str) -> str:
+    """A token's text made visible, as inline code inside Markdown that may also hold LaTeX: an
+    HTML ``<code>`` element with ``<``, ``>``, ``&``, backticks and ``$`` as entities (a backtick
+    cannot end the code span, a ``$`` cannot start a formula, ``<img`` stays text)."""
+    text = html.escape(display_token(token)).replace("`", "&#96;").replace("$", "&#36;")
+    return f"<code>{text}</code>"
+
+
 def to_numpy(x) -> np.ndarray:
     """A float32 numpy copy of a tensor / list (CPU)."""
     if isinstance(x, Tensor):

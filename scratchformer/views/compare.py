@@ -50,7 +50,8 @@ def characters_vs_words_figure(text: str, sides: dict, query_char: int, title: s
     fig.update_yaxes(title_text="bits", row=1, col=1)
     fig.update_yaxes(title_text="attention", row=2, col=1)
     fig.update_layout(**LAYOUT, height=520, barmode="group", bargap=0.1,
-                      title=dict(text=plotly_text(title), x=0.01), legend=dict(orientation="h", y=1.12))
+                      title=dict(text=plotly_text(title), x=0.01),
+                      legend=dict(orientation="h", y=1.12, x=1, xanchor="right"))
     return fig
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import CHOSEN, KEPT, LAYOUT, display_token, figure, plotly_text
+from .common import CHOSEN, KEPT, LAYOUT, code_md, display_token, figure, plotly_text
 
 STAGES = ("embedding", "attention", "feed-forward", "output")
 
@@ -125,7 +125,7 @@ def _vec(v: Sequence[float], n: int = 4) -> str:
 
 def stage_markdown(numbers: dict, layer: int, head: int) -> str:
     """Every stage's formula with this position's numbers, for block ``layer`` and ``head`` (0-based)."""
-    t, c = numbers["position"], display_token(numbers["char"])
+    t, c = numbers["position"], code_md(numbers["char"])
     cfg = numbers["config"]
     e, L = numbers["embedding"], numbers["layers"][layer]
     hd = L["heads"][head]
@@ -138,8 +138,8 @@ def stage_markdown(numbers: dict, layer: int, head: int) -> str:
             "later ones get $-\\infty$ before the softmax" if numbers["causal"]
             else "no mask: every position is visible")
     lines = [
-        f"#### Position {t}: `{c}`" + (f" → the model should predict `{display_token(nxt)}`" if nxt else ""),
-        f"**1. Embedding.** $x_0$ = the embedding row of `{c}` + the position row {t} "
+        f"#### Position {t}: {c}" + (f" → the model should predict {code_md(nxt)}" if nxt else ""),
+        f"**1. Embedding.** $x_0$ = the embedding row of {c} + the position row {t} "
         f"= {_vec(e['token'])} + {_vec(e['position'])} = {_vec(e['x0'])} ({cfg['d_model']} numbers).",
         f"**2. Block {layer + 1}, LayerNorm.** $\\hat x = (x - \\mu)/\\sqrt{{\\sigma^2 + \\epsilon}}$, "
         f"$\\mathrm{{LN}}(x) = \\gamma \\odot \\hat x + \\beta$ with $\\mu$ = {_f(ln1['mean'])}, "
@@ -149,7 +149,7 @@ def stage_markdown(numbers: dict, layer: int, head: int) -> str:
         f"**4. Scores and mask.** $s_j = q \\cdot k_j / \\sqrt{{d_k}}$, $\\sqrt{{{cfg['d_head']}}}$ = "
         f"{cfg['d_head'] ** 0.5:.2f}; {mask}.",
         f"**5. Softmax.** $\\alpha_j = e^{{s_j}} / \\sum_i e^{{s_i}}$: the largest weight is "
-        f"{hd['weights'][j_max]:.1%} on position {j_key} (`{display_token(numbers['text'][j_key])}`).",
+        f"{hd['weights'][j_max]:.1%} on position {j_key} ({code_md(numbers['text'][j_key])}).",
         f"**6. Weighted sum of values.** $\\mathrm{{head}}_{head + 1} = \\sum_j \\alpha_j v_j$ = {_vec(hd['output'])}.",
         f"**7. Concatenate the {cfg['n_head']} heads and mix them.** $\\mathrm{{Concat}}(\\mathrm{{head}}_1, …)"
         f" W^O + b^O$ = {_vec(L['attn_out'])}; **residual:** $x \\leftarrow x + $ that = {_vec(L['resid_mid'])}.",
@@ -160,12 +160,12 @@ def stage_markdown(numbers: dict, layer: int, head: int) -> str:
         f"**9. Output.** After block {cfg['n_layer']}: final LayerNorm ($\\mu$ = {_f(fin['ln']['mean'])}, "
         f"spread {_f(fin['ln']['spread'])}), logits $z = \\mathrm{{LN}}_f(x) W_{{out}}^\\top$ ({cfg['vocab_size']}), "
         f"$p = \\mathrm{{softmax}}(z)$: "
-        + ", ".join(f"`{display_token(ch)}` {p:.1%}" for ch, p in fin["top"][:3])
-        + (f"; the true next character `{display_token(nxt)}` gets loss $-\\ln p$ = {fin['loss']:.3f} nats."
+        + ", ".join(f"{code_md(ch)} {p:.1%}" for ch, p in fin["top"][:3])
+        + (f"; the true next {numbers.get('unit', 'token')} {code_md(nxt)} gets loss $-\\ln p$ = {fin['loss']:.3f} nats."
            if nxt else "."),
         f"**10. Sampling** (as in *Why this token* on the Generate tab): temperature {samp['temperature']:g}, "
         f"top-k {samp['top_k'] or 'off'}, top-p {samp['top_p']:g} keep {samp['kept']} of {cfg['vocab_size']} "
-        f"characters; {'greedy picks' if samp['temperature'] == 0 else 'a draw (seed 0) picks'} "
-        f"`{display_token(samp['chosen'])}`.",
+        f"{numbers.get('unit', 'token')}s; {'greedy picks' if samp['temperature'] == 0 else 'a draw (seed 0) picks'} "
+        f"{code_md(samp['chosen'])}.",
     ]
     return "\n\n".join(lines)

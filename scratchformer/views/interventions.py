@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import ATTN_SCALE, CHOSEN, KEPT, display_token, figure, plotly_text, token_axis, token_ticks
+from .common import ATTN_SCALE, CHOSEN, KEPT, code_md, display_token, figure, plotly_text, token_axis, token_ticks
 
 
 def logit_lens_figure(lens: dict, title: str = "") -> go.Figure:
@@ -134,9 +134,9 @@ def _p(x: float) -> str:
 
 def lstm_step_markdown(s: dict) -> str:
     """f ⊙ c_{t−1} + i ⊙ g = c_t and o ⊙ tanh(c_t) = h_t with this unit's numbers."""
-    c = display_token(s["char"])
+    c = code_md(s["char"])
     z = s["z"]
-    return (f"#### Layer {s['layer']}, unit {s['unit']}, step {s['position']} (reading `{c}`)\n\n"
+    return (f"#### Layer {s['layer']}, unit {s['unit']}, step {s['position']} (reading {c})\n\n"
             f"Gates from $z = W_{{ih}} x_t + b_{{ih}} + W_{{hh}} h_{{t-1}} + b_{{hh}}$ (row {s['unit']}): "
             f"$i = \\sigma({z['i']:.3f}) = {s['i']:.3f}$, $f = \\sigma({z['f']:.3f}) = {s['f']:.3f}$, "
             f"$g = \\tanh({z['g']:.3f}) = {s['g']:.3f}$, $o = \\sigma({z['o']:.3f}) = {s['o']:.3f}$\n\n"
