@@ -2,7 +2,7 @@
 
     tokenizers/, device            (the base: import only the base)
     model/                         imports only model/
-    checkpoint                     model/, the base
+    checkpoint, gpt2               model/, the base (gpt2: reading GPT-2's own folders, beside checkpoint)
     inference/                     model/, the base
     training/                      inference/, checkpoint, model/, the base
     views/                         views/ and the base: figures are drawn from numbers and token labels,
@@ -23,7 +23,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "scratchformer"
 ALLOWED = {
     "base": {"base"},
     "model": {"model"},
-    "checkpoint": {"model", "base"},
+    "checkpoint": {"checkpoint", "model", "base"},
     "inference": {"inference", "model", "base"},
     "training": {"training", "inference", "checkpoint", "model", "base"},
     "views": {"views", "base"},
@@ -48,7 +48,7 @@ def layer_of(module: str) -> str:
         return "base"
     if len(parts) > 2 or (PACKAGE / parts[1]).is_dir():
         return parts[1]
-    return { "device": "base", "checkpoint": "checkpoint",
+    return { "device": "base", "checkpoint": "checkpoint", "gpt2": "checkpoint",
             "train": "commands", "evaluate": "commands"}[parts[1]]
 
 

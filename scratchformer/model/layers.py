@@ -19,7 +19,9 @@ from torch import Tensor, nn
 from .attention import MultiHeadAttention
 from .probe import LayerProbe
 
-_ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+# GELU(x) = x Φ(x); "gelu_tanh" is its tanh approximation, ½ x (1 + tanh(√(2/π)(x + 0.044715 x³))),
+# which GPT-2 was trained with (so its weights run exactly only with it)
+_ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh")}
 
 
 class FeedForward(nn.Module):
