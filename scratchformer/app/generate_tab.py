@@ -286,19 +286,21 @@ the text more predictable. Same seed and settings, same text.
 
 WHY_INTRO = r"""
 ### Why this token
-Pick a step of the last generation. The top panel is the whole vocabulary after temperature,
-$\mathrm{softmax}(z/T)$; the bottom one is what the model actually sampled from after top-k and
-top-p, renormalised to sum to 1. Characters a filter removed stay visible as hatched ghost bars at
-their height before filtering, and with an ✕ on the axis (most are too unlikely to see as a bar):
-grey for top-k, amber for top-p. $T = 0$ means greedy: the most likely character is always chosen.
+Pick a step of the last generation. The top panel is the vocabulary after temperature,
+$\mathrm{softmax}(z/T)$ (with the word pair's 2,048 tokens: the 30 most likely and one bar for all
+the others); the bottom one is what the model actually sampled from after top-k and top-p,
+renormalised to sum to 1. Tokens a filter removed stay visible as hatched ghost bars at their height
+before filtering, and with an ✕ on the axis (most are too unlikely to see as a bar): grey for top-k,
+amber for top-p. $T = 0$ means greedy: the most likely token is always chosen.
 """
 
 
 WATCH_INTRO = """
 #### Watch it attend while it writes
-With each new character: where the Transformer's newest character looks (each head of the chosen
-layer, and their average) and the distribution the next character was drawn from. Below the
-heatmap, exactly the characters it saw (after the KV cache refills, a window that starts mid-text).
+With each new token (a character, or with the word pair a piece of a word): where the Transformer's
+newest token looks (each head of the chosen layer, and their average) and the distribution the next
+token was drawn from. Below the heatmap, exactly the text it saw (after the KV cache refills, a window
+that starts mid-text).
 """
 
 
@@ -350,7 +352,7 @@ def build_generate_tab(bank: ModelBank, pair=None) -> None:
                 watch_attn = gr.Plot(show_label=False, elem_id="watch-attn")
                 watch_context = gr.HTML(elem_id="watch-context")
                 watch_dist = gr.Plot(show_label=False, elem_id="watch-dist")
-        gr.Markdown("### Where the models are surprised by the prompt\nHover a character for its surprise "
+        gr.Markdown("### Where the models are surprised by the prompt\nHover a token for its surprise "
                     "$-\\log_2 p$ in bits.", latex_delimiters=LATEX)
         surprise = gr.HTML(elem_id="surprise")
         md(WHY_INTRO)
