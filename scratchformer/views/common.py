@@ -73,6 +73,12 @@ def code_md(token: str) -> str:
     return f"<code>{text}</code>"
 
 
+def vocab_label(texts: Sequence[str], i: int) -> str:
+    """The tick label of vocabulary entry ``i``: its text made visible, cut (:func:`short_label`),
+    escaped for plotly; its id when ``texts`` has no entry for it."""
+    return plotly_text(short_label(display_token(texts[i]) if i < len(texts) else str(i)))
+
+
 def to_numpy(x) -> np.ndarray:
     """A float32 numpy copy of a tensor / list (CPU)."""
     if isinstance(x, Tensor):

@@ -10,7 +10,7 @@ import torch
 from plotly.subplots import make_subplots
 from torch import Tensor
 
-from .common import (LAYOUT, SMALL_VOCAB, display_token, figure, plotly_text, short_label, to_numpy, token_axis,
+from .common import (vocab_label, LAYOUT, SMALL_VOCAB, display_token, figure, plotly_text, to_numpy, token_axis,
                      token_ticks)
 
 
@@ -107,7 +107,7 @@ def embedding_pca_figure(weight: Tensor, texts: Sequence[str], title: str = "",
         shown = labelled_tokens(xy, weight)
         fig.add_trace(go.Scatter(
             x=xy[shown, 0], y=xy[shown, 1], mode="text", name=f"labels ({len(shown)} of {V:,} tokens)",
-            text=[plotly_text(short_label(display_token(texts[i]) if i < len(texts) else str(i))) for i in shown],
+            text=[vocab_label(texts, i) for i in shown],
             hovertext=[labels[i] for i in shown], textposition="top center", customdata=shown,
             textfont=dict(color=[PALETTE[classes[i]] for i in shown], family="monospace", size=11),
             hovertemplate="%{hovertext} (id %{customdata})<extra></extra>"))

@@ -16,7 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import CHOSEN, CUT_K, CUT_P, KEPT, LAYOUT, SMALL_VOCAB, display_token, plotly_text, short_label, to_numpy
+from .common import vocab_label, CHOSEN, CUT_K, CUT_P, KEPT, LAYOUT, SMALL_VOCAB, display_token, plotly_text, to_numpy
 
 TOP_SHOWN = 30        # how many of the most likely tokens a large vocabulary shows
 OTHERS = "#4a5568"    # the bar that stands for every token not shown
@@ -179,7 +179,7 @@ def _top_tokens_figure(step, texts: Sequence[str], title: str) -> go.Figure:
                          customdata=[other_hover_t], width=0.8, hovertemplate="%{customdata}<extra></extra>",
                          showlegend=False), row=1, col=1)
     bars(kept & ~is_chosen, p_f, "kept", KEPT)
-    ticks = [plotly_text(short_label(display_token(texts[i]) if i < len(texts) else str(i))) for i in ids]
+    ticks = [vocab_label(texts, i) for i in ids]
     bars(is_chosen, p_f, f"chosen: {ticks[int(np.flatnonzero(is_chosen)[0])]!r} (p = {step.token_prob:.3f})", CHOSEN)
     bars(cut_k[ids], p_t, "cut by top-k (height: p after temperature)", CUT_K, pattern="/")
     bars(cut_p[ids], p_t, "cut by top-p (height: p after temperature)", CUT_P, pattern="x")

@@ -15,7 +15,7 @@ import numpy as np
 import plotly.graph_objects as go
 from torch import Tensor
 
-from .common import (ATTN_SCALE, CHOSEN, KEPT, LAYOUT, SMALL_VOCAB, display_token, plotly_text, short_label,
+from .common import (vocab_label, ATTN_SCALE, CHOSEN, KEPT, LAYOUT, SMALL_VOCAB, display_token, plotly_text,
                      to_numpy, token_axis, token_ticks)
 from .sampling import OTHERS, others
 
@@ -89,7 +89,7 @@ def _next_token_top_figure(p: np.ndarray, texts: Sequence[str], chosen: Optional
                 hovertemplate="%{customdata}: %{x:.3f}<extra></extra>")
     return _fig(title, 120 + 20 * len(cats), [bars], dict(l=90, r=20, t=45, b=40),
                 yaxis=dict(autorange="reversed", type="category", tickmode="array", tickvals=cats,
-                           ticktext=[f"{plotly_text(short_label(display_token(texts[i]) if i < len(texts) else str(i)))} "
+                           ticktext=[f"{vocab_label(texts, i)} "
                                      for i in ids] + [f"other {k:,} "],
                            tickfont=dict(family="monospace")),
                 xaxis=dict(title=dict(text="probability"), range=[0, 1]))
