@@ -15,22 +15,33 @@ into W^Q, W^K and W^V (:func:`our_tensors`). The tokenizer is the project's own 
 
 Nothing is ever unpickled: a folder with only ``pytorch_model.bin`` is refused, with how to get
 ``model.safetensors``.
+
+Where the folder comes from (:func:`gpt2_folder`): a local path, or a Hugging Face Hub id such as
+``gpt2`` or ``distilbert/distilgpt2``, downloaded with ``huggingface_hub`` into its cache (the small
+files first, :data:`LAYOUT_FILES`, so that an app can lay out its page; the weights when asked for).
+Reading the JSON files needs no torch (:func:`read_gpt2_config`), as for our own checkpoints.
 """
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from .checkpoint import CheckpointError, LoadedModel, load_weights_into, read_tensors
 from .model.config import TransformerConfig
 from .model.registry import build_model
 from .tokenizers import BPETokenizer
 
+if TYPE_CHECKING:           # annotations only: the functions that load weights import torch
+    import torch
+
 # GPT-2's activation_function → ours (both "gelu_new" and "gelu_pytorch_tanh" are the tanh form)
 ACTIVATIONS = {"gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh", "gelu": "gelu", "relu": "relu"}
 FILES = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
+LAYOUT_FILES = ("config.json", "vocab.json", "merges.txt")   # all an app needs before the weights
+# A Hub id: "name" or "owner/name", letters, digits, "-", "_", "." (no "..", no leading "." or "-").
+HUB_ID = re.compile(r"^(?:[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/)?[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
 
 
 def config_from_hf(d: dict, where: str = "config.json") -> TransformerConfig:
@@ -86,22 +97,32 @@ def our_tensors(hf: dict[str, torch.Tensor], cfg: TransformerConfig) -> dict[str
     return {k: v.contiguous() for k, v in out.items()}
 
 
-def load_gpt2_folder(folder: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
-    """The GPT-2 in ``folder`` as a :class:`~scratchformer.checkpoint.LoadedModel` of our GPT (eval
-    mode, no gradients) with our BPE; CheckpointError naming the folder and the file otherwise."""
+def gpt2_folder(source: str, files=LAYOUT_FILES) -> Path:
+    """The folder of the GPT-2 named by ``source``: a local folder as it is, or a Hub id whose
+    ``files`` are downloaded first (``huggingface_hub.snapshot_download`` into its cache; files
+    already there are not fetched again). CheckpointError naming ``source`` when it is neither."""
+    source = str(source).strip()
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        return folder
+    if not HUB_ID.match(source) or ".." in source:
+        raise CheckpointError(f"GPT-2 source {source[:80]!r} is neither a folder nor a Hugging Face Hub id "
+                              "such as 'gpt2' or 'distilbert/distilgpt2'")
+    try:
+        from huggingface_hub import snapshot_download
+        return Path(snapshot_download(repo_id=source, allow_patterns=list(files)))
+    except Exception as e:     # no network, unknown repository, …: the app goes on without it
+        raise CheckpointError(f"GPT-2 {source!r} could not be downloaded from the Hugging Face Hub: "
+                              f"{type(e).__name__}: {str(e)[:200]}") from None
+
+
+def read_gpt2_config(folder: str | Path) -> tuple[TransformerConfig, BPETokenizer]:
+    """Our config and tokenizer for the GPT-2 folder ``folder`` from its ``config.json``, ``vocab.json``
+    and ``merges.txt`` (no weights, no torch); CheckpointError naming the file otherwise."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise CheckpointError(f"{folder}: not a folder")
-    weights = folder / "model.safetensors"
-    if not weights.is_file():
-        if (folder / "pytorch_model.bin").is_file():
-            raise CheckpointError(
-                f"{folder.name}: has only pytorch_model.bin, a pickle, which this app never loads. Get "
-                "model.safetensors instead: `huggingface-cli download gpt2 model.safetensors config.json "
-                "vocab.json merges.txt --local-dir <folder>`, or in Python `GPT2LMHeadModel.from_pretrained("
-                "<folder>).save_pretrained(<folder>, safe_serialization=True)`")
-        raise CheckpointError(f"{folder.name}: model.safetensors is missing")
-    missing = [f for f in FILES if not (folder / f).is_file()]
+        raise CheckpointError(f"{folder.name}: not a folder")
+    missing = [f for f in LAYOUT_FILES if not (folder / f).is_file()]
     if missing:
         raise CheckpointError(f"{folder.name}: missing {', '.join(missing)}")
     try:
@@ -116,6 +137,25 @@ def load_gpt2_folder(folder: str | Path, device: str | torch.device = "cpu") -> 
     if tok.vocab_size != cfg.vocab_size:
         raise CheckpointError(f"{folder.name}: vocab.json has {tok.vocab_size} tokens but config.json says "
                               f"vocab_size {cfg.vocab_size}")
+    return cfg, tok
+
+
+def load_gpt2_folder(folder: str | Path, device: str | torch.device = "cpu") -> LoadedModel:
+    """The GPT-2 in ``folder`` as a :class:`~scratchformer.checkpoint.LoadedModel` of our GPT (eval
+    mode, no gradients) with our BPE; CheckpointError naming the folder and the file otherwise."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder.name}: not a folder")
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        if (folder / "pytorch_model.bin").is_file():
+            raise CheckpointError(
+                f"{folder.name}: has only pytorch_model.bin, a pickle, which this app never loads. Get "
+                "model.safetensors instead: `huggingface-cli download gpt2 model.safetensors config.json "
+                "vocab.json merges.txt --local-dir <folder>`, or in Python `GPT2LMHeadModel.from_pretrained("
+                "<folder>).save_pretrained(<folder>, safe_serialization=True)`")
+        raise CheckpointError(f"{folder.name}: model.safetensors is missing")
+    cfg, tok = read_gpt2_config(folder)
     hf = read_tensors(weights)
     try:
         tensors = our_tensors(hf, cfg)

@@ -13,6 +13,12 @@ second, as long as everything else between ``python app.py`` and the first page)
    fails for being early. Weights that turn out to be broken become their slot's error then (the
    page's header and the model's panels are updated with the default views).
 
+GPT-2 (``$SCRATCHFORMER_GPT2``: a Hugging Face GPT-2 folder, or a Hub id such as ``gpt2``, see
+:func:`gpt2_models`) is a *late* slot: 124M parameters (500 MB, and a download on a Space) would keep
+every first view waiting, so its weights load in a background thread of their own once the small
+models are loaded, and only what needs GPT-2 waits for them. A Hub id's small files (config and
+vocabulary) are fetched when the bank opens, so that the page can be laid out.
+
 :meth:`ModelBank.load` does both at once (tests, scripts). Every per-request setting (the causal
 mask, the text) is an argument of a call: the shared models are only ever read.
 """
@@ -38,9 +44,10 @@ TRANSFORMER, LSTM_NAME, ENCDEC, BERT = "Transformer", "LSTM", "Encoder-decoder",
 
 
 class ModelSpec(NamedTuple):
-    folder: str             # the checkpoint folder's name under the checkpoint directory
+    folder: str             # the checkpoint folder's name under the checkpoint directory (gpt2: the source)
     kind: str               # the model_type its config.json must have
     optional: bool = False  # a missing folder is not an error: the app simply does not offer it
+    source: str = "checkpoint"   # "checkpoint": our own folder; "gpt2": a Hugging Face GPT-2 (late slot)
 
 
 LARGE_TRANSFORMER, LARGE_LSTM = "Transformer (large)", "LSTM (large)"
@@ -61,6 +68,20 @@ SMALL_PAIR, WORD_PAIR, LARGE_PAIR = "small (CPU-trained)", "words (BPE)", "large
 PAIRS = {SMALL_PAIR: {TRANSFORMER: TRANSFORMER, LSTM_NAME: LSTM_NAME},
          WORD_PAIR: {TRANSFORMER: WORD_TRANSFORMER, LSTM_NAME: WORD_LSTM},
          LARGE_PAIR: {TRANSFORMER: LARGE_TRANSFORMER, LSTM_NAME: LARGE_LSTM}}
+
+# GPT-2, when $SCRATCHFORMER_GPT2 names one: in the Transformer's place, next to the word LSTM (the
+# LSTM role keeps an LSTM, so that every view of the pair, "Inside the LSTM" included, has its model;
+# each model reads with its own tokenizer: GPT-2's 50,257 tokens, the LSTM's 2,048).
+GPT2, GPT2_PAIR = "GPT-2", "GPT-2 (words)"
+PAIRS[GPT2_PAIR] = {TRANSFORMER: GPT2, LSTM_NAME: WORD_LSTM}
+GPT2_ENV = "SCRATCHFORMER_GPT2"
+
+
+def gpt2_models() -> dict[str, ModelSpec]:
+    """{"GPT-2": its spec} when $SCRATCHFORMER_GPT2 names a GPT-2 (a folder, or a Hub id such as
+    ``gpt2``, downloaded on first use); {} when it is unset or empty."""
+    source = os.environ.get(GPT2_ENV, "").strip()
+    return {GPT2: ModelSpec(source, "gpt", source="gpt2")} if source else {}
 
 
 def default_checkpoint_dir() -> Path:
@@ -99,6 +120,15 @@ class Slot:
     metrics: dict = field(default_factory=dict)
     loaded: Optional[LoadedModel] = None
     error: Optional[str] = None
+    source: str = "checkpoint"             # ModelSpec.source; "gpt2" slots load late (module docstring)
+    origin: str = ""                       # what the page calls its source (a folder's name, a Hub id)
+    hub_id: str = ""                       # a GPT-2 from the Hugging Face Hub: its id
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    @property
+    def late(self) -> bool:
+        """Loaded after the others, in a thread of its own (a GPT-2's 500 MB)."""
+        return self.source == "gpt2"
 
 
 @dataclass
@@ -110,20 +140,24 @@ class ModelBank:
     device: Optional[torch.device] = None          # chosen when the weights are loaded
     slots: dict[str, Slot] = field(default_factory=dict)
     concurrency: Optional[int] = None              # if set, torch's thread pool is sized for it on loading
-    ready: bool = False                            # weights loaded (or failed): slots are final
+    ready: bool = False                            # weights loaded (or failed): slots are final, late ones aside
+    _late_started: bool = field(default=False, repr=False)
     _want_device: Optional[str] = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def open(cls, checkpoint_dir: str | Path | None = None, device: str | torch.device | None = None,
              models: dict[str, ModelSpec] | None = None, concurrency: Optional[int] = None) -> "ModelBank":
-        """Read the config of every model of ``models`` (default :data:`MODELS`) from ``checkpoint_dir``;
-        no weights, no torch. ``device``: where :meth:`load_models` will put them (default: the GPU
-        when there is one)."""
+        """Read the config of every model of ``models`` (default :data:`MODELS` and :func:`gpt2_models`)
+        from ``checkpoint_dir``; no weights, no torch. ``device``: where :meth:`load_models` will put
+        them (default: the GPU when there is one)."""
         checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir else default_checkpoint_dir()
         bank = cls(checkpoint_dir, concurrency=concurrency, _want_device=None if device is None else str(device))
-        for name, spec in (models or MODELS).items():
-            slot = Slot(name, checkpoint_dir / spec.folder)
+        for name, spec in (models or {**MODELS, **gpt2_models()}).items():
+            if spec.source == "gpt2":
+                bank.slots[name] = bank._open_gpt2(name, spec.folder)
+                continue
+            slot = Slot(name, checkpoint_dir / spec.folder, origin=spec.folder)
             if spec.optional and not slot.folder.exists():
                 continue
             try:
@@ -139,17 +173,61 @@ class ModelBank:
             bank.slots[name] = slot
         return bank
 
+    def _open_gpt2(self, name: str, source: str) -> Slot:
+        """The slot of a GPT-2 named by ``source`` (a folder, or a Hub id whose small files are
+        fetched now): its config and vocabulary read, its weights left for :meth:`_load_late`."""
+        from ..gpt2 import gpt2_folder, read_gpt2_config
+        local = Path(source).expanduser()
+        slot = Slot(name, local, source="gpt2", origin=local.name if local.is_dir() else source,
+                    hub_id="" if local.is_dir() else source)
+        try:
+            slot.folder = gpt2_folder(source)
+            slot.config, slot.tokenizer = read_gpt2_config(slot.folder)
+            slot.metrics = {"source": f"Hugging Face GPT-2 {slot.origin}"}
+        except Exception as e:
+            self._fail(slot, e)
+        return slot
+
     @classmethod
     def load(cls, checkpoint_dir: str | Path | None = None, device: str | torch.device | None = None,
              models: dict[str, ModelSpec] | None = None) -> "ModelBank":
-        """:meth:`open`, then :meth:`load_models`: every model loaded before this returns."""
+        """:meth:`open`, then :meth:`load_models`: every model loaded before this returns (late ones too)."""
         bank = cls.open(checkpoint_dir, device, models)
-        bank.load_models()
+        bank.load_models(late_in_background=False)
         return bank
 
-    def load_models(self) -> None:
+    def load_models(self, late_in_background: bool = True) -> None:
         """Load the weights of every model whose config was read (eval mode, on the GPU when there is
-        one). Once: a later call returns at once, a call while another thread loads waits for it."""
+        one). Once: a later call returns at once, a call while another thread loads waits for it.
+        Late slots (GPT-2) are then loaded in a background thread (or here, ``late_in_background=False``)."""
+        if not self.ready:
+            self._load_small()
+        late = [s for s in self.slots.values() if s.late and s.config is not None and s.loaded is None]
+        if late and not late_in_background:
+            for slot in late:
+                self._load_late(slot)
+        elif late and not self._late_started:
+            self._late_started = True
+            threading.Thread(target=lambda: [self._load_late(s) for s in late], name="scratchformer-gpt2",
+                             daemon=True).start()
+
+    def _load_late(self, slot: Slot) -> None:
+        """Load a late slot's weights (once; a second caller waits for the first)."""
+        with slot._lock:
+            if slot.loaded is not None or slot.config is None:
+                return
+            try:
+                from ..gpt2 import FILES, gpt2_folder, load_gpt2_folder
+                folder = slot.folder
+                if slot.hub_id and not (folder / "model.safetensors").is_file():
+                    folder = gpt2_folder(slot.hub_id, files=FILES)     # the weights: downloaded now
+                slot.loaded = load_gpt2_folder(folder, device=self.device)
+                slot.loaded.metrics.update(slot.metrics)
+            except Exception as e:  # a download that fails, broken weights: the other models keep working
+                slot.config = None
+                self._fail(slot, e)
+
+    def _load_small(self) -> None:
         if self.ready:
             return
         with self._lock:
@@ -162,7 +240,7 @@ class ModelBank:
                 configure_torch(self.concurrency)
             self.device = torch.device(self._want_device) if self._want_device else pick_device()
             for slot in self.slots.values():
-                if slot.config is None:
+                if slot.config is None or slot.late:
                     continue
                 try:
                     slot.loaded = load_checkpoint(slot.folder, device=self.device)
@@ -175,8 +253,9 @@ class ModelBank:
     def _fail(slot: Slot, e: Exception) -> None:
         """Record why ``slot`` failed. The page names the checkpoint by its folder's name, never by the
         server's absolute path (which only the log shows)."""
-        reason = str(e).replace(str(slot.folder.parent) + os.sep, "").replace(str(slot.folder), slot.folder.name)
-        slot.error = f"{slot.name} checkpoint {slot.folder.name} could not be loaded: {reason}"
+        shown = slot.origin or slot.folder.name
+        reason = str(e).replace(str(slot.folder.parent) + os.sep, "").replace(str(slot.folder), shown)
+        slot.error = f"{slot.name} checkpoint {shown} could not be loaded: {reason}"
         log.warning("%s checkpoint %s could not be loaded: %s", slot.name, slot.folder, e)
 
     def get(self, name: str) -> LoadedModel:
@@ -186,6 +265,8 @@ class ModelBank:
         slot = self.slots.get(name)
         if slot is None:
             raise ModelUnavailable(f"unknown model {name!r}; this app has {list(self.slots)}")
+        if slot.late:
+            self._load_late(slot)         # waits while GPT-2 is loading
         if slot.loaded is None:
             raise ModelUnavailable(slot.error or f"{name} is not loaded")
         return slot.loaded
@@ -193,7 +274,14 @@ class ModelBank:
     def available(self, name: str) -> bool:
         """Whether model ``name`` is loaded (loading the weights first if need be)."""
         self.load_models()
+        if name in self.slots and self.slots[name].late:
+            self._load_late(self.slots[name])
         return name in self.slots and self.slots[name].loaded is not None
+
+    def largest_model(self, names) -> int:
+        """The parameter count of the largest loaded model among ``names`` (0 when none is loaded)."""
+        return max((sum(p.numel() for p in self.get(n).model.parameters()) for n in names if self.available(n)),
+                   default=0)
 
     def offered(self, name: str) -> bool:
         """Whether the app shows model ``name``: its config was read and is of the right kind (no
@@ -229,12 +317,40 @@ class ModelBank:
         return [p for p, roles in PAIRS.items()
                 if p == SMALL_PAIR or all(self.offered(n) for n in roles.values())]
 
+    def shape(self, pair) -> dict[str, int]:
+        """The sizes the controls of ``pair`` range over, from the configs alone: the Transformer's
+        layers and heads, the LSTM's layers and units (a key is absent when its model is not offered)."""
+        roles = PAIRS.get(pair, PAIRS[SMALL_PAIR])
+        out = {}
+        if self.offered(roles[TRANSFORMER]):
+            cfg = self.config(roles[TRANSFORMER])
+            out.update(layer=cfg.n_layer, head=cfg.n_head)
+        if self.offered(roles[LSTM_NAME]):
+            cfg = self.config(roles[LSTM_NAME])
+            out.update(lstm_layer=cfg.n_layer, lstm_unit=cfg.hidden)
+        return out
+
+    def largest_shape(self) -> dict[str, int]:
+        """Each size's largest value over the pairs offered: the range a control (and the API) accepts;
+        the page narrows it to the chosen pair's (:func:`~.view.follow_pair`)."""
+        out: dict[str, int] = {}
+        for p in self.pairs():
+            for key, n in self.shape(p).items():
+                out[key] = max(out.get(key, 0), n)
+        return out
+
     def for_pair(self, pair) -> "ModelBank":
         """The same bank with ``pair``'s models in the Transformer and LSTM roles (the loaded models
         are shared, not copied): a session's choice of pair, made per request."""
         if pair is None or pair == SMALL_PAIR:
             return self
         self.load_models()
+        if pair in PAIRS:
+            for name in PAIRS[pair].values():      # a late model (GPT-2): wait for its weights
+                if name in self.slots and self.slots[name].late:
+                    self._load_late(self.slots[name])
+                    if self.slots[name].loaded is None:
+                        raise ModelUnavailable(self.slots[name].error or f"{name} is not loaded")
         if pair not in self.pairs():
             raise ValueError(f"model pair must be one of {self.pairs()}, got {pair!r}")
         slots = dict(self.slots)

@@ -25,7 +25,7 @@ from typing import Callable, Optional
 import gradio as gr
 
 from .arrival import ArrivalViews, on_arrival
-from .bank import PAIRS, SMALL_PAIR, TRANSFORMER, WORD_PAIR, ModelBank
+from .bank import GPT2, GPT2_PAIR, PAIRS, SMALL_PAIR, TRANSFORMER, WORD_PAIR, ModelBank
 from . import mcp_tools
 from .events import GENERATE_CONCURRENCY, MODEL_CONCURRENCY, forget_session
 from .guard import Guard, offered_tools_only
@@ -88,6 +88,12 @@ def header(bank: ModelBank) -> str:
              "Both were trained on tiny Shakespeare to predict the next character"
              + (", and a second pair to predict the next word piece (BPE token): choose the pair below"
                 if WORD_PAIR in bank.pairs() else "") + ". Type, generate, and look inside."]
+    if GPT2_PAIR in bank.pairs():
+        slot = bank.slots[GPT2]
+        lines.append(f"\nAlso **GPT-2** ({md_text(slot.origin)}: {slot.config.n_layer} layers × {slot.config.n_head} "
+                     "heads, OpenAI's weights read into the same from-scratch code), next to the word LSTM. "
+                     "Its weights load after the page" + (" (downloaded the first time)" if slot.hub_id else "")
+                     + "; choosing it waits for them.")
     for name, slot in bank.slots.items():
         if slot.error:
             lines.append(f"\n⚠️ **{name} is unavailable.** {md_text(slot.error or '')} "
@@ -130,12 +136,16 @@ def pair_label(bank: ModelBank, pair: str) -> str:
         name = "characters"
     elif pair == WORD_PAIR:
         name = "words"
+    elif pair == GPT2_PAIR:
+        name = "GPT-2"
     else:
         name = pair
     model = PAIRS[pair][TRANSFORMER]
     if not bank.offered(model):
         return name
     tok = bank.tokenizer(model)
+    if pair == GPT2_PAIR:          # two vocabularies: GPT-2's own, the LSTM's 2,048
+        return f"GPT-2 (BPE, {tok.vocab_size:,} tokens) + word LSTM"
     kind = "one token per character" if tok.unit == "character" else "BPE"
     return f"{name} ({kind}, {tok.vocab_size:,} tokens)"
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 UI_MAX_NEW_TOKENS = 1000   # the slider's end; the API accepts up to sampling.MAX_NEW_TOKENS
 STREAM_INTERVAL_S = 0.04   # at most one page update per 40 ms (25 a second); every token still arrives
+WATCH_SHARE = 0.25          # the watch panel takes at most this share of a generation's time
 DEFAULT_PROMPT = "ROMEO:\n"
 DEFAULT_SETTINGS = (0.8, 0, 0.95, 200, 0)   # temperature, top_k, top_p, max_new_tokens, seed
 STATE_TTL_S = 3600         # a session's last generation is dropped an hour after it was made
@@ -105,7 +106,8 @@ def check_generate(bank, temperature, top_k, top_p, max_new_tokens, seed, watch_
     """The generation settings checked by :func:`.settings.generation` (ValueError naming the setting
     and its range) → (SamplingSettings, max_new_tokens, seed, the watched layer 0-based or None)."""
     n_layer = bank.get(TRANSFORMER).config.n_layer if bank.available(TRANSFORMER) else None
-    r = check.generation(temperature, top_k, top_p, max_new_tokens, seed, watch_layer, n_layer)
+    r = check.generation(temperature, top_k, top_p, max_new_tokens, seed, watch_layer, n_layer,
+                         bank.largest_model(LANGUAGE_MODELS))
     return r.sampling, r.max_new_tokens, r.seed, r.watch_layer
 
 
@@ -155,7 +157,7 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
                          skip, skip, skip, skip, skip, *no_watch)
 
     seconds = {n: 0.0 for n in streams}
-    last_update = time.perf_counter()
+    last_update = next_watch = time.perf_counter()
     for i in range(max_new_tokens):          # each stream yields exactly max_new_tokens tokens
         for name, stream in streams.items():
             t0 = time.perf_counter()
@@ -167,8 +169,15 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
         done = i == max_new_tokens - 1
         for name in streams:
             stats[name] = _stats(name, i + 1, seconds[name], bpc[name], done)
-        if not done and time.perf_counter() - last_update >= STREAM_INTERVAL_S:
-            watch = _watch(bank, steps, latest, layer, i + 1) if live else no_watch[:3]
+        now = time.perf_counter()
+        if not done and now - last_update >= STREAM_INTERVAL_S:
+            watch = no_watch[:3]
+            if live and now >= next_watch:
+                watch = _watch(bank, steps, latest, layer, i + 1)
+                # the watch panel re-reads the whole context: for a large model (GPT-2) that costs more
+                # than a token, so it is redrawn at most WATCH_SHARE of the time, the text every update
+                cost = time.perf_counter() - now
+                next_watch = now + cost / WATCH_SHARE
             yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]],
                                  skip, skip, skip, skip, skip, skip, skip, *watch, skip, skip)
             last_update = time.perf_counter()
@@ -347,7 +356,8 @@ def build_generate_tab(bank: ModelBank, pair=None) -> None:
                     outs += [text, stats]
             with gr.Column(scale=3, elem_id="watch"):
                 md(WATCH_INTRO)
-                watch_layer = gr.Slider(1, max(2, n_layer), n_layer, step=1, label="layer watched",
+                most = bank.largest_shape().get("layer", 1)     # the page fits it to the chosen pair
+                watch_layer = gr.Slider(1, max(2, most), n_layer, step=1, label="layer watched",
                                         interactive=n_layer > 1, elem_id="watch-layer")
                 watch_attn = gr.Plot(show_label=False, elem_id="watch-attn")
                 watch_context = gr.HTML(elem_id="watch-context")
@@ -390,7 +400,7 @@ def build_generate_tab(bank: ModelBank, pair=None) -> None:
                      [Control("prompt", prompt, dict(max_chars=MAX_PROMPT_CHARS, keep="end")),
                       Control("temperature", temperature), Control("top_k", top_k), Control("top_p", top_p),
                       Control("max_new_tokens", max_new), Control("seed", seed, dict(hi=MAX_SEED)),
-                      Control("layer", watch_layer), *pair_controls(pair)],
+                      Control("layer", watch_layer, shape="layer"), *pair_controls(pair)],
                      list(outputs), [button.click, prompt.submit, *pair_triggers(pair)], group="generate",
                      arrival=writers and default_generation,
                      link=lambda **v: linked_generation(bank, **v),

@@ -20,7 +20,7 @@ from .bank import LSTM_NAME, TRANSFORMER, ModelBank
 from .events import bound, live_triggers, md, model_event, model_missing
 from .links import link_row
 from . import settings as check
-from .view import Control, View, declare, paired, pair_controls, pair_triggers
+from .view import Control, View, block_choices, declare, head_choices, paired, pair_controls, pair_triggers
 from .policy import (MAX_ANALYSIS_CHARS, MAX_TEXT_BOX_CHARS, as_int, check_index, check_text, context_limit, notes_md,
                      prepare_text, shown_value)
 
@@ -101,10 +101,6 @@ def inside_logit_lens(bank: ModelBank, text):
 
 
 # ------------------------------------------------------------------------------------- switch parts off
-
-def head_choices(n_layer: int, n_head: int) -> list[str]:
-    return [f"L{l + 1} H{h + 1}" for l in range(n_layer) for h in range(n_head)]
-
 
 def _parse(items, pattern: str, what: str) -> list[tuple[int, ...]]:
     items = items or []
@@ -222,8 +218,9 @@ def build_inside_tab(bank: ModelBank, pair=None) -> None:
                 with gr.Row():
                     position = gr.Slider(0, limit - 1, DEFAULT_POSITION, step=1, label=f"position ({tok.unit})",
                                          elem_id="inside-position", scale=3)
-                    layer = gr.Slider(1, cfg.n_layer, 1, step=1, label="block", elem_id="inside-layer")
-                    head = gr.Slider(1, cfg.n_head, 1, step=1, label="head", elem_id="inside-head")
+                    big = bank.largest_shape()     # what any pair allows; the page fits it to the chosen pair
+                    layer = gr.Slider(1, big["layer"], 1, step=1, label="block", elem_id="inside-layer")
+                    head = gr.Slider(1, big["head"], 1, step=1, label="head", elem_id="inside-head")
                 with gr.Row():
                     temperature = gr.Slider(0, 2, 1, step=0.05, label="temperature", elem_id="inside-temperature")
                     top_k = gr.Slider(0, bank.vocab_size(bank.language_models()), 0, step=1, label="top-k (0 = off)", elem_id="inside-top-k")
@@ -246,10 +243,10 @@ def build_inside_tab(bank: ModelBank, pair=None) -> None:
                     lens_json = gr.JSON()
             with gr.Tab("Switch parts off", id="inside-ablate") as ablate_tab:
                 md(ABLATION_INTRO)
-                heads = gr.CheckboxGroup(head_choices(cfg.n_layer, cfg.n_head), label="heads to switch off",
+                heads = gr.CheckboxGroup(head_choices(big["layer"], big["head"]), label="heads to switch off",
                                          elem_id="inside-heads-off")
                 with gr.Row():
-                    ffn = gr.CheckboxGroup([f"FFN {l + 1}" for l in range(cfg.n_layer)],
+                    ffn = gr.CheckboxGroup(block_choices(big["layer"]),
                                            label="feed-forward blocks to switch off", elem_id="inside-ffn-off")
                     mode = gr.Radio(list(MODES), value="zero", label="ablation", elem_id="inside-mode")
                     n_new = gr.Slider(1, min(MAX_CONTINUATION, limit - 1), CONTINUATION, step=1, label="continuation length",
@@ -279,9 +276,10 @@ def build_inside_tab(bank: ModelBank, pair=None) -> None:
                     with gr.Row():
                         l_pos = gr.Slider(0, MAX_ANALYSIS_CHARS - 1, DEFAULT_POSITION, step=1, label="position",
                                           elem_id="inside-lstm-position", scale=2)
-                        l_layer = gr.Slider(1, lcfg.n_layer, lcfg.n_layer, step=1, label="layer",
+                        l_layer = gr.Slider(1, big["lstm_layer"], lcfg.n_layer, step=1, label="layer",
                                             elem_id="inside-lstm-layer")
-                        l_unit = gr.Slider(0, lcfg.hidden - 1, 0, step=1, label="unit", elem_id="inside-lstm-unit")
+                        l_unit = gr.Slider(0, big["lstm_unit"] - 1, 0, step=1, label="unit",
+                                           elem_id="inside-lstm-unit")
                     l_note = gr.Markdown()
                     l_md = md("", elem_id="inside-lstm-step")
                     l_plot = gr.Plot(show_label=False, elem_id="inside-lstm-plot")
@@ -302,8 +300,8 @@ def build_inside_tab(bank: ModelBank, pair=None) -> None:
         # Every view follows the page's choice of models (``pair``, its last input).
         paired_in, redraw = pair_controls(pair), pair_triggers(pair)
         walk = View("inside_walkthrough", paired(inside_walkthrough, pair),
-                    [Control("text", text), Control("position", position), Control("block", layer),
-                     Control("head", head), Control("temperature", temperature), Control("top_k", top_k),
+                    [Control("text", text), Control("position", position), Control("block", layer, shape="layer"),
+                     Control("head", head, shape="head"), Control("temperature", temperature), Control("top_k", top_k),
                      Control("top_p", top_p), *paired_in],
                     [step_note, diagram, formulas, vectors, attn_plot, ffn_plot, out_plot, step_json],
                     [tab.select, step_tab.select, *live_triggers(text, position, layer, head, temperature, top_k,
@@ -312,7 +310,8 @@ def build_inside_tab(bank: ModelBank, pair=None) -> None:
         declare(View("inside_logit_lens", paired(inside_logit_lens, pair), [Control("text", text), *paired_in],
                      [lens_note, lens_plot, lens_json], [lens_tab.select, text.submit, *redraw], link=False), bank)
         declare(View("inside_ablation", paired(inside_ablation, pair),
-                     [Control("text", text), Control("heads", heads), Control("ffn", ffn), Control("mode", mode),
+                     [Control("text", text), Control("heads", heads, shape="heads"),
+                      Control("ffn", ffn, shape="blocks"), Control("mode", mode),
                       Control("n_new", n_new), *paired_in], [ablate_note, comparison, ablate_plot, ablate_json],
                      [ablate_tab.select, text.submit, *live_triggers(heads, ffn, mode, n_new), *redraw], link=False),
                 bank)
@@ -322,8 +321,8 @@ def build_inside_tab(bank: ModelBank, pair=None) -> None:
                      [heads_grid, heads_table, heads_json], [heads_tab.select, text.submit, *redraw], link=False), bank)
         if bank.offered(LSTM_NAME):
             declare(View("inside_lstm_step", paired(inside_lstm_step, pair),
-                         [Control("text", text), Control("position", l_pos), Control("layer", l_layer),
-                          Control("unit", l_unit), *paired_in], [l_note, l_md, l_plot, l_json],
+                         [Control("text", text), Control("position", l_pos), Control("layer", l_layer, shape="lstm_layer"),
+                          Control("unit", l_unit, shape="lstm_unit"), *paired_in], [l_note, l_md, l_plot, l_json],
                          [lstm_tab.select, text.submit, *live_triggers(l_pos, l_layer, l_unit), *redraw], link=False),
                     bank)
             model_event([l_btn.click], bound(paired(inside_lstm_ablation, pair), bank),

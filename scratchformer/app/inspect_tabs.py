@@ -52,12 +52,25 @@ def _attention_figures(traced, chars, layer: int, head: int, hide_first: bool, c
     attn = [a[0] for a in traced.trace.self_attn]          # L × [H, T, T]
     mask = "causal mask on" if causal else "causal mask OFF"
     tag = _mask_tag(causal, hide_first)
-    grid = views.export_name(views.attention_grid(attn, hide_first, title=f"every layer × head ({mask})"),
-                             f"attention_grid_{tag}")
+    grid = _grid_figure(attn, layer, hide_first, mask, tag)
     head_fig = _head_figure(traced, layer, head, hide_first, causal)
     avg = views.attention_heatmap(attn[layer].mean(0), chars, hide_first=hide_first,
                                   title=f"layer {layer + 1}, average over heads ({mask})")
     return grid, head_fig, views.export_name(avg, f"attention_L{layer + 1}_average_{tag}")
+
+
+def _grid_figure(attn, layer: int, hide_first: bool, mask: str, tag: str):
+    """The grid of every head, of every layer, or of the page of layers that holds ``layer`` (a deep
+    model: :func:`~scratchformer.views.attention.grid_page`)."""
+    page = views.grid_page(len(attn), layer)
+    if len(page) == len(attn):
+        title, name = f"every layer × head ({mask})", f"attention_grid_{tag}"
+    else:
+        title = (f"layers {page.start + 1}–{page.stop} of {len(attn)} × every head ({mask}; "
+                 f"the layer slider turns the page)")
+        name = f"attention_grid_L{page.start + 1}-{page.stop}_{tag}"
+    return views.export_name(views.attention_grid(attn[page.start:page.stop], hide_first, title=title,
+                                                  first_layer=page.start), name)
 
 
 def _mask_tag(causal: bool, hide_first: bool) -> str:
@@ -197,6 +210,18 @@ def attention_view(bank: ModelBank, text, causal, layer, head, hide_first) -> At
     loaded, prep, _, l, h = _attention_inputs(bank, text, layer, head)
     traced = _traced(loaded, prep.ids, causal=bool(causal))
     return AttentionMatrices(*_attention_figures(traced, traced.pieces, l, h, bool(hide_first), bool(causal)))
+
+
+def attention_page(bank: ModelBank, text, causal, layer, head, hide_first):
+    """After moving the layer slider: the grid's page of layers, for a model deeper than one page
+    (:func:`~scratchformer.views.attention.grid_page`); nothing to redraw otherwise."""
+    loaded, prep, _, l, _ = _attention_inputs(bank, text, layer, head)
+    if loaded.config.n_layer <= views.GRID_LAYERS:
+        return gr.skip()
+    traced = _traced(loaded, prep.ids, causal=bool(causal))
+    mask = "causal mask on" if causal else "causal mask OFF"
+    return _grid_figure([a[0] for a in traced.trace.self_attn], l, bool(hide_first), mask,
+                        _mask_tag(bool(causal), bool(hide_first)))
 
 
 def attention_head(bank: ModelBank, text, causal, layer, head, hide_first) -> AttentionHead:
@@ -347,8 +372,9 @@ def build_attention_tab(bank: ModelBank, pair=None) -> None:
         note = gr.Markdown()
         grid = gr.Plot(show_label=False, elem_id="attn-grid")
         with gr.Row():
-            layer = gr.Slider(1, cfg.n_layer, cfg.n_layer, step=1, label="layer", elem_id="attn-layer")
-            head = gr.Slider(1, cfg.n_head, 1, step=1, label="head", elem_id="attn-head")
+            big = bank.largest_shape()     # what any pair allows; the page fits it to the chosen pair
+            layer = gr.Slider(1, big["layer"], cfg.n_layer, step=1, label="layer", elem_id="attn-layer")
+            head = gr.Slider(1, big["head"], 1, step=1, label="head", elem_id="attn-head")
         with gr.Row():
             head_plot = gr.Plot(show_label=False, elem_id="attn-head-plot")
             avg_plot = gr.Plot(show_label=False, elem_id="attn-avg-plot")
@@ -356,8 +382,8 @@ def build_attention_tab(bank: ModelBank, pair=None) -> None:
             diff_plot = gr.Plot(show_label=False, elem_id="attn-diff-plot")
             compare = gr.Markdown(elem_id="attn-compare")
         view = View("attention", paired(attention, pair),
-                    [Control("text", text), Control("causal", causal), Control("layer", layer),
-                     Control("head", head), Control("hide_first", hide_first), *pair_controls(pair)],
+                    [Control("text", text), Control("causal", causal), Control("layer", layer, shape="layer"),
+                     Control("head", head, shape="head"), Control("hide_first", hide_first), *pair_controls(pair)],
                     [note, grid, head_plot, avg_plot, diff_plot, compare],
                     triggers=[button.click, *pair_triggers(pair)])
         declare(view, bank, share)
@@ -374,6 +400,8 @@ def build_attention_tab(bank: ModelBank, pair=None) -> None:
                     [grid, head_plot, avg_plot], "attention_view")
         model_event(live_triggers(layer, head), bound(paired(attention_head, pair), bank), inputs,
                     [head_plot, diff_plot], "attention_head")
+        model_event(live_triggers(layer), bound(paired(attention_page, pair), bank), inputs, [grid],
+                    "attention_page", show_progress="hidden", api_visibility="private")
 
 
 def build_lstm_tab(bank: ModelBank, pair=None) -> None:
@@ -386,7 +414,8 @@ def build_lstm_tab(bank: ModelBank, pair=None) -> None:
         text = gr.Textbox(DEFAULT_TEXT, label=f"Text (the first {bank.tokenizer(LSTM_NAME).count(MAX_ANALYSIS_CHARS)} are read)",
                           lines=3, elem_id="lstm-text", max_length=MAX_TEXT_BOX_CHARS)
         with gr.Row():
-            layer = gr.Slider(1, cfg.n_layer, cfg.n_layer, step=1, label="layer", elem_id="lstm-layer")
+            layer = gr.Slider(1, bank.largest_shape()["lstm_layer"], cfg.n_layer, step=1, label="layer",
+                              elem_id="lstm-layer")
             n_units = gr.Slider(1, min(64, cfg.hidden), min(16, cfg.hidden), step=1,
                                 label="units shown (most varying)", elem_id="lstm-units")
             button = gr.Button("Show gates", variant="primary", elem_id="lstm-btn")
@@ -394,7 +423,8 @@ def build_lstm_tab(bank: ModelBank, pair=None) -> None:
         plot = gr.Plot(show_label=False, elem_id="lstm-plot")
         units_html = gr.HTML(elem_id="lstm-units-text")
         declare(View("lstm_gates", paired(lstm_inside, pair),
-                     [Control("text", text), Control("layer", layer), Control("units", n_units), *pair_controls(pair)],
+                     [Control("text", text), Control("layer", layer, shape="lstm_layer"), Control("units", n_units),
+                      *pair_controls(pair)],
                      [note, plot, units_html], live_triggers(text, layer, n_units) + [button.click, *pair_triggers(pair)]),
                 bank, share)
 

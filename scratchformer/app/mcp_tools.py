@@ -28,7 +28,7 @@ import json
 from typing import Callable
 
 from ..inference.choices import BLANK, MAX_BEAM_SIZE
-from .bank import BERT, ENCDEC, LANGUAGE_MODELS, LARGE_PAIR, SMALL_PAIR, TRANSFORMER, WORD_PAIR, ModelBank
+from .bank import BERT, ENCDEC, GPT2_PAIR, LANGUAGE_MODELS, LARGE_PAIR, SMALL_PAIR, TRANSFORMER, WORD_PAIR, ModelBank
 from .events import friendly
 from .policy import (MAX_ANALYSIS_CHARS, MAX_PROMPT_CHARS, as_int, as_number, check_index, check_text,
                      context_limit, generation_prompt, prepare_text, shown_value)
@@ -40,7 +40,7 @@ DECODE_METHODS = ("greedy", "beam")
 
 
 # The ``models`` argument of the language-model tools: which pair of the app (:data:`~.bank.PAIRS`).
-MODEL_PAIRS = {"characters": SMALL_PAIR, "words": WORD_PAIR, "large": LARGE_PAIR}
+MODEL_PAIRS = {"characters": SMALL_PAIR, "words": WORD_PAIR, "large": LARGE_PAIR, "gpt2": GPT2_PAIR}
 
 
 def _pair_bank(bank: ModelBank, models) -> ModelBank:
@@ -98,16 +98,17 @@ def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8
         temperature: softmax temperature, a number >= 0 (0 = greedy: always the most likely character)
         top_k: keep only the k most likely characters, a whole number >= 0 (0 = off)
         top_p: keep the smallest set of most likely characters whose probabilities add up to p, a number in 0..1 (1 = off)
-        max_new_tokens: how many characters each model writes, 1..2000
+        max_new_tokens: how many tokens each model writes, 1..2000 (1..300 with a model of over 20M parameters, such as GPT-2)
         seed: random seed, a whole number >= 0; each model gets its own generator seeded with it
-        models: which pair writes: "characters" (one token per character, 65 of them) or "words" (byte-level BPE tokens), when the app has that pair
+        models: which pair writes: "characters" (one token per character, 65 of them), "words" (byte-level BPE tokens) or "gpt2" (GPT-2 with the word LSTM), when the app has that pair
 
     Returns:
         {"transformer": text, "lstm": text, "prompt": the prompt as read, "settings": {...}, "notes": [...]}
     """
     from ..inference.generation import generate_stream   # torch: imported on the first call
-    request = check.generation(temperature, top_k, top_p, max_new_tokens, seed)
     bank = _pair_bank(bank, models)
+    request = check.generation(temperature, top_k, top_p, max_new_tokens, seed,
+                               n_params=bank.largest_model(LANGUAGE_MODELS))
     settings, max_new_tokens, seed = request.sampling, request.max_new_tokens, request.seed
     prompt, notes = generation_prompt(prompt)
     models = _language_models(bank, notes)
@@ -136,7 +137,7 @@ def next_char_distribution(bank: ModelBank, text: str = "ROMEO:\n", temperature:
         top_p: keep the smallest set of most likely characters whose probabilities add up to p, a number in 0..1 (1 = off)
         top_n: how many characters to list, most likely first, 1..100 (the vocabulary has 65)
         seed: random seed of the draw reported as "sampled", a whole number >= 0
-        models: which pair: "characters" (one token per character) or "words" (byte-level BPE tokens: "char" is then a token's text), when the app has that pair
+        models: which pair: "characters" (one token per character), "words" (byte-level BPE tokens: "char" is then a token's text) or "gpt2" (GPT-2 with the word LSTM), when the app has that pair
 
     Returns:
         {"transformer": {...}, "lstm": {...}, "settings": {...}, "notes": [...]}; per model: "context" (the characters read), "top" (char, p_temperature, p_filtered, cut_by: null, "top_k" or "top_p"), "kept", "cut_by_top_k", "cut_by_top_p", "greedy", "sampled"
@@ -181,7 +182,7 @@ def attention(bank: ModelBank, text: str = "JULIET:\nO Romeo, Romeo!", layer: in
         layer: which layer, 1-based (1..number of layers, 4 in the shipped model)
         head: which head, 1-based (1..number of heads, 4 in the shipped model)
         causal: true = with the causal mask the model was trained with, false = without it
-        models: whose Transformer: "characters" (one token per character) or "words" (byte-level BPE tokens), when the app has that pair
+        models: whose Transformer: "characters" (one token per character), "words" (byte-level BPE tokens) or "gpt2" (GPT-2 with the word LSTM), when the app has that pair
 
     Returns:
         {"chars": [...], "weights": [[...]] (query rows x key columns, 4 decimals), "layer", "head", "causal", "n_layer", "n_head", "bits_per_char", "notes"}

@@ -9,7 +9,7 @@ sent (the app turns that into a message for the person, see :mod:`.events`).
     top_k           0 … 100,000    0 = off; k ≥ the vocabulary keeps every token
     top_p           0 … 1          1 = off
     seed            0 … 2⁶³−1
-    max_new_tokens  1 … 2,000
+    max_new_tokens  1 … 2,000      1 … 300 when a model of the pair is large (GPT-2: :data:`LARGE_MAX_NEW_TOKENS`)
     layer, head     1 … n          1-based, as the page shows them; returned 0-based
     guesses         1 … 10         fill-in-the-blanks: guesses per blank
 
@@ -47,8 +47,18 @@ def seed(value) -> int:
     return as_int(value, "seed", 0, MAX_SEED)
 
 
-def max_new_tokens(value) -> int:
-    return as_int(value, "max_new_tokens", 1, MAX_NEW_TOKENS)
+LARGE_MODEL_PARAMS = 20_000_000   # a model this large (GPT-2 small: 124M) costs ~50 ms a token on one core
+LARGE_MAX_NEW_TOKENS = 300        # … so it writes at most this many per request: ~15 s of one core
+
+
+def max_new_tokens(value, limit: int = MAX_NEW_TOKENS) -> int:
+    hint = "the most a model of over 20M parameters writes in one request" if limit < MAX_NEW_TOKENS else ""
+    return as_int(value, "max_new_tokens", 1, limit, hint=hint)
+
+
+def token_limit(n_params: int) -> int:
+    """How many tokens a model of ``n_params`` parameters may write in one request."""
+    return LARGE_MAX_NEW_TOKENS if n_params >= LARGE_MODEL_PARAMS else MAX_NEW_TOKENS
 
 
 def guesses(value) -> int:
@@ -83,11 +93,12 @@ class GenerationRequest:
 
 
 def generation(temperature_, top_k_, top_p_, max_new_tokens_, seed_, watch_layer=None,
-               n_layer: Optional[int] = None) -> GenerationRequest:
+               n_layer: Optional[int] = None, n_params: int = 0) -> GenerationRequest:
     """The settings of a generation, checked. ``watch_layer`` (1-based; None = the last) is checked
-    against ``n_layer``, the watched model's layers (None: nothing to watch)."""
+    against ``n_layer``, the watched model's layers (None: nothing to watch); ``max_new_tokens``
+    against the largest model's size ``n_params`` (:func:`token_limit`)."""
     watched = None
     if n_layer is not None:
         watched = n_layer - 1 if watch_layer is None else layer(watch_layer, n_layer, "watch layer")
-    return GenerationRequest(sampling(temperature_, top_k_, top_p_), max_new_tokens(max_new_tokens_),
-                             seed(seed_), watched)
+    return GenerationRequest(sampling(temperature_, top_k_, top_p_),
+                             max_new_tokens(max_new_tokens_, token_limit(n_params)), seed(seed_), watched)

@@ -33,11 +33,94 @@ from .links import LinkRow
 @dataclass(frozen=True)
 class Control:
     """One input of a view: its name in a link (``?layer=2``) and its component. ``link``: overrides
-    of what a link accepts (see :func:`~.links.setting_for`), or None when links do not carry it."""
+    of what a link accepts (see :func:`~.links.setting_for`), or None when links do not carry it.
+    ``shape``: which size of the chosen pair's models the control ranges over (:data:`SHAPES`), so
+    that it follows the pair (GPT-2 has 12 layers of 12 heads, the small Transformer 4 of 4)."""
 
     name: str
     component: Any
     link: Optional[dict] = field(default_factory=dict)
+    shape: str = ""
+
+
+# The sizes a control can range over (ModelBank.shape), and the range each gives:
+#   layer, head, lstm_layer   a slider 1…n
+#   lstm_unit                 a slider 0…n−1
+#   heads                     check boxes "L1 H1" … "Ln Hm" (layer × head)
+#   blocks                    check boxes "FFN 1" … "FFN n" (layer)
+SHAPES = ("layer", "head", "lstm_layer", "lstm_unit", "heads", "blocks")
+
+
+def head_choices(n_layer: int, n_head: int) -> list[str]:
+    return [f"L{l + 1} H{h + 1}" for l in range(n_layer) for h in range(n_head)]
+
+
+def block_choices(n_layer: int) -> list[str]:
+    return [f"FFN {l + 1}" for l in range(n_layer)]
+
+
+def shaped(kind: str, shape: dict, value=None):
+    """The update that fits a ``kind`` control to a pair's ``shape`` (its range, its value kept when it
+    still fits, else the nearest that does); None when the pair has no model for it."""
+    if kind in ("heads", "blocks"):
+        if "layer" not in shape:
+            return None
+        choices = head_choices(shape["layer"], shape["head"]) if kind == "heads" else block_choices(shape["layer"])
+        return gr.update(choices=choices, value=[v for v in (value or []) if v in choices])
+    key = "layer" if kind == "layer" else kind
+    if key not in shape:
+        return None
+    lo, hi = (0, shape[key] - 1) if kind == "lstm_unit" else (1, shape[key])
+    v = hi if value is None else min(max(value, lo), hi)
+    return gr.update(minimum=lo, maximum=max(hi, lo + 1), value=v, interactive=hi > lo)
+
+
+def clamp_js(controls: Sequence[Control], bank: ModelBank) -> Optional[str]:
+    """Browser code run before a view's event: each shaped control's value fitted to the chosen pair's
+    sizes, so that the view is computed right away on the new pair (the sliders themselves are
+    fitted by :func:`follow_pair` at the same time). None when the view has no shaped control."""
+    names = [c.name for c in controls]
+    if "pair" not in names or not any(c.shape for c in controls):
+        return None
+    import json
+    shapes = json.dumps({p: bank.shape(p) for p in bank.pairs()})
+    fits = []
+    for i, c in enumerate(controls):
+        if c.shape in ("layer", "head", "lstm_layer"):
+            fits.append(f"if (s.{c.shape}) a[{i}] = Math.min(Math.max(a[{i}], 1), s.{c.shape});")
+        elif c.shape == "lstm_unit":
+            fits.append(f"if (s.lstm_unit) a[{i}] = Math.min(Math.max(a[{i}], 0), s.lstm_unit - 1);")
+        elif c.shape == "heads":
+            fits.append(f"if (s.layer) a[{i}] = (a[{i}] || []).filter(v => {{ const m = /^L(\\d+) H(\\d+)$/.exec(v);"
+                        f" return m && +m[1] <= s.layer && +m[2] <= s.head; }});")
+        elif c.shape == "blocks":
+            fits.append(f"if (s.layer) a[{i}] = (a[{i}] || []).filter(v => {{ const m = /^FFN (\\d+)$/.exec(v);"
+                        f" return m && +m[1] <= s.layer; }});")
+    return (f"(...a) => {{ const s = ({shapes})[a[{names.index('pair')}]] || {{}}; "
+            + " ".join(fits) + " return a; }")
+
+
+_following: set = set()   # (pair id, component id): fitted to the pair already
+
+
+def follow_pair(controls: Sequence[Control], bank: ModelBank) -> None:
+    """Fit the shaped controls to the chosen pair: when the pair changes (their range and value), and
+    when a page opens (the default pair's; a control is built with the largest range over the
+    pairs, which is what the API accepts). Once per control."""
+    pair = next((c.component for c in controls if c.name == "pair"), None)
+    todo = [c for c in controls if c.shape and pair is not None and (pair._id, c.component._id) not in _following]
+    if not todo:
+        return
+    _following.update((pair._id, c.component._id) for c in todo)
+    comps = [c.component for c in todo]
+
+    def fit(pair_value, *values):
+        shape = bank.shape(pair_value)
+        return [shaped(c.shape, shape, v) or gr.skip() for c, v in zip(todo, values)]
+
+    pair.change(fit, [pair, *comps], comps, queue=False, show_progress="hidden", api_visibility="private")
+    default = pair.value
+    on_arrival(comps, lambda: [shaped(c.shape, bank.shape(default), c.component.value) or gr.skip() for c in todo])
 
 
 @dataclass
@@ -104,8 +187,13 @@ def last(result):
 def declare(view: View, bank: ModelBank, share: Optional[LinkRow] = None):
     """Register ``view``'s event, its arrival default and (with ``share``, its tab's link row) its
     link. Returns the event (for ``.then``)."""
+    options = dict(view.options)
+    js = clamp_js(view.controls, bank)
+    if js and "js" not in options:
+        options["js"] = js
     event = model_event(list(view.triggers), bound(view.compute, bank), view.components, list(view.outputs),
-                        view.api_name, group=view.group, **view.options)
+                        view.api_name, group=view.group, **options)
+    follow_pair(view.controls, bank)
     if view.arrival:
         # a gr.State belongs to one session: it is no part of what every new page is sent
         shown = [i for i, c in enumerate(view.outputs) if not isinstance(c, gr.State)]

@@ -11,7 +11,7 @@ import importlib
 
 # name -> the module of this package that defines it
 _HOME = {
-    **dict.fromkeys(['hide_first_key', 'attention_grid', 'attention_heatmap'], 'attention'),
+    **dict.fromkeys(['hide_first_key', 'attention_grid', 'attention_heatmap', 'grid_page', 'GRID_LAYERS'], 'attention'),
     **dict.fromkeys(['display_token', 'to_numpy', 'figure', 'message_figure', 'export_name', 'LAYOUT', 'ATTN_SCALE', 'GRID_MAX_CELLS'], 'common'),
     **dict.fromkeys(['learning_curves_figure'], 'curves'),
     **dict.fromkeys(['characters_vs_words_figure', 'characters_vs_words_caption'], 'compare'),

@@ -62,27 +62,43 @@ def _grid_layout(rows: int, cols: int, col_titles: Sequence[str], row_titles: Se
     return layout
 
 
-def attention_grid(attn: Sequence[Tensor], hide_first: bool = False, title: str = "") -> go.Figure:
+GRID_LAYERS = 6   # a deeper model's grid shows one page of this many layers (GPT-2: 1–6, 7–12)
+
+
+def grid_page(n_layer: int, layer: int) -> range:
+    """The layers (0-based) the grid shows when ``layer`` is chosen: all of them up to GRID_LAYERS,
+    else the page of GRID_LAYERS that holds ``layer`` (12 layers: 0–5 or 6–11), so that a 12 × 12
+    grid stays readable and quick to draw."""
+    if n_layer <= GRID_LAYERS:
+        return range(n_layer)
+    start = (layer // GRID_LAYERS) * GRID_LAYERS
+    return range(start, min(start + GRID_LAYERS, n_layer))
+
+
+def attention_grid(attn: Sequence[Tensor], hide_first: bool = False, title: str = "",
+                   first_layer: int = 0) -> go.Figure:
     """Every layer × head as a small heatmap: row = layer, column = head; query ↓, key →.
 
-    ``attn`` is a list of L tensors [H, T, T] (one text). Long texts are average-pooled to at most
-    GRID_MAX_CELLS rows and columns per head (each panel is ~100 px wide anyway).
+    ``attn`` is a list of L tensors [H, T, T] (one text): layers ``first_layer`` … ``first_layer + L − 1``
+    of the model (a page of a deep model's layers, see :func:`grid_page`). Long texts are
+    average-pooled to at most GRID_MAX_CELLS rows and columns per head (each panel is ~100 px wide anyway).
     """
     L, H = len(attn), attn[0].shape[0]
+    f = first_layer
     w = torch.stack([a.detach().float().cpu() for a in attn])        # [L, H, T, T]
     if hide_first:
         w = hide_first_key(w)
     z_all = _pool(w.numpy(), GRID_MAX_CELLS).astype(np.float32)
     zmax = float(np.nanmax(z_all)) if np.isfinite(z_all).any() else 1.0
-    layout = _grid_layout(L, H, [f"head {h + 1}" for h in range(H)], [f"layer {l + 1}" for l in range(L)])
+    layout = _grid_layout(L, H, [f"head {h + 1}" for h in range(H)], [f"layer {f + l + 1}" for l in range(L)])
     layout.update(**{**LAYOUT, "margin": dict(l=20, r=70, t=60, b=10)},   # one layout, built once
                   title=dict(text=plotly_text(title), x=0.01), height=max(260, 130 * L + 70),
                   coloraxis=dict(colorscale=ATTN_SCALE, cmin=0, cmax=zmax,
                                  colorbar=dict(title=dict(text="weight"), thickness=12)))
-    return go.Figure([go.Heatmap(z=z_all[l, h], name=f"layer {l + 1} head {h + 1}", coloraxis="coloraxis",
+    return go.Figure([go.Heatmap(z=z_all[l, h], name=f"layer {f + l + 1} head {h + 1}", coloraxis="coloraxis",
                                  xaxis=f"x{l * H + h + 1}",
                                  yaxis=f"y{l * H + h + 1}",
-                                 hovertemplate=f"layer {l + 1} head {h + 1}<br>query %{{y}}, key %{{x}}: "
+                                 hovertemplate=f"layer {f + l + 1} head {h + 1}<br>query %{{y}}, key %{{x}}: "
                                                "%{z:.3f}<extra></extra>")
                       for l in range(L) for h in range(H)], layout=layout)
 
