@@ -169,8 +169,9 @@ def read_tensors(file: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{file}: cannot read tensors, the file is truncated or corrupt ({e})") from None
 
 
-def load_weights_into(model: nn.Module, tensors: dict[str, torch.Tensor], file: Path) -> None:
-    """Copy ``tensors`` into ``model`` after checking names and shapes; CheckpointError on mismatch."""
+def load_weights_into(model: nn.Module, tensors: dict[str, torch.Tensor], file: Path, assign: bool = False) -> None:
+    """Copy ``tensors`` into ``model`` after checking names and shapes; CheckpointError on mismatch.
+    ``assign``: make the tensors themselves the model's parameters (a model built on "meta")."""
     tied = _tied_names(model)
     expected = {k: v for k, v in model.state_dict().items() if k not in tied}
     missing = sorted(set(expected) - set(tensors))
@@ -187,7 +188,7 @@ def load_weights_into(model: nn.Module, tensors: dict[str, torch.Tensor], file: 
             raise CheckpointError(f"{file}: tensor {name!r} has shape {tuple(got.shape)} but the config "
                                   f"needs {tuple(want.shape)}")
     # strict=False only because tied duplicates are absent from the file; they are the same tensor
-    model.load_state_dict(tensors, strict=False)
+    model.load_state_dict(tensors, strict=False, assign=assign)
 
 
 def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedModel:

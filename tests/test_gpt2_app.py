@@ -16,7 +16,7 @@ from scratchformer.app import settings as check
 from scratchformer.app.bank import GPT2, GPT2_PAIR, LSTM_NAME, SMALL_PAIR, TRANSFORMER, WORD_LSTM, ModelBank
 from scratchformer.app.blocks import build_demo, header, pair_label
 from scratchformer.app.generate_tab import generate as generate_callback
-from scratchformer.app.inspect_tabs import attention, attention_page
+from scratchformer.app.inspect_tabs import attention, attention_layer
 from scratchformer.app.policy import md_text
 from scratchformer.gpt2 import LAYOUT_FILES
 from scratchformer.tokenizers import BPETokenizer
@@ -120,7 +120,8 @@ def test_the_grid_pages_through_layers(demo, reference, close):
     first = attention(bank, TEXT, True, 2, 1, False).grid
     assert first.layout.title.text.startswith(f"layers 1–6 of {N_LAYER} × every head")
     assert len(first.data) == 6 * N_HEAD and first.data[0].name == "layer 1 head 1"
-    page = attention_page(bank, TEXT, True, 7, 1, False)
+    page, average = attention_layer(bank, TEXT, True, 7, 1, False)
+    assert average.layout.title.text.startswith("layer 7, average over heads")
     assert page.layout.title.text.startswith(f"layers 7–{N_LAYER} of {N_LAYER}")
     assert [t.name for t in page.data][:N_HEAD + 1] == ["layer 7 head 1", "layer 7 head 2", "layer 7 head 3",
                                                         "layer 8 head 1"]
@@ -129,9 +130,10 @@ def test_the_grid_pages_through_layers(demo, reference, close):
         theirs = reference(torch.tensor([ids]), output_attentions=True).attentions
     # the panels are the heads' weights (average-pooled only past GRID_MAX_CELLS tokens; this text is shorter)
     close("gpt2 grid panel", torch.tensor(page.data[N_HEAD + 1].z, dtype=torch.float64), theirs[7][0, 1].double())
-    # the small pair's 2 layers fit on one page: the page event redraws nothing
+    # the small pair's 2 layers fit on one page: the layer slider redraws the average, not the grid
     small = demo.bank.for_pair(SMALL_PAIR)
-    assert attention_page(small, TEXT, True, 1, 1, False) == {"__type__": "update"}   # gr.skip()
+    grid, average = attention_layer(small, TEXT, True, 1, 1, False)
+    assert grid == {"__type__": "update"} and average.layout.title.text.startswith("layer 1, average")
 
 
 def test_generation_on_the_page_is_transformers_greedy_generate(demo, reference):
@@ -172,6 +174,9 @@ def test_controls_follow_the_pair(demo):
     assert layer["maximum"] == 2 and layer["value"] == 2       # the small GPT's 2 layers: 8 → 2
     big = fit.fn(GPT2_PAIR, *[1] * (len(fit.inputs) - 1))
     assert big[names.index("attn-layer")]["maximum"] == N_LAYER
+    watch = next(f for f in fits if [c.elem_id for c in f.outputs] == ["watch-layer"])
+    assert watch.fn(SMALL_PAIR, 7) == {"minimum": 1, "maximum": 2, "value": 2, "interactive": True,
+                                       "__type__": "update"}             # one output: the update itself
     attn = next(f for f, _ in paired_events(demo) if f.api_name == "attention")
     assert f'"{GPT2_PAIR}": {{"layer": {N_LAYER}, "head": {N_HEAD}, ' in attn.js
 

@@ -212,16 +212,19 @@ def attention_view(bank: ModelBank, text, causal, layer, head, hide_first) -> At
     return AttentionMatrices(*_attention_figures(traced, traced.pieces, l, h, bool(hide_first), bool(causal)))
 
 
-def attention_page(bank: ModelBank, text, causal, layer, head, hide_first):
-    """After moving the layer slider: the grid's page of layers, for a model deeper than one page
-    (:func:`~scratchformer.views.attention.grid_page`); nothing to redraw otherwise."""
-    loaded, prep, _, l, _ = _attention_inputs(bank, text, layer, head)
-    if loaded.config.n_layer <= views.GRID_LAYERS:
-        return gr.skip()
+class AttentionLayer(NamedTuple):
+    grid: object
+    average: object
+
+
+def attention_layer(bank: ModelBank, text, causal, layer, head, hide_first) -> AttentionLayer:
+    """After moving the layer slider: the layer's average over heads, and the grid's page of layers
+    for a model deeper than one page (:func:`~scratchformer.views.attention.grid_page`; the grid is
+    left as it is otherwise)."""
+    loaded, prep, _, l, h = _attention_inputs(bank, text, layer, head)
     traced = _traced(loaded, prep.ids, causal=bool(causal))
-    mask = "causal mask on" if causal else "causal mask OFF"
-    return _grid_figure([a[0] for a in traced.trace.self_attn], l, bool(hide_first), mask,
-                        _mask_tag(bool(causal), bool(hide_first)))
+    grid, _, avg = _attention_figures(traced, traced.pieces, l, h, bool(hide_first), bool(causal))
+    return AttentionLayer(grid if loaded.config.n_layer > views.GRID_LAYERS else gr.skip(), avg)
 
 
 def attention_head(bank: ModelBank, text, causal, layer, head, hide_first) -> AttentionHead:
@@ -400,8 +403,8 @@ def build_attention_tab(bank: ModelBank, pair=None) -> None:
                     [grid, head_plot, avg_plot], "attention_view")
         model_event(live_triggers(layer, head), bound(paired(attention_head, pair), bank), inputs,
                     [head_plot, diff_plot], "attention_head")
-        model_event(live_triggers(layer), bound(paired(attention_page, pair), bank), inputs, [grid],
-                    "attention_page", show_progress="hidden", api_visibility="private")
+        model_event(live_triggers(layer), bound(paired(attention_layer, pair), bank), inputs, [grid, avg_plot],
+                    "attention_layer", show_progress="hidden", api_visibility="private")
 
 
 def build_lstm_tab(bank: ModelBank, pair=None) -> None:

@@ -75,15 +75,8 @@ def shaped(kind: str, shape: dict, value=None):
     return gr.update(minimum=lo, maximum=max(hi, lo + 1), value=v, interactive=hi > lo)
 
 
-def clamp_js(controls: Sequence[Control], bank: ModelBank) -> Optional[str]:
-    """Browser code run before a view's event: each shaped control's value fitted to the chosen pair's
-    sizes, so that the view is computed right away on the new pair (the sliders themselves are
-    fitted by :func:`follow_pair` at the same time). None when the view has no shaped control."""
-    names = [c.name for c in controls]
-    if "pair" not in names or not any(c.shape for c in controls):
-        return None
-    import json
-    shapes = json.dumps({p: bank.shape(p) for p in bank.pairs()})
+def _fits(controls: Sequence[Control]) -> list[str]:
+    """Browser statements fitting each shaped control's value ``a[i]`` to the chosen pair's sizes ``s``."""
     fits = []
     for i, c in enumerate(controls):
         if c.shape in ("layer", "head", "lstm_layer"):
@@ -96,8 +89,86 @@ def clamp_js(controls: Sequence[Control], bank: ModelBank) -> Optional[str]:
         elif c.shape == "blocks":
             fits.append(f"if (s.layer) a[{i}] = (a[{i}] || []).filter(v => {{ const m = /^FFN (\\d+)$/.exec(v);"
                         f" return m && +m[1] <= s.layer; }});")
-    return (f"(...a) => {{ const s = ({shapes})[a[{names.index('pair')}]] || {{}}; "
-            + " ".join(fits) + " return a; }")
+    return fits
+
+
+def _tab_ids(component) -> list[str]:
+    """The ids of the tabs that hold ``component`` (outer first); None when one of them has no id."""
+    ids, block = [], getattr(component, "parent", None)
+    while block is not None:
+        if isinstance(block, gr.Tab):
+            if not block.id:
+                return None
+            ids.insert(0, str(block.id))
+        block = getattr(block, "parent", None)
+    return ids
+
+
+NOT_SHOWN = ""   # the pair a page sends for a view it does not show now: nothing is computed
+
+
+def before_js(view: View, bank: ModelBank, catch_up: bool = False) -> Optional[str]:
+    """Browser code run before a view of the chosen pair is computed (None when the view has no
+    ``pair`` control):
+
+    * its shaped controls' values are fitted to the pair's sizes (the sliders themselves are fitted by
+      :func:`follow_pair` at the same time), so a view on a new pair is computed at once;
+    * a view whose tab is not on screen is not computed: the pair becomes :data:`NOT_SHOWN`, the server
+      draws nothing, and the view is marked stale (``window.sfStale``). Its *catch-up* event
+      (``catch_up=True``, fired when one of its tabs is selected) computes it then, if it is stale and
+      on screen. Choosing GPT-2 so runs the views of the tab in front, not the views of all ten tabs
+      (seconds each on a CPU; a hidden tab's 200-token generation held the others back for 20 s)."""
+    import json
+    names = [c.name for c in view.controls]
+    if "pair" not in names:
+        return None
+    p, name = names.index("pair"), json.dumps(view.api_name)
+    shapes = json.dumps({pair: bank.shape(pair) for pair in bank.pairs()})
+    body = [f"const s = ({shapes})[a[{p}]] || {{}};", *_fits(view.controls)]
+    tabs = _tab_ids(view.outputs[0]) if view.outputs else None
+    if tabs:
+        body += [f"const shown = {json.dumps(tabs)}.every(id => document.querySelector("
+                 "`[role=tab][data-tab-id=\"${id}\"][aria-selected=\"true\"]`));",
+                 "const stale = (window.sfStale = window.sfStale || {});"]
+        if catch_up:
+            body.append(f"if (!shown || !stale[{name}]) {{ a[{p}] = {json.dumps(NOT_SHOWN)}; return a; }} "
+                        f"delete stale[{name}];")
+        else:
+            body.append(f"if (!shown) {{ stale[{name}] = true; a[{p}] = {json.dumps(NOT_SHOWN)}; return a; }} "
+                        f"delete stale[{name}];")
+    elif catch_up:
+        return None
+    # the page passes the outputs' values after the inputs (a drawn plot's holds cycles): inputs only
+    return f"(...all) => {{ const a = all.slice(0, {len(view.controls)}); " + " ".join(body) + " return a; }"
+
+
+def _tab_selects(view: View) -> list:
+    """The ``select`` events of the tabs that hold a live view (it catches up when shown)."""
+    out, block = [], getattr(view.outputs[0], "parent", None) if view.outputs else None
+    while block is not None:
+        if isinstance(block, gr.Tab):
+            out.append(block.select)
+        block = getattr(block, "parent", None)
+    return out
+
+
+def _unless_not_shown(compute: Callable, view: View) -> Callable:
+    """``compute``, or nothing drawn (every output skipped) when the page does not show the view."""
+    p = [c.name for c in view.controls].index("pair")
+    skip = gr.skip() if len(view.outputs) == 1 else tuple(gr.skip() for _ in view.outputs)
+    if inspect.isgeneratorfunction(compute):
+        def stream(bank, *values):
+            if values[p] == NOT_SHOWN:
+                yield skip
+                return
+            yield from compute(bank, *values)
+        run = stream
+    else:
+        def run(bank, *values):
+            return skip if values[p] == NOT_SHOWN else compute(bank, *values)
+    run.__name__, run.__doc__ = getattr(compute, "__name__", "view"), compute.__doc__
+    run.__signature__ = inspect.signature(compute)
+    return run
 
 
 _following: set = set()   # (pair id, component id): fitted to the pair already
@@ -116,7 +187,8 @@ def follow_pair(controls: Sequence[Control], bank: ModelBank) -> None:
 
     def fit(pair_value, *values):
         shape = bank.shape(pair_value)
-        return [shaped(c.shape, shape, v) or gr.skip() for c, v in zip(todo, values)]
+        updates = [shaped(c.shape, shape, v) or gr.skip() for c, v in zip(todo, values)]
+        return updates if len(updates) > 1 else updates[0]     # one output: its value, not a list
 
     pair.change(fit, [pair, *comps], comps, queue=False, show_progress="hidden", api_visibility="private")
     default = pair.value
@@ -187,12 +259,17 @@ def last(result):
 def declare(view: View, bank: ModelBank, share: Optional[LinkRow] = None):
     """Register ``view``'s event, its arrival default and (with ``share``, its tab's link row) its
     link. Returns the event (for ``.then``)."""
-    options = dict(view.options)
-    js = clamp_js(view.controls, bank)
-    if js and "js" not in options:
+    options, compute = dict(view.options), view.compute
+    js, catch_up = before_js(view, bank), before_js(view, bank, catch_up=True)
+    if js and "js" not in options and view.triggers:
         options["js"] = js
-    event = model_event(list(view.triggers), bound(view.compute, bank), view.components, list(view.outputs),
+        compute = _unless_not_shown(compute, view)
+    event = model_event(list(view.triggers), bound(compute, bank), view.components, list(view.outputs),
                         view.api_name, group=view.group, **options)
+    if options.get("js") == js and catch_up:    # a hidden view, stale, is computed when its tab is opened
+        model_event(_tab_selects(view), bound(compute, bank), view.components, list(view.outputs),
+                    f"{view.api_name}_shown", group=view.group,
+                    **{**options, "js": catch_up, "api_visibility": "private"})
     follow_pair(view.controls, bank)
     if view.arrival:
         # a gr.State belongs to one session: it is no part of what every new page is sent
