@@ -68,9 +68,12 @@ def config_from_hf(d: dict, where: str = "config.json") -> TransformerConfig:
         if d.get(key, want) != want:
             raise CheckpointError(f"{where}: {key} = {d.get(key)!r} is not supported (GPT-2 has {want})")
     n_inner = d.get("n_inner") or 4 * n_embd
-    return TransformerConfig(model_type="gpt", vocab_size=vocab_size, block_size=n_positions, n_layer=n_layer,
-                             n_head=n_head, n_embd=n_embd, d_ff=int(n_inner), dropout=0.0, pos="learned",
-                             norm_first=True, activation=ACTIVATIONS[act], bias=True, tie_weights=True)
+    try:
+        return TransformerConfig(model_type="gpt", vocab_size=vocab_size, block_size=n_positions, n_layer=n_layer,
+                                 n_head=n_head, n_embd=n_embd, d_ff=int(n_inner), dropout=0.0, pos="learned",
+                                 norm_first=True, activation=ACTIVATIONS[act], bias=True, tie_weights=True)
+    except (ValueError, TypeError) as e:          # sizes our GPT cannot take (d_model not divisible by heads…)
+        raise CheckpointError(f"{where}: {e}") from None
 
 
 def our_tensors(hf: dict[str, torch.Tensor], cfg: TransformerConfig) -> dict[str, torch.Tensor]:

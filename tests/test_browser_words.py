@@ -60,6 +60,11 @@ def test_switching_to_words_puts_word_tokens_on_the_attention_axes(url):
                                    t => t.textContent).some(t => words.includes(t))""", arg=sorted(words))
         ticks = axis_ticks(page, "attn-head-plot")
         assert set(ticks) & words and any(len(t) > 1 for t in ticks)
+        # a tab hidden while the pair changed is drawn for the new pair when it is opened (its views
+        # were not computed while hidden: scratchformer/app/view.py, before_js)
+        page.get_by_role("tab", name="Embeddings").click()
+        page.wait_for_function("""() => (document.querySelector('#emb-transformer .gtitle') || {}).textContent
+                                   ?.includes('320 tokens')""")
         # the tokenizer tab shows both tokenizations, BPE chips included
         page.get_by_role("tab", name="Tokenizer").click()
         expect(page.get_by_text("BPE (320 tokens)").first).to_be_visible()

@@ -5,6 +5,7 @@ attention view and generation show are recomputed by transformers on the same we
 fetched in two steps (the small files when the app opens, the weights when they load) through a
 stand-in for huggingface_hub; a broken source leaves the rest of the app serving."""
 import inspect
+import json
 import shutil
 
 import pytest
@@ -208,6 +209,9 @@ def test_a_hub_id_is_fetched_in_two_steps(ckpt_dir, gpt2_folder, tmp_path, monke
 @pytest.mark.parametrize("source, message", [
     ("no/such/folder here", "is neither a folder nor a Hugging Face Hub id"),
     ("pickle-only", "pytorch_model.bin, a pickle, which this app never loads"),
+    ("bert-config", "config.json: model_type is 'bert'; only GPT-2 models"),
+    ("wrong-shapes", "model.safetensors: tensor 'embed.tok.weight' has shape (400, 24) but the config needs (400, 30)"),
+    ("odd-heads", "config.json: n_embd (32) must be divisible by n_head (3)"),
 ])
 def test_a_broken_gpt2_source_leaves_the_app_serving(ckpt_dir, gpt2_folder, tmp_path, monkeypatch, source, message):
     if source == "pickle-only":
@@ -217,10 +221,19 @@ def test_a_broken_gpt2_source_leaves_the_app_serving(ckpt_dir, gpt2_folder, tmp_
             shutil.copy(gpt2_folder / name, folder / name)
         (folder / "pytorch_model.bin").write_bytes(b"not read")
         source = str(folder)
+    elif source in ("bert-config", "wrong-shapes", "odd-heads"):
+        folder = tmp_path / source
+        shutil.copytree(gpt2_folder, folder)
+        cfg = json.loads((folder / "config.json").read_text())
+        cfg.update({"bert-config": {"model_type": "bert"}, "wrong-shapes": {"n_embd": 30},
+                    "odd-heads": {"n_embd": 32}}[source])
+        (folder / "config.json").write_text(json.dumps(cfg))
+        source = str(folder)
     monkeypatch.setenv("SCRATCHFORMER_GPT2", source)
     bank = ModelBank.open(ckpt_dir)
     bank.load_models(late_in_background=False)
-    assert message in bank.slots[GPT2].error and str(tmp_path) not in bank.slots[GPT2].error
+    error = bank.slots[GPT2].error
+    assert message in error and str(tmp_path) not in error and error.startswith("GPT-2 $SCRATCHFORMER_GPT2 = ")
     assert GPT2_PAIR not in bank.pairs() and bank.available(TRANSFORMER)
     assert "GPT-2 is unavailable" in header(bank)
     with pytest.raises(ValueError, match="models must be one of 'characters', 'words'"):

@@ -135,6 +135,10 @@ def test_embedding_pca_labels_every_character():
 def test_positional_and_hidden_state_figures_match_their_inputs():
     pe = torch.randn(16, 8)
     np.testing.assert_allclose(np.asarray(views.positional_figure(pe).data[0].z), pe.numpy(), rtol=1e-6)
+    big = torch.randn(1024, 768)               # GPT-2's learned positions: cropped, never averaged
+    fig = views.positional_figure(big, title="learned")
+    np.testing.assert_allclose(np.asarray(fig.data[0].z), big[:256, :256].numpy(), rtol=1e-6)
+    assert fig.layout.title.text.endswith("(shown: the first 256 of 1024 positions × the first 256 of 768 dims)")
     hidden = [torch.ones(3, 4), torch.ones(3, 4) * 2, torch.ones(3, 4) * 2]
     fig = views.hidden_states_figure(hidden, list("abc"))
     np.testing.assert_allclose(np.asarray(fig.data[0].z), [[2] * 3, [4] * 3, [4] * 3], rtol=1e-6)

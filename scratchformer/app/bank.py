@@ -21,6 +21,12 @@ vocabulary) are fetched when the bank opens, so that the page can be laid out.
 
 :meth:`ModelBank.load` does both at once (tests, scripts). Every per-request setting (the causal
 mask, the text) is an argument of a call: the shared models are only ever read.
+
+Generations are served by continuous batching (:meth:`ModelBank.stream`): one
+:class:`~scratchformer.inference.batching.DecodeScheduler` per loaded language model, made on its
+first generation, all of them on one :class:`~scratchformer.inference.batching.DecodeWorker` thread,
+shared by every request (and by the per-request banks of :meth:`ModelBank.for_pair`).
+``SCRATCHFORMER_BATCHING=0`` turns it off (each request then runs ``generate_stream`` itself).
 """
 from __future__ import annotations
 
@@ -30,13 +36,16 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple, Optional
+from typing import TYPE_CHECKING, Iterator, NamedTuple, Optional
 
 from ..checkpoint import LoadedModel, ModelConfig, read_config, read_metrics
 from ..tokenizers import Tokenizer
 
 if TYPE_CHECKING:
     import torch
+
+    from ..inference.generation import GenStep
+    from ..inference.sampling import SamplingSettings
 
 log = logging.getLogger("scratchformer.app")
 
@@ -131,6 +140,73 @@ class Slot:
         return self.source == "gpt2"
 
 
+BATCHING_ENV = "SCRATCHFORMER_BATCHING"   # "0": no continuous batching (each request decodes alone)
+BATCH_ROWS = 32                           # streams of one model decoded together at most
+BATCH_WAITING = 64                        # more waiting than this: "busy, retry" (SchedulerBusy)
+BATCH_CACHE_BYTES = 1 << 30               # a GPT's batched KV cache stays under this (GPT-2: 13 rows)
+
+
+def batching_on() -> bool:
+    """Whether generations go through the shared decode schedulers: unless $SCRATCHFORMER_BATCHING is
+    "0" (read at each call), and never on ZeroGPU, where a GPU exists only inside each request's call."""
+    from .zerogpu import spaces_module
+    return os.environ.get(BATCHING_ENV, "1").strip() != "0" and spaces_module() is None
+
+
+class Schedulers:
+    """The decode schedulers of a bank's loaded models, keyed by the loaded model (never by the role a
+    pair gives it), and their one worker thread; made on first use, shared by :meth:`ModelBank.for_pair`'s
+    banks. A model that cannot be batched (no fast decoder) is remembered as None: it decodes alone."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._by_model: dict[int, tuple[LoadedModel, object]] = {}   # id(loaded) → (loaded, scheduler or None)
+        self._worker = None
+
+    def get(self, loaded: LoadedModel):
+        """The scheduler serving ``loaded`` (made now on its first call), or None when it cannot be batched."""
+        entry = self._by_model.get(id(loaded))      # (the dict holds ``loaded``: its id stays its own)
+        if entry is not None and (entry[1] is None or entry[1].alive):
+            return entry[1]
+        with self._lock:
+            entry = self._by_model.get(id(loaded))
+            if entry is not None and (entry[1] is None or entry[1].alive):
+                return entry[1]
+            from ..inference.batching import DecodeScheduler, DecodeWorker
+            if entry is not None or self._worker is None:   # first use, or a worker that stopped
+                self._worker = DecodeWorker("scratchformer-decode")
+            try:
+                scheduler = DecodeScheduler(loaded.model, loaded.tokenizer, max_rows=self._rows(loaded.model),
+                                            max_waiting=BATCH_WAITING, worker=self._worker)
+            except ValueError as e:          # a model the batched passes do not cover: it decodes alone
+                log.info("%s decodes without batching: %s", loaded.config.model_type, e)
+                scheduler = None
+            self._by_model[id(loaded)] = (loaded, scheduler)
+            return scheduler
+
+    @staticmethod
+    def _rows(model) -> int:
+        """BATCH_ROWS, fewer for a GPT whose batched cache would pass BATCH_CACHE_BYTES (a row holds
+        keys and values of block_size + 1 positions in every layer)."""
+        cfg = model.config
+        if not hasattr(cfg, "n_head"):
+            return BATCH_ROWS
+        w = next(model.parameters())
+        row_bytes = 2 * cfg.n_layer * (cfg.block_size + 1) * cfg.n_embd * w.element_size()
+        return max(1, min(BATCH_ROWS, BATCH_CACHE_BYTES // row_bytes))
+
+    def close(self) -> None:
+        """Stop every scheduler (streams still open get an error); the worker's thread ends."""
+        with self._lock:
+            entries, self._by_model = list(self._by_model.values()), {}
+            worker, self._worker = self._worker, None
+        for _, scheduler in entries:
+            if scheduler is not None:
+                scheduler.close()
+        if worker is not None:
+            worker.stop()
+
+
 @dataclass
 class ModelBank:
     """Every model of the app: configs read at once, weights loaded once on first use (see the module
@@ -141,6 +217,7 @@ class ModelBank:
     slots: dict[str, Slot] = field(default_factory=dict)
     concurrency: Optional[int] = None              # if set, torch's thread pool is sized for it on loading
     ready: bool = False                            # weights loaded (or failed): slots are final, late ones aside
+    schedulers: Schedulers = field(default_factory=Schedulers, repr=False)   # shared by for_pair's banks
     _late_started: bool = field(default=False, repr=False)
     _want_device: Optional[str] = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -255,7 +332,8 @@ class ModelBank:
         server's absolute path (which only the log shows)."""
         shown = slot.origin or slot.folder.name
         reason = str(e).replace(str(slot.folder.parent) + os.sep, "").replace(str(slot.folder), shown)
-        slot.error = f"{slot.name} checkpoint {shown} could not be loaded: {reason}"
+        what = f"${GPT2_ENV} = {shown}" if slot.late else f"checkpoint {shown}"
+        slot.error = f"{slot.name} {what} could not be loaded: {reason}"
         log.warning("%s checkpoint %s could not be loaded: %s", slot.name, slot.folder, e)
 
     def get(self, name: str) -> LoadedModel:
@@ -270,6 +348,23 @@ class ModelBank:
         if slot.loaded is None:
             raise ModelUnavailable(slot.error or f"{name} is not loaded")
         return slot.loaded
+
+    def stream(self, name: str, prompt: str, settings: SamplingSettings, max_new_tokens: int,
+               seed: int) -> Iterator[GenStep]:
+        """Model ``name``'s generation of ``prompt``: the :class:`GenStep` records that
+        ``generate_stream(model, tokenizer, prompt, settings=…, max_new_tokens=…, seed=…)`` yields, served
+        in a batch with every other request's (:class:`Schedulers`), or by generate_stream itself when
+        batching is off (:func:`batching_on`) or the model cannot be batched. Close it (``close()``)
+        when stopping early: its row is freed at once. Arguments are checked before anything is queued
+        (ValueError); :class:`~scratchformer.inference.batch_streams.SchedulerBusy`, a ValueError, when
+        too many generations run and wait already."""
+        loaded = self.get(name)
+        scheduler = self.schedulers.get(loaded) if batching_on() else None
+        if scheduler is None:
+            from ..inference.generation import generate_stream
+            return generate_stream(loaded.model, loaded.tokenizer, prompt, settings=settings,
+                                   max_new_tokens=max_new_tokens, seed=seed)
+        return scheduler.stream(prompt, settings=settings, max_new_tokens=max_new_tokens, seed=seed)
 
     def available(self, name: str) -> bool:
         """Whether model ``name`` is loaded (loading the weights first if need be)."""
@@ -356,7 +451,7 @@ class ModelBank:
         slots = dict(self.slots)
         for role, name in PAIRS[pair].items():
             slots[role] = dataclasses.replace(self.slots[name], name=role)
-        return ModelBank(self.checkpoint_dir, self.device, slots, ready=True)
+        return ModelBank(self.checkpoint_dir, self.device, slots, ready=True, schedulers=self.schedulers)
 
 
 def describe_model(loaded: LoadedModel | ModelConfig) -> str:

@@ -149,9 +149,19 @@ def neighbours_html(label: str, rows: Sequence[tuple[int, str, float]], note: st
             f"<th>id</th><th>cosine</th></tr></thead><tbody>{body}</tbody></table></div>")
 
 
+POSITIONS_SHOWN = 256   # a heatmap 360 px tall shows no more rows than this (GPT-2 has 1,024 positions)
+DIMS_SHOWN = 256        # … nor columns (GPT-2: 768 dimensions; 1,024 × 768 numbers are 5.6 MB of JSON)
+
+
 def positional_figure(pe: Tensor, title: str = "") -> go.Figure:
-    """Positional encodings [positions, D] as a heatmap: position ↓, dimension →."""
-    z = to_numpy(pe)
+    """Positional encodings [positions, D] as a heatmap: position ↓, dimension →. A larger table is
+    cropped (never averaged: pooling would blur the fast sinusoids into nothing) to its first
+    :data:`POSITIONS_SHOWN` positions and :data:`DIMS_SHOWN` dimensions, and the title says so."""
+    P, D = pe.shape
+    z = to_numpy(pe[:POSITIONS_SHOWN, :DIMS_SHOWN])
+    if P > POSITIONS_SHOWN or D > DIMS_SHOWN:
+        title += (f" (shown: the first {min(P, POSITIONS_SHOWN)} of {P} positions × "
+                  f"the first {min(D, DIMS_SHOWN)} of {D} dims)")
     m = float(np.abs(z).max()) or 1.0
     fig = figure(title, height=360)
     fig.add_trace(go.Heatmap(z=z, name="encoding", colorscale="RdBu", zmid=0, zmin=-m, zmax=m, reversescale=True,
