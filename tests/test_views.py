@@ -179,3 +179,13 @@ def test_a_token_in_markdown_is_code_that_cannot_escape():
     assert code_md("`<img src=x onerror=alert(1)>$x$") == \
         "<code>&#96;&lt;img␣src=x␣onerror=alert(1)&gt;&#36;x&#36;</code>"
     assert code_md(" the\n") == "<code>␣the⏎</code>"
+
+
+def test_the_logit_lens_cuts_long_tokens_in_a_cell_and_shows_them_whole_on_hover():
+    chars = [f" token{i}" for i in range(60)]          # 60 positions: a cell holds 2 characters
+    lens = {"text": chars, "rows": ["embedding", "after layer 1"], "p_next": [[0.5] * 60] * 2,
+            "top": [chars, chars[::-1]], "top_prob": [[0.25] * 60] * 2}
+    heat = views.logit_lens_figure(lens).data[0]
+    assert heat.text[0][0] == "␣…" and heat.text[1][0] == "␣…"
+    assert list(heat.customdata[0][0]) == ["0.250", "␣token0"] and heat.customdata[1][0][1] == "␣token59"
+    assert np.allclose(np.asarray(heat.z, dtype=float), 0.5)

@@ -23,11 +23,13 @@ def bank(tmp_path_factory):
 def run(bank):
     """A generation long enough for the KV cache (64 positions) to refill: 50 + 60 characters."""
     prompt = "JULIET:\nO Romeo, Romeo! wherefore art thou Romeo?\nDe"
-    interval, generate_tab.STREAM_INTERVAL_S = generate_tab.STREAM_INTERVAL_S, 0.0   # an update per token pair
+    # an update per token pair, each with the watch panel (not kept to a share of the time)
+    saved = generate_tab.STREAM_INTERVAL_S, generate_tab.WATCH_SHARE
+    generate_tab.STREAM_INTERVAL_S, generate_tab.WATCH_SHARE = 0.0, 1.0
     try:
         updates = list(generate(bank, prompt, 1.0, 0, 1.0, 60, 3, 2))
     finally:
-        generate_tab.STREAM_INTERVAL_S = interval
+        generate_tab.STREAM_INTERVAL_S, generate_tab.WATCH_SHARE = saved
     return prompt, updates
 
 
@@ -81,3 +83,19 @@ def test_the_watch_panel_follows_every_generated_character(run):
     assert all("layer 2" in t for t in titles)
     dists = [u.watch_distribution.data[0].x for u in streamed[:5]]
     assert all(abs(sum(d) - 1) < 1.0 for d in dists)     # the top characters of a distribution
+
+
+def test_a_costly_watch_panel_is_redrawn_a_share_of_the_time(bank, monkeypatch):
+    """Every update carries the text; the watch panel, when it costs more than a token (GPT-2 re-reads
+    its whole context), only every so often: at most WATCH_SHARE of the generation's time."""
+    import time
+    slow = generate_tab._watch
+
+    def watch(*args):
+        time.sleep(0.02)
+        return slow(*args)
+    monkeypatch.setattr(generate_tab, "_watch", watch)
+    monkeypatch.setattr(generate_tab, "STREAM_INTERVAL_S", 0.0)
+    updates = list(generate(bank, "ROMEO:", 1.0, 0, 1.0, 60, 3, 2))[1:-1]
+    drawn = [u for u in updates if not (isinstance(u.watch_attention, dict) and u.watch_attention.get("__type__"))]
+    assert len(updates) == 59 and 1 <= len(drawn) < 30

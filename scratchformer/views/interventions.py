@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import ATTN_SCALE, CHOSEN, KEPT, code_md, display_token, figure, plotly_text, token_axis, token_ticks
+from .common import (ATTN_SCALE, CHOSEN, KEPT, code_md, display_token, figure, plotly_text, short_label,
+                     token_axis, token_ticks)
 
 
 def logit_lens_figure(lens: dict, title: str = "") -> go.Figure:
@@ -22,13 +23,18 @@ def logit_lens_figure(lens: dict, title: str = "") -> go.Figure:
     chars = lens["text"]
     names, ticks = token_axis(chars)
     z = np.array([[np.nan if p is None else p for p in row] for row in lens["p_next"]], dtype=np.float32)
-    top = [[plotly_text(display_token(c)) for c in row] for row in lens["top"]]
+    # a cell holds about (plot width / positions) / 6.5 px of monospace text: longer tokens are cut
+    # in the cell (short_label) and shown whole on hover
+    fits = max(2, int(900 / max(1, len(chars)) / 6.5))
+    full = [[display_token(c) for c in row] for row in lens["top"]]
+    top = [[plotly_text(short_label(c, fits)) for c in row] for row in full]
+    hover = [[[f"{q:.3f}", plotly_text(c)] for q, c in zip(qs, row)] for qs, row in zip(lens["top_prob"], full)]
     fig = figure(title, height=130 + 46 * len(lens["rows"]))
     fig.add_trace(go.Heatmap(
-        z=z, x=names, y=lens["rows"], text=top, name="p(true next); text: top prediction", texttemplate="%{text}", textfont=dict(size=10, family="monospace"),
-        customdata=np.array(lens["top_prob"], dtype=np.float32), colorscale=ATTN_SCALE, zmin=0, zmax=1,
+        z=z, x=names, y=lens["rows"], text=top, name="p(true next); text: top prediction", texttemplate="%{text}",
+        textfont=dict(size=10, family="monospace"), customdata=hover, colorscale=ATTN_SCALE, zmin=0, zmax=1,
         colorbar=dict(title="p(true next)", thickness=12),
-        hovertemplate="%{y}, position %{x}<br>top prediction %{text} (p %{customdata:.3f})<br>"
+        hovertemplate="%{y}, position %{x}<br>top prediction %{customdata[1]} (p %{customdata[0]})<br>"
                       "p(true next) %{z:.3f}<extra></extra>"))
     step = max(1, math.ceil(len(chars) / 64))
     fig.update_xaxes(title_text="position (the character read)", **token_ticks(names, ticks, step))
