@@ -146,6 +146,7 @@ def test_generation_on_the_page_is_transformers_greedy_generate(demo, reference)
         theirs = reference.generate(torch.tensor([ids]), max_new_tokens=16, do_sample=False,
                                     pad_token_id=tok.vocab_size - 1, eos_token_id=None)
     assert last.transformer_text == tok.decode(theirs[0, len(ids):].tolist())
+    assert last.transformer_stats.startswith("**GPT-2** · 16 tokens")          # named as itself in its role
     mcp = T.generate(bank, TEXT, 0, 0, 1, 16, 0, models="gpt2")
     assert mcp["transformer"] == last.transformer_text and mcp["lstm"] == last.lstm_text
 
@@ -238,3 +239,13 @@ def test_a_broken_gpt2_source_leaves_the_app_serving(ckpt_dir, gpt2_folder, tmp_
     assert "GPT-2 is unavailable" in header(bank)
     with pytest.raises(ValueError, match="models must be one of 'characters', 'words'"):
         T.generate(bank, models="gpt2")
+
+
+def test_a_prompt_longer_than_the_context_is_read_from_its_end_with_a_note(demo):
+    bank = demo.bank
+    prompt = CORPUS[:1500]
+    n = len(bank.get(GPT2).tokenizer.encode(prompt))
+    with pytest.warns(UserWarning, match="context length"):        # the page's toast, outside a request
+        first = next(iter(generate_callback(bank, prompt, 0, 0, 1, 2, 0, None, GPT2_PAIR)))
+    note = f"the Transformer reads the last 96 of the prompt's {n:,} tokens (its context length)"
+    assert n > 96 and md_text(note) in first.notes

@@ -96,9 +96,12 @@ def test_generate_accepts_empty_emoji_and_huge_prompts_with_a_note(bank):
     with pytest.warns(UserWarning, match="Characters outside the vocabulary were replaced"):
         emoji = run_generate(bank, prompt="Hello 😀 wörld ß")[-1]
     assert "replaced" in emoji[5] and "😀" in emoji[5] and len(emoji[2]) == 12
-    with pytest.warns(UserWarning, match="The text had 100,000 characters"):
+    with pytest.warns(UserWarning) as toasts:
         huge = run_generate(bank, prompt="a" * 100_000)[-1]
-    assert "100,000" in huge[5] and len(huge[0]) == 12
+    said = [str(w.message) for w in toasts]
+    assert any("The text had 100,000 characters" in m for m in said)
+    assert any("the Transformer reads the last 64 of the prompt's 2,000 tokens (its context length)" in m for m in said)
+    assert "100,000" in huge[5] and "context length" in huge[5] and len(huge[0]) == 12
 
 
 def test_why_token_replays_a_step_of_the_last_generation(bank):

@@ -132,6 +132,7 @@ class Slot:
     source: str = "checkpoint"             # ModelSpec.source; "gpt2" slots load late (module docstring)
     origin: str = ""                       # what the page calls its source (a folder's name, a Hub id)
     hub_id: str = ""                       # a GPT-2 from the Hugging Face Hub: its id
+    title: str = ""                        # in a pair's role (for_pair): the model's own name ("GPT-2")
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property
@@ -450,7 +451,7 @@ class ModelBank:
             raise ValueError(f"model pair must be one of {self.pairs()}, got {pair!r}")
         slots = dict(self.slots)
         for role, name in PAIRS[pair].items():
-            slots[role] = dataclasses.replace(self.slots[name], name=role)
+            slots[role] = dataclasses.replace(self.slots[name], name=role, title=name)
         return ModelBank(self.checkpoint_dir, self.device, slots, ready=True, schedulers=self.schedulers)
 
 

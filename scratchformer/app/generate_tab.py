@@ -115,7 +115,6 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
               pair=SMALL_PAIR):
     """:func:`generate`; ``live=False`` draws the watch panel only for the last step (the page's
     default example)."""
-    from ..inference.generation import generate_stream
     from ..inference.replay import GenerationRecord
     from ..inference.traced import run_traced
     settings, max_new_tokens, seed, layer = check_generate(bank, temperature, top_k, top_p, max_new_tokens,
@@ -124,73 +123,83 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
     names = list(LANGUAGE_MODELS)
     texts = {n: "" for n in names}
     stats = {n: "" for n in names}
+    shown = {n: bank.slots[n].title or n if n in bank.slots else n for n in names}   # "GPT-2" in its role
     streams, bits, bpc = {}, {}, {}
-    # the surprise strip covers the end of the prompt that every model can read in one pass
-    window_len = min([context_limit(bank.get(n).model, MAX_PROMPT_CHARS) for n in names if bank.available(n)]
-                     or [MAX_PROMPT_CHARS])
-    for name in names:
-        if not bank.available(name):
-            stats[name] = f"⚠️ {md_text(bank.slots[name].error or name + ' is not loaded')}"
-            continue
-        loaded = bank.get(name)
-        prep = prepare_text(prompt, loaded.tokenizer, MAX_PROMPT_CHARS, keep="end")
-        for n in prep.notes():
-            if n not in notes:
-                notes.append(n)
-        window = prep.ids[-window_len:]
-        traced = run_traced(loaded.model, loaded.tokenizer, window)
-        bits[name], bpc[name] = (traced.pieces, traced.bits), traced.bits_per_char
-        streams[name] = generate_stream(loaded.model, loaded.tokenizer, prep.text,
-                                        settings=settings, max_new_tokens=max_new_tokens, seed=seed)
-        stats[name] = _stats(name, 0, 0.0, bpc[name], False)
-    if not streams:
-        raise ValueError("no model could be loaded: " + "; ".join(s.error or "" for s in bank.slots.values()))
+    try:                 # the streams are closed however this ends (a client that left: at once)
+        # the surprise strip covers the end of the prompt that every model can read in one pass
+        window_len = min([context_limit(bank.get(n).model, MAX_PROMPT_CHARS) for n in names if bank.available(n)]
+                         or [MAX_PROMPT_CHARS])
+        for name in names:
+            if not bank.available(name):
+                stats[name] = f"⚠️ {md_text(bank.slots[name].error or name + ' is not loaded')}"
+                continue
+            loaded = bank.get(name)
+            prep = prepare_text(prompt, loaded.tokenizer, MAX_PROMPT_CHARS, keep="end")
+            context = loaded.model.context_length        # a Transformer's block size (an LSTM: None)
+            if context is not None and len(prep.ids) > context:
+                notes.append(f"the {name} reads the last {context:,} of the prompt's {len(prep.ids):,} tokens "
+                             "(its context length)")
+            for n in prep.notes():
+                if n not in notes:
+                    notes.append(n)
+            window = prep.ids[-window_len:]
+            traced = run_traced(loaded.model, loaded.tokenizer, window)
+            bits[name], bpc[name] = (traced.pieces, traced.bits), traced.bits_per_char
+            streams[name] = bank.stream(name, prep.text, settings, max_new_tokens, seed)
+            stats[name] = _stats(shown[name], 0, 0.0, bpc[name], False)
+        if not streams:
+            raise ValueError("no model could be loaded: " + "; ".join(s.error or "" for s in bank.slots.values()))
 
-    chars = next(iter(bits.values()))[0]
-    surprise = views.surprise_html(chars, {n: b for n, (_, b) in bits.items()})
-    note_md = warn(notes)
-    steps = {n: Kept(GenerationRecord(settings, seed), prompt[-CAPTION_CHARS:], pair) for n in streams}
-    latest = {}          # each model's newest Step, for the watch panel (the session keeps none)
-    skip = gr.skip()
-    no_watch = (skip,) * 5
-    yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
-                         skip, skip, skip, skip, skip, *no_watch)
+        chars = next(iter(bits.values()))[0]
+        surprise = views.surprise_html(chars, {n: b for n, (_, b) in bits.items()})
+        note_md = warn(notes)
+        steps = {n: Kept(GenerationRecord(settings, seed), prompt[-CAPTION_CHARS:], pair) for n in streams}
+        latest = {}          # each model's newest Step, for the watch panel (the session keeps none)
+        skip = gr.skip()
+        no_watch = (skip,) * 5
+        yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
+                             skip, skip, skip, skip, skip, *no_watch)
 
-    seconds = {n: 0.0 for n in streams}
-    last_update = next_watch = time.perf_counter()
-    for i in range(max_new_tokens):          # each stream yields exactly max_new_tokens tokens
-        for name, stream in streams.items():
-            t0 = time.perf_counter()
-            g = next(stream)
-            seconds[name] += time.perf_counter() - t0
-            texts[name] += g.text
-            steps[name].record.add(g)
-            latest[name] = g.step
-        done = i == max_new_tokens - 1
-        for name in streams:
-            stats[name] = _stats(name, i + 1, seconds[name], bpc[name], done)
-        now = time.perf_counter()
-        if not done and now - last_update >= STREAM_INTERVAL_S:
-            watch = no_watch[:3]
-            if live and now >= next_watch:
-                watch = _watch(bank, steps, latest, layer, i + 1)
-                # the watch panel re-reads the whole context: for a large model (GPT-2) that costs more
-                # than a token, so it is redrawn at most WATCH_SHARE of the time, the text every update
-                cost = time.perf_counter() - now
-                next_watch = now + cost / WATCH_SHARE
-            yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]],
-                                 skip, skip, skip, skip, skip, skip, skip, *watch, skip, skip)
-            last_update = time.perf_counter()
+        seconds = {n: 0.0 for n in streams}
+        last_update = next_watch = time.perf_counter()
+        for i in range(max_new_tokens):          # each stream yields exactly max_new_tokens tokens
+            for name, stream in streams.items():
+                t0 = time.perf_counter()
+                g = next(stream)
+                seconds[name] += time.perf_counter() - t0
+                texts[name] += g.text
+                steps[name].record.add(g)
+                latest[name] = g.step
+            done = i == max_new_tokens - 1
+            for name in streams:
+                stats[name] = _stats(shown[name], i + 1, seconds[name], bpc[name], done)
+            now = time.perf_counter()
+            if not done and now - last_update >= STREAM_INTERVAL_S:
+                watch = no_watch[:3]
+                if live and now >= next_watch:
+                    watch = _watch(bank, steps, latest, layer, i + 1)
+                    # the watch panel re-reads the whole context: for a large model (GPT-2) that costs more
+                    # than a token, so it is redrawn at most WATCH_SHARE of the time, the text every update
+                    cost = time.perf_counter() - now
+                    next_watch = now + cost / WATCH_SHARE
+                yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]],
+                                     skip, skip, skip, skip, skip, skip, skip, *watch, skip, skip)
+                last_update = time.perf_counter()
 
-    first = next(iter(streams))
-    n_steps = steps[first].record.n_steps
-    # the last step is at hand: shown from its Step, not replayed
-    plot, caption = _why_token(steps[first], bank.get(first), first, n_steps, latest[first])
-    watch = _watch(bank, steps, latest, layer, n_steps)
-    why_attn, why_ctx = _why_attention(steps[first], bank.get(first), first, n_steps,
-                                       None if layer is None else layer + 1)
-    yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
-                         steps, step_slider(n_steps, n_steps), plot, caption, first, *watch, why_attn, why_ctx)
+        first = next(iter(streams))
+        n_steps = steps[first].record.n_steps
+        # the last step is at hand: shown from its Step, not replayed
+        plot, caption = _why_token(steps[first], bank.get(first), first, n_steps, latest[first])
+        watch = _watch(bank, steps, latest, layer, n_steps)
+        why_attn, why_ctx = _why_attention(steps[first], bank.get(first), first, n_steps,
+                                           None if layer is None else layer + 1)
+        yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
+                             steps, step_slider(n_steps, n_steps), plot, caption, first, *watch, why_attn, why_ctx)
+    finally:
+        for stream in streams.values():
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
 
 
 def step_slider(n_steps: int, k: int):

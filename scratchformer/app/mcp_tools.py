@@ -105,7 +105,6 @@ def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8
     Returns:
         {"transformer": text, "lstm": text, "prompt": the prompt as read, "settings": {...}, "notes": [...]}
     """
-    from ..inference.generation import generate_stream   # torch: imported on the first call
     bank = _pair_bank(bank, models)
     request = check.generation(temperature, top_k, top_p, max_new_tokens, seed,
                                n_params=bank.largest_model(LANGUAGE_MODELS))
@@ -114,12 +113,15 @@ def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8
     models = _language_models(bank, notes)
     out = {key: None for key in KEYS.values()}
     read = prompt
+    names = {KEYS[name]: name for name in LANGUAGE_MODELS}
     for key, loaded in models.items():
         prep = _prepared_prompt(loaded, prompt, notes)
         read = prep.text
-        stream = generate_stream(loaded.model, loaded.tokenizer, prep.text, settings=settings,
-                                 max_new_tokens=max_new_tokens, seed=seed)
-        out[key] = "".join(g.text for g in stream)
+        stream = bank.stream(names[key], prep.text, settings, max_new_tokens, seed)   # batched with others
+        try:
+            out[key] = "".join(g.text for g in stream)
+        finally:
+            stream.close()                # a call cut short frees its row at once
     return {**out, "prompt": read,
             "settings": {"temperature": settings.temperature, "top_k": settings.top_k, "top_p": settings.top_p,
                          "max_new_tokens": max_new_tokens, "seed": seed},

@@ -1,0 +1,308 @@
+"""Many visitors at once: each generating with its own thread ("before") vs continuous batching
+through one :class:`~scratchformer.inference.batching.DecodeScheduler` per model ("after").
+
+    python benchmarks/serving.py            # N = 1, 8, 32 clients, 200 tokens each per model
+    python benchmarks/serving.py --quick    # 50 tokens, a short run
+    python benchmarks/serving.py --server   # through the running app's HTTP API (gradio_client)
+
+The shipped character pair (checkpoints/gpt-shakespeare and checkpoints/lstm-shakespeare, or
+$SCRATCHFORMER_CHECKPOINTS). A client does what the app's /generate does: both models write the
+same prompt side by side, one token of each in turn, 200 tokens, temperature 0.8, top-p 0.95, a
+seed of its own. N clients (threads) start together.
+
+* before: each client calls ``generate_stream`` on its own thread (torch.set_num_threads(1), as the
+  app configures torch for this machine);
+* after: each client calls ``scheduler.stream`` of the model's scheduler (max_rows 32); the two
+  schedulers share one :class:`DecodeWorker` thread (``--separate-workers``: a thread each), which
+  advances all the rows of a model in one batched pass per token.
+
+Measured per client: time to first token (both models' first tokens in hand) and to completion
+(both models' last tokens); then p50 and p95 over the clients. Aggregate tokens/s = all tokens of
+all clients ÷ the wall time from the start to the last completion; "× one" divides it by the rate of
+one client alone with generate_stream (measured three times during the run; the fastest counts).
+Requests/s per core = N ÷ that wall time ÷ the cores. Every
+"after" client's tokens are compared with its "before" tokens (same seed): ``same_tokens``.
+
+``--server``: the same clients, but each is a ``gradio_client.Client`` calling the app's ``/generate``
+(both models, the page's watch panel included, streamed over HTTP) of the app launched in this
+process on a free loopback port, with the shipped checkpoints. "before" is the same server with
+``SCRATCHFORMER_BATCHING=0`` (read at each call, so one server serves both), "after" with batching on.
+The app runs at most ``SCRATCHFORMER_GENERATE_CONCURRENCY`` generations at once (the app's default is
+2; Gradio queues the others); ``--generate-concurrency`` sets it (default 32 here, so that the
+queue does not hide what the server can do; the table's header says which). First token = the first
+update that carries generated text. ``same_tokens``: both texts of every client equal before and after.
+
+Prints a table, then as its last line one JSON object (``first_token_p50_s_32``, ``completion_p95_s_32``,
+``aggregate_vs_single_32``, … for after; the same keys prefixed ``before_`` for before).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scratchformer.checkpoint import load_checkpoint  # noqa: E402
+from scratchformer.inference.batching import DecodeScheduler, DecodeWorker  # noqa: E402
+from scratchformer.inference.generation import generate_stream  # noqa: E402
+from scratchformer.inference.sampling import SamplingSettings  # noqa: E402
+
+PROMPT = "ROMEO:\n"
+SETTINGS = SamplingSettings(temperature=0.8, top_k=0, top_p=0.95)
+GOALS = {"completion_p50_s_32": 4.0, "completion_p95_s_32": 6.0, "aggregate_vs_single_32": 8.0}
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    ap.add_argument("--tokens", type=int, default=200, help="new tokens per model per client")
+    ap.add_argument("--max-rows", type=int, default=32)
+    ap.add_argument("--quick", action="store_true", help="50 tokens: a short run")
+    ap.add_argument("--separate-workers", action="store_true",
+                    help="a worker thread per model (default: the two schedulers share one DecodeWorker)")
+    ap.add_argument("--server", action="store_true",
+                    help="through the app's HTTP API: gradio_client clients calling /generate")
+    ap.add_argument("--generate-concurrency", type=int, default=32,
+                    help="--server: generations the app runs at once ($SCRATCHFORMER_GENERATE_CONCURRENCY)")
+    ap.add_argument("--checkpoints", default=os.environ.get("SCRATCHFORMER_CHECKPOINTS", str(ROOT / "checkpoints")))
+    args = ap.parse_args(argv)
+    if args.quick:
+        args.tokens = min(args.tokens, 50)
+    return args
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0–100), linear between the nearest ranks (numpy's default)."""
+    v = sorted(values)
+    x = (len(v) - 1) * q / 100
+    lo = int(x)
+    hi = min(lo + 1, len(v) - 1)
+    return v[lo] + (v[hi] - v[lo]) * (x - lo)
+
+
+def client(open_streams, seed: int, tokens: int, start: threading.Barrier, out: dict) -> None:
+    """One visitor: both models' streams, one token of each in turn (the app's /generate)."""
+    start.wait()
+    t0 = time.perf_counter()
+    try:
+        streams = open_streams(seed)
+        ids = [[] for _ in streams]
+        first = None
+        for _ in range(tokens):
+            for stream, got in zip(streams, ids):
+                got.append(next(stream).token_id)
+            if first is None:
+                first = time.perf_counter() - t0
+        out[seed] = {"first": first, "done": time.perf_counter() - t0, "ids": ids}
+    except Exception as e:   # noqa: BLE001  reported in the table, the run goes on
+        out[seed] = {"error": f"{type(e).__name__}: {e}"}
+
+
+def run_clients(open_streams, n: int, tokens: int) -> dict:
+    """n clients at once; their timings, the wall time, and their token ids by seed."""
+    out: dict = {}
+    barrier = threading.Barrier(n + 1)
+    threads = [threading.Thread(target=client, args=(open_streams, 1000 + i, tokens, barrier, out))
+               for i in range(n)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return summarise(out, time.perf_counter() - t0, tokens)
+
+
+def summarise(out: dict, wall: float, tokens: int) -> dict:
+    """The clients' results (by seed) → wall time, errors, ids, p50 / p95 of first token and completion."""
+    errors = [r["error"] for r in out.values() if "error" in r]
+    ok = [r for r in out.values() if "error" not in r]
+    firsts, dones = [r["first"] for r in ok] or [math.nan], [r["done"] for r in ok] or [math.nan]
+    return {"wall": wall, "errors": errors, "ids": {s: r.get("ids") for s, r in out.items()},
+            "first_p50": percentile(firsts, 50), "first_p95": percentile(firsts, 95),
+            "done_p50": percentile(dones, 50), "done_p95": percentile(dones, 95),
+            "tokens": len(ok) * tokens * 2}
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    if args.server:
+        return server_main(args)
+    cores = os.cpu_count() or 1
+    models = []
+    for name in ("gpt-shakespeare", "lstm-shakespeare"):
+        loaded = load_checkpoint(Path(args.checkpoints) / name)
+        models.append((loaded.model.eval(), loaded.tokenizer))
+    worker = None if args.separate_workers else DecodeWorker()
+    schedulers = [DecodeScheduler(m, tok, max_rows=args.max_rows, max_waiting=64, worker=worker)
+                  for m, tok in models]
+
+    def before(seed):
+        return [generate_stream(m, tok, PROMPT, settings=SETTINGS, max_new_tokens=args.tokens, seed=seed)
+                for m, tok in models]
+
+    def after(seed):
+        return [s.stream(PROMPT, settings=SETTINGS, max_new_tokens=args.tokens, seed=seed) for s in schedulers]
+
+    run_clients(before, 2, min(args.tokens, 20))      # warm-up (first calls, allocations)
+    run_clients(after, 2, min(args.tokens, 20))
+    # one client alone, three times (start, middle, end of the run): the fastest is the reference,
+    # so a burst of load from other processes cannot flatter the ratios
+    singles = [run_clients(before, 1, args.tokens)]
+    results = {}
+    for n in args.clients:
+        for mode, open_streams in (("before", before), ("after", after)):
+            results[mode, n] = run_clients(open_streams, n, args.tokens)
+        if len(singles) < 2 and n != min(args.clients):
+            singles.append(run_clients(before, 1, args.tokens))
+    singles.append(run_clients(before, 1, args.tokens))
+    for s in schedulers:
+        s.close()
+    header = (f"both models, the app's /generate as library calls, torch threads {torch.get_num_threads()}")
+    return report_and_print(args, results, singles, cores, header,
+                            {"max_rows": args.max_rows, "workers": "separate" if args.separate_workers else "shared",
+                             "scheduler_steps": [s.steps for s in schedulers]})
+
+
+def report_and_print(args, results: dict, singles: list, cores: int, header: str, extra: dict) -> dict:
+    """The table and the last-line JSON of either mode."""
+    if ("before", 1) in results:
+        singles.append(results["before", 1])
+    single_rates = [r["tokens"] / r["wall"] for r in singles]
+    single_rate = max(single_rates)
+    report = {"tokens_per_model": args.tokens, "cores": cores, "torch_threads": torch.get_num_threads(),
+              "single_tok_s": round(single_rate, 1), "single_tok_s_runs": [round(r, 1) for r in single_rates],
+              **extra}
+    rows = []
+    for (mode, n), r in results.items():
+        prefix = "before_" if mode == "before" else ""
+        agg = r["tokens"] / r["wall"]
+        values = {"first_token_p50_s": r["first_p50"], "first_token_p95_s": r["first_p95"],
+                  "completion_p50_s": r["done_p50"], "completion_p95_s": r["done_p95"],
+                  "aggregate_tok_s": agg, "aggregate_vs_single": agg / single_rate,
+                  "requests_per_s_per_core": n / r["wall"] / cores}
+        for key, value in values.items():
+            report[f"{prefix}{key}_{n}"] = round(value, 3)
+        if r["errors"]:
+            report[f"{prefix}errors_{n}"] = r["errors"][:3]
+        rows.append((mode, n, values, len(r["errors"])))
+        if mode == "after":
+            report[f"same_tokens_{n}"] = r["ids"] == results["before", n]["ids"]
+    if max(args.clients) == 32 and args.tokens == 200:
+        report["goals_met"] = {k: (report[k] <= v if "completion" in k else report[k] >= v)
+                               for k, v in GOALS.items()}
+
+    print(f"{args.tokens} tokens per model per client; {header}; {cores} cores; one client alone: "
+          f"{single_rate:.0f} tokens/s (fastest of {', '.join(f'{r:.0f}' for r in single_rates)})")
+    print(f"{'mode':7s} {'N':>3s} {'first p50':>10s} {'first p95':>10s} {'done p50':>9s} {'done p95':>9s} "
+          f"{'tokens/s':>9s} {'× one':>6s} {'req/s/core':>10s} {'errors':>6s}")
+    for mode, n, v, errors in rows:
+        print(f"{mode:7s} {n:3d} {v['first_token_p50_s']:9.3f}s {v['first_token_p95_s']:9.3f}s "
+              f"{v['completion_p50_s']:8.3f}s {v['completion_p95_s']:8.3f}s {v['aggregate_tok_s']:9.0f} "
+              f"{v['aggregate_vs_single']:6.1f} {v['requests_per_s_per_core']:10.2f} {errors:6d}")
+    print(json.dumps(report))
+    return report
+
+
+# ------------------------------------------------------------------------------ through the app
+
+SERVER_SETTINGS = (SETTINGS.temperature, SETTINGS.top_k, SETTINGS.top_p)
+PAIR = "small (CPU-trained)"
+
+
+def launch_app(args):
+    """The app (app.py's build_demo, queue and launch), in this process, on a free loopback port:
+    (demo, url). The generate concurrency is read when the app's modules are imported: set it first."""
+    import socket
+    os.environ["SCRATCHFORMER_GENERATE_CONCURRENCY"] = str(args.generate_concurrency)
+    os.environ["SCRATCHFORMER_CHECKPOINTS"] = args.checkpoints
+    os.environ.setdefault("MPLBACKEND", "agg")
+    from scratchformer.app import blocks as ui
+    demo = ui.build_demo()
+    demo.queue(default_concurrency_limit=4, max_size=max(64, 2 * max(args.clients)))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
+                            **ui.launch_kwargs())
+    demo.bank.load_models(late_in_background=False)
+    return demo, url
+
+
+def http_client(client, seed: int, tokens: int, start: threading.Barrier, out: dict) -> None:
+    """One visitor of the app: /generate, streamed; the first update with generated text, the last."""
+    start.wait()
+    t0 = time.perf_counter()
+    try:
+        job = client.submit(PROMPT, *SERVER_SETTINGS, tokens, seed, None, PAIR, api_name="/generate")
+        first = None
+        for update in job:
+            if first is None and update[0]:
+                first = time.perf_counter() - t0
+        final = job.outputs()[-1]
+        done = time.perf_counter() - t0
+        if first is None:
+            first = done
+        out[seed] = {"first": first, "done": done, "ids": [final[0], final[2]]}
+    except Exception as e:   # noqa: BLE001  reported in the table, the run goes on
+        out[seed] = {"error": f"{type(e).__name__}: {e}"}
+
+
+def run_http_clients(clients: list, n: int, tokens: int) -> dict:
+    """n clients (the first n of ``clients``) at once: as :func:`run_clients`, "ids" being the texts."""
+    out: dict = {}
+    barrier = threading.Barrier(n + 1)
+    threads = [threading.Thread(target=http_client, args=(clients[i], 1000 + i, tokens, barrier, out))
+               for i in range(n)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    return summarise(out, time.perf_counter() - t0, tokens)
+
+
+def server_main(args) -> dict:
+    """``--server``: before (SCRATCHFORMER_BATCHING=0) and after, through the app's HTTP API."""
+    from gradio_client import Client
+    from scratchformer.app.bank import BATCHING_ENV
+    demo, url = launch_app(args)
+    cores = os.cpu_count() or 1
+    try:
+        clients = [Client(url, verbose=False) for _ in range(max(args.clients))]
+        modes = {"before": "0", "after": "1"}
+        for flag in modes.values():                          # warm-up: first calls, the schedulers
+            os.environ[BATCHING_ENV] = flag
+            run_http_clients(clients, 2, min(args.tokens, 20))
+        results, singles = {}, []
+        os.environ[BATCHING_ENV] = "0"
+        singles.append(run_http_clients(clients, 1, args.tokens))
+        for n in args.clients:
+            for mode, flag in modes.items():
+                os.environ[BATCHING_ENV] = flag
+                results[mode, n] = run_http_clients(clients, n, args.tokens)
+        os.environ[BATCHING_ENV] = "0"
+        singles.append(run_http_clients(clients, 1, args.tokens))
+        steps = [s.steps for _, s in demo.bank.schedulers._by_model.values() if s is not None]  # noqa: SLF001
+    finally:
+        os.environ.pop(BATCHING_ENV, None)
+        demo.bank.schedulers.close()
+        demo.close()
+    header = (f"through the app's /generate over HTTP (gradio_client), generate concurrency "
+              f"{args.generate_concurrency}, torch threads {torch.get_num_threads()}")
+    return report_and_print(args, results, singles, cores, header, {"mode": "server", "scheduler_steps": steps,
+                                                                    "generate_concurrency": args.generate_concurrency})
+
+
+if __name__ == "__main__":
+    main()

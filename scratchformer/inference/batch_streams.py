@@ -1,0 +1,123 @@
+"""What a reader and the decode worker share: a request, its row, and the stream that reads it.
+
+A reader's thread calls :meth:`DecodeScheduler.stream <scratchformer.inference.batching.DecodeScheduler.stream>`
+and gets a :class:`GenerationStream`; the worker's thread serves the :class:`Request` behind it as a
+:class:`Row` of the batch and puts each :class:`~scratchformer.inference.generation.GenStep` into the
+request's queue (``out``), then :data:`END`, or an exception for the reader to raise. The queue is the
+only hand-over: the reader never touches torch state of the batch.
+"""
+from __future__ import annotations
+
+import queue
+import time
+from dataclasses import dataclass, field
+from typing import Optional
+
+import torch
+
+from .generation import GenStep
+from .sampling import SamplingSettings
+
+
+class SchedulerBusy(ValueError):
+    """Too many generations at once: every row runs and the waiting line is full. Retry later."""
+
+
+END = object()   # put after a stream's last GenStep
+
+
+@dataclass
+class Request:
+    """What a reader asked for; shared by its stream (the reader's thread) and the worker.
+
+    ``cancelled`` and ``last_read`` are plain attributes written by one thread and read by the
+    other (a single assignment is atomic in Python); ``out`` is the thread-safe hand-over.
+    """
+
+    prompt_ids: list[int]
+    settings: SamplingSettings
+    max_new_tokens: int
+    generator: torch.Generator
+    out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    submitted: float = field(default_factory=time.perf_counter)
+    last_read: float = field(default_factory=time.perf_counter)
+    cancelled: bool = False
+    paused: bool = False
+
+
+@dataclass
+class Row:
+    """A running request, as the worker keeps it. Its index in the worker's row list is its row in
+    the batch (and in the batched cache)."""
+
+    request: Request
+    seq: list[int]              # prompt ids + the ids generated so far
+    start: int = 0              # index in seq of the first token the model's window holds (GPT)
+    length: int = 0             # positions in the row's cache (GPT); tokens read (LSTM)
+    emitted: int = 0            # GenSteps sent
+    paused_s: float = 0.0       # time spent paused because the reader was behind (not in elapsed_s)
+
+
+class GenerationStream:
+    """The :class:`GenStep` records of one request served by a :class:`DecodeScheduler`, in order.
+
+    An iterator, like :func:`~scratchformer.inference.generation.generate_stream`'s. ``close()``
+    (also when used as a context manager, or when the stream is garbage collected) tells the worker
+    to free the row at its next step.
+    """
+
+    def __init__(self, scheduler, request: Request):   # scheduler: the DecodeScheduler serving it
+        self._scheduler = scheduler
+        self._request = request
+        self._finished = False
+
+    def __iter__(self) -> "GenerationStream":
+        return self
+
+    def __next__(self) -> GenStep:
+        if self._finished:
+            raise StopIteration
+        request = self._request
+        while True:
+            try:
+                item = request.out.get(timeout=0.5)
+                break
+            except queue.Empty:
+                if not self._scheduler.alive:
+                    self._finished = True
+                    raise RuntimeError("the decode scheduler stopped before this generation ended")
+        request.last_read = time.perf_counter()
+        if request.paused:
+            self._scheduler._wake()   # noqa: SLF001  the row can move again
+        if item is END:
+            self._finished = True
+            raise StopIteration
+        if isinstance(item, BaseException):
+            self._finished = True
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop: the row leaves the batch at the next step (a waiting request is dropped now)."""
+        if not self._finished:
+            self._finished = True
+            self._scheduler._cancel(self._request)   # noqa: SLF001
+
+    def __enter__(self) -> "GenerationStream":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __del__(self):
+        self._request.cancelled = True   # no lock here: the worker drops it at its next step
+
+
+
+def fail(request: Request, error: Exception, what: Optional[str] = None) -> None:
+    """Hand ``error`` to the request's reader (wrapped in a RuntimeError saying ``what``, if given)."""
+    if what is not None:
+        wrapped = RuntimeError(f"{what}: {error}")
+        wrapped.__cause__ = error
+        error = wrapped
+    request.out.put(error)
