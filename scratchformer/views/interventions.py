@@ -37,7 +37,7 @@ def logit_lens_figure(lens: dict, title: str = "") -> go.Figure:
         hovertemplate="%{y}, position %{x}<br>top prediction %{customdata[1]} (p %{customdata[0]})<br>"
                       "p(true next) %{z:.3f}<extra></extra>"))
     step = max(1, math.ceil(len(chars) / 64))
-    fig.update_xaxes(title_text="position (the character read)", **token_ticks(names, ticks, step))
+    fig.update_xaxes(title_text="position (the token read)", **token_ticks(names, ticks, step))
     fig.update_yaxes(autorange="reversed", type="category")
     fig.update_layout(margin=dict(l=110, r=20, t=50, b=50))
     return fig
@@ -53,7 +53,7 @@ def ablation_figure(cmp: dict, title: str = "") -> go.Figure:
     fig.add_trace(go.Bar(x=names, y=d, name="loss change (bits)", marker_color=np.where(d > 0, "#c53030", "#2b6cb0").tolist(),
                          hovertemplate="predicting %{x}: %{y:+.2f} bits<extra></extra>"))
     step = max(1, math.ceil(len(names) / 64))
-    fig.update_xaxes(title_text="the character being predicted", **token_ticks(names, ticks, step))
+    fig.update_xaxes(title_text="the token being predicted", **token_ticks(names, ticks, step))
     fig.update_yaxes(title_text="Δ bits", zeroline=True)
     return fig
 
