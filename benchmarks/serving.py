@@ -107,12 +107,14 @@ def client(open_streams, seed: int, tokens: int, start: threading.Barrier, out: 
         out[seed] = {"error": f"{type(e).__name__}: {e}"}
 
 
-def run_clients(open_streams, n: int, tokens: int) -> dict:
-    """n clients at once; their timings, the wall time, and their token ids by seed."""
+def run_clients(source, n: int, tokens: int, target=None) -> dict:
+    """n clients at once (``target(source_i, seed, tokens, barrier, out)``, default :func:`client` on
+    ``source``; a list of sources gives client i the i-th); their timings, the wall time, their ids."""
+    target = target or client
     out: dict = {}
     barrier = threading.Barrier(n + 1)
-    threads = [threading.Thread(target=client, args=(open_streams, 1000 + i, tokens, barrier, out))
-               for i in range(n)]
+    threads = [threading.Thread(target=target, args=(source[i] if isinstance(source, list) else source,
+                                                     1000 + i, tokens, barrier, out)) for i in range(n)]
     for t in threads:
         t.start()
     barrier.wait()
@@ -259,17 +261,7 @@ def http_client(client, seed: int, tokens: int, start: threading.Barrier, out: d
 
 def run_http_clients(clients: list, n: int, tokens: int) -> dict:
     """n clients (the first n of ``clients``) at once: as :func:`run_clients`, "ids" being the texts."""
-    out: dict = {}
-    barrier = threading.Barrier(n + 1)
-    threads = [threading.Thread(target=http_client, args=(clients[i], 1000 + i, tokens, barrier, out))
-               for i in range(n)]
-    for t in threads:
-        t.start()
-    barrier.wait()
-    t0 = time.perf_counter()
-    for t in threads:
-        t.join()
-    return summarise(out, time.perf_counter() - t0, tokens)
+    return run_clients(clients, n, tokens, target=http_client)
 
 
 def server_main(args) -> dict:
@@ -279,7 +271,7 @@ def server_main(args) -> dict:
     demo, url = launch_app(args)
     cores = os.cpu_count() or 1
     try:
-        clients = [Client(url, verbose=False) for _ in range(max(args.clients))]
+        clients = [Client(url, verbose=False) for _ in range(max(2, *args.clients))]   # 2: the warm-up
         modes = {"before": "0", "after": "1"}
         for flag in modes.values():                          # warm-up: first calls, the schedulers
             os.environ[BATCHING_ENV] = flag

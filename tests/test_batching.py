@@ -44,24 +44,30 @@ def alone(model, tokenizer, prompt, settings, n, seed):
     return list(generate_stream(model, tokenizer, prompt, settings=settings, max_new_tokens=n, seed=seed))
 
 
-def read_all_concurrently(streams):
-    """Each stream read by a thread of its own, all at once (as the app's visitors do)."""
-    out = [None] * len(streams)
-    errors = []
+def in_threads(fn, args_list, timeout: float = 120):
+    """``fn(*args)`` for every args, each in a thread of its own, all started together → results."""
+    out, errors = [None] * len(args_list), []
+    barrier = threading.Barrier(len(args_list))
 
-    def read(i):
+    def run(i):
         try:
-            out[i] = list(streams[i])
+            barrier.wait()
+            out[i] = fn(*args_list[i])
         except Exception as e:   # noqa: BLE001
             errors.append(e)
 
-    threads = [threading.Thread(target=read, args=(i,)) for i in range(len(streams))]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(args_list))]
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
+        t.join(timeout)
     assert not errors, errors
     return out
+
+
+def read_all_concurrently(streams):
+    """Each stream read by a thread of its own, all at once (as the app's visitors do)."""
+    return in_threads(list, [(s,) for s in streams], timeout=60)
 
 
 def assert_same_steps(close, name, got, ref, atol=1e-5):

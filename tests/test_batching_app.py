@@ -3,13 +3,13 @@ many visitors at once get exactly the texts generate_stream writes alone; one sc
 model, shared by the per-request banks of for_pair; a full scheduler reaches the person as a clear
 message; a generation stopped early (a client that left) frees its row at once; and
 SCRATCHFORMER_BATCHING=0 turns it all off. Tiny random-weight checkpoints (tests/app_checkpoints.py)."""
-import threading
 import time
 
 import gradio as gr
 import pytest
 
 from app_checkpoints import make_checkpoints, make_word_checkpoints
+from test_batching import in_threads    # all started together, each in a thread of its own
 from scratchformer.app import bank as bank_module
 from scratchformer.app import mcp_tools as T
 from scratchformer.app.bank import LSTM_NAME, TRANSFORMER, WORD_PAIR, WORD_TRANSFORMER, ModelBank
@@ -50,27 +50,6 @@ def alone(bank, name, prompt, temperature, top_k, top_p, n, seed):
     return "".join(g.text for g in generate_stream(loaded.model, loaded.tokenizer, prompt or "\n",
                                                    settings=SamplingSettings(temperature, top_k, top_p),
                                                    max_new_tokens=n, seed=seed))
-
-
-def in_threads(fn, args_list):
-    """``fn(*args)`` for every args, each in a thread of its own, all started together → results."""
-    out, errors = [None] * len(args_list), []
-    barrier = threading.Barrier(len(args_list))
-
-    def run(i):
-        try:
-            barrier.wait()
-            out[i] = fn(*args_list[i])
-        except Exception as e:   # noqa: BLE001
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(args_list))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not errors, errors
-    return out
 
 
 def wait_for(condition, timeout=10.0):
