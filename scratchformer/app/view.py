@@ -67,10 +67,9 @@ def shaped(kind: str, shape: dict, value=None):
             return None
         choices = head_choices(shape["layer"], shape["head"]) if kind == "heads" else block_choices(shape["layer"])
         return gr.update(choices=choices, value=[v for v in (value or []) if v in choices])
-    key = "layer" if kind == "layer" else kind
-    if key not in shape:
+    if kind not in shape:
         return None
-    lo, hi = (0, shape[key] - 1) if kind == "lstm_unit" else (1, shape[key])
+    lo, hi = (0, shape[kind] - 1) if kind == "lstm_unit" else (1, shape[kind])
     v = hi if value is None else min(max(value, lo), hi)
     return gr.update(minimum=lo, maximum=max(hi, lo + 1), value=v, interactive=hi > lo)
 
@@ -92,16 +91,14 @@ def _fits(controls: Sequence[Control]) -> list[str]:
     return fits
 
 
-def _tab_ids(component) -> list[str]:
-    """The ids of the tabs that hold ``component`` (outer first); None when one of them has no id."""
-    ids, block = [], getattr(component, "parent", None)
+def _tabs(view: View) -> list:
+    """The tabs that hold ``view``'s first output, outer first ([] when it has none)."""
+    tabs, block = [], getattr(view.outputs[0], "parent", None) if view.outputs else None
     while block is not None:
         if isinstance(block, gr.Tab):
-            if not block.id:
-                return None
-            ids.insert(0, str(block.id))
+            tabs.insert(0, block)
         block = getattr(block, "parent", None)
-    return ids
+    return tabs
 
 
 NOT_SHOWN = ""   # the pair a page sends for a view it does not show now: nothing is computed
@@ -125,7 +122,8 @@ def before_js(view: View, bank: ModelBank, catch_up: bool = False) -> Optional[s
     p, name = names.index("pair"), json.dumps(view.api_name)
     shapes = json.dumps({pair: bank.shape(pair) for pair in bank.pairs()})
     body = [f"const s = ({shapes})[a[{p}]] || {{}};", *_fits(view.controls)]
-    tabs = _tab_ids(view.outputs[0]) if view.outputs else None
+    held_by = _tabs(view)
+    tabs = [str(t.id) for t in held_by] if all(t.id for t in held_by) else None   # found by their ids
     if tabs:
         body += [f"const shown = {json.dumps(tabs)}.every(id => document.querySelector("
                  "`[role=tab][data-tab-id=\"${id}\"][aria-selected=\"true\"]`));",
@@ -140,16 +138,6 @@ def before_js(view: View, bank: ModelBank, catch_up: bool = False) -> Optional[s
         return None
     # the page passes the outputs' values after the inputs (a drawn plot's holds cycles): inputs only
     return f"(...all) => {{ const a = all.slice(0, {len(view.controls)}); " + " ".join(body) + " return a; }"
-
-
-def _tab_selects(view: View) -> list:
-    """The ``select`` events of the tabs that hold a live view (it catches up when shown)."""
-    out, block = [], getattr(view.outputs[0], "parent", None) if view.outputs else None
-    while block is not None:
-        if isinstance(block, gr.Tab):
-            out.append(block.select)
-        block = getattr(block, "parent", None)
-    return out
 
 
 def _unless_not_shown(compute: Callable, view: View) -> Callable:
@@ -267,7 +255,7 @@ def declare(view: View, bank: ModelBank, share: Optional[LinkRow] = None):
     event = model_event(list(view.triggers), bound(compute, bank), view.components, list(view.outputs),
                         view.api_name, group=view.group, **options)
     if options.get("js") == js and catch_up:    # a hidden view, stale, is computed when its tab is opened
-        model_event(_tab_selects(view), bound(compute, bank), view.components, list(view.outputs),
+        model_event([t.select for t in _tabs(view)], bound(compute, bank), view.components, list(view.outputs),
                     f"{view.api_name}_shown", group=view.group,
                     **{**options, "js": catch_up, "api_visibility": "private"})
     follow_pair(view.controls, bank)
