@@ -374,6 +374,24 @@ def test_every_event_is_named_bounded_and_only_computes_the_latest_input(bank):
     assert {t[1] for t in head.targets} == {"input"}                  # sliders: pointer and keyboard
 
 
+def test_a_hidden_view_catches_up_when_its_tab_opens_by_one_event_per_trigger(bank):
+    """A view computed nothing while its tab was hidden; opening one of its tabs computes it. Where the
+    view's own event already fires on that tab's select, no catch-up event does too: two events of the
+    same outputs on one trigger raced in the browser, and Gradio 6.31 then showed their progress for
+    good (a frozen "0.1s" over the Forward pass tab's views)."""
+    demo = ui.build_demo(bank=bank)
+    fns = {f.api_name: f for f in demo.fns.values() if f.api_name}
+    caught_up = {n.removesuffix("_shown") for n in fns if n.endswith("_shown")}
+    assert {"attention", "generate", "inside_logit_lens", "lstm_gates", "hidden_states"} <= caught_up
+    for name in caught_up:
+        shared = {tuple(t) for t in fns[name + "_shown"].targets} & {tuple(t) for t in fns[name].targets}
+        assert not shared, f"{name} and its catch-up event both fire on {shared}"
+        assert fns[name + "_shown"].outputs == fns[name].outputs
+    # the Forward pass walk fires on both of its tabs' selects itself: no catch-up event of its own
+    assert "inside_walkthrough" in fns and "inside_walkthrough" not in caught_up
+    assert sum(t[1] == "select" for t in fns["inside_walkthrough"].targets) == 2
+
+
 def test_torch_threads_fit_the_machine():
     n = configure_torch(concurrency=2)
     assert 1 <= n <= 4 and torch.get_num_threads() == n

@@ -254,8 +254,12 @@ def declare(view: View, bank: ModelBank, share: Optional[LinkRow] = None):
         compute = _unless_not_shown(compute, view)
     event = model_event(list(view.triggers), bound(compute, bank), view.components, list(view.outputs),
                         view.api_name, group=view.group, **options)
-    if options.get("js") == js and catch_up:    # a hidden view, stale, is computed when its tab is opened
-        model_event([t.select for t in _tabs(view)], bound(compute, bank), view.components, list(view.outputs),
+    # a hidden view, stale, is computed when one of its tabs is opened: by its own event where that tab's
+    # select is one of its triggers, else by a catch-up event (two events of the same outputs on one
+    # trigger would race: Gradio 6.31 then left their progress shown for good)
+    opened = [t.select for t in _tabs(view) if t.select not in list(view.triggers)]
+    if options.get("js") == js and catch_up and opened:
+        model_event(opened, bound(compute, bank), view.components, list(view.outputs),
                     f"{view.api_name}_shown", group=view.group,
                     **{**options, "js": catch_up, "api_visibility": "private"})
     follow_pair(view.controls, bank)
