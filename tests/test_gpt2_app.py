@@ -149,6 +149,10 @@ def test_generation_on_the_page_is_transformers_greedy_generate(demo, reference)
     assert last.transformer_stats.startswith("**GPT-2** · 16 tokens")          # named as itself in its role
     mcp = T.generate(bank, TEXT, 0, 0, 1, 16, 0, models="gpt2")
     assert mcp["transformer"] == last.transformer_text and mcp["lstm"] == last.lstm_text
+    alone = T.generate(bank, TEXT, 0, 0, 1, 16, 0, model="gpt2")          # GPT-2 by itself: the same text
+    assert alone["transformer"] == last.transformer_text and alone["lstm"] is None
+    assert alone["names"] == {"transformer": GPT2}
+    assert T.attention(bank, TEXT, N_LAYER, N_HEAD, model="gpt2")["model"] == GPT2
 
 
 def test_a_large_model_writes_at_most_300_tokens_per_request():

@@ -23,10 +23,10 @@ from scratchformer.inference.seq2seq import decode_with_trace
 
 ARGS = {  # one call of each tool (small, so the tests stay fast)
     "generate": dict(prompt="ROMEO:\n", temperature=0.9, top_k=20, top_p=0.9, max_new_tokens=12, seed=5,
-                     models="characters"),
+                     models="characters", model=""),
     "next_char_distribution": dict(text="O Romeo", temperature=0.7, top_k=10, top_p=0.5, top_n=12, seed=3,
-                                   models="characters"),
-    "attention": dict(text="JULIET:\nO Romeo!", layer=2, head=1, causal=False, models="characters"),
+                                   models="characters", model="lstm"),
+    "attention": dict(text="JULIET:\nO Romeo!", layer=2, head=1, causal=False, models="characters", model="gpt"),
     "normalize_date": dict(source="3rd of March 1999", method="beam", beam_size=3, alpha=0.6, layer=0, head=2),
     "fill_blanks": dict(text="My l_rd, the k_ng is d_ad.", top_k=3),
 }
@@ -251,7 +251,7 @@ def test_each_tool_answers_the_same_through_mcp_and_gradio_client(url, client):
 def test_generate_tool_writes_what_the_app_generate_endpoint_writes(url, client):
     a = ARGS["generate"]
     [(_, text)] = mcp_calls(url, [("generate", a)])
-    app = client.predict(*[v for k, v in a.items() if k != "models"], api_name="/generate")
+    app = client.predict(*[v for k, v in a.items() if k not in ("models", "model")], api_name="/generate")
     assert (parsed(text)["transformer"], parsed(text)["lstm"]) == (app[0], app[2])
 
 
@@ -304,3 +304,30 @@ def test_the_language_model_tools_take_the_word_pair(tmp_path):
                                                              temperature=0)["transformer"]
     dist = T.next_char_distribution(bank, "O Romeo", models="words")
     assert dist["transformer"]["vocabulary"] == gpt.tokenizer.vocab_size
+
+
+def test_the_language_model_tools_take_any_one_model_by_itself(tmp_path):
+    """model="word-lstm" (or its name in the page): that model alone, in its role, equal to what the
+    pair writes in that role; the other role is null; the names say which model wrote what."""
+    from app_checkpoints import make_word_checkpoints
+    bank = ModelBank.load(make_word_checkpoints(make_checkpoints(tmp_path)), device="cpu")
+    args = dict(prompt="ROMEO:", max_new_tokens=6, temperature=0.9, seed=4)
+    pair = T.generate(bank, models="words", **args)
+    assert pair["names"] == {"transformer": "Transformer (words)", "lstm": "LSTM (words)"}
+    alone = T.generate(bank, model="word-lstm", **args)
+    assert alone["lstm"] == pair["lstm"] and alone["transformer"] is None
+    assert alone["names"] == {"lstm": "LSTM (words)"}
+    assert T.generate(bank, model="lstm (WORDS)", **args)["lstm"] == pair["lstm"]       # the page's name
+    chars = T.generate(bank, model="gpt", **args)
+    assert chars["transformer"] == T.generate(bank, **args)["transformer"] and chars["lstm"] is None
+    dist = T.next_char_distribution(bank, "O Romeo", model="word-gpt")
+    assert dist["lstm"] is None and dist["transformer"] == T.next_char_distribution(bank, "O Romeo", models="words")["transformer"]
+    att = T.attention(bank, "O Romeo, Romeo", model="word-gpt")
+    assert att["model"] == "Transformer (words)"
+    assert att["weights"] == T.attention(bank, "O Romeo, Romeo", models="words")["weights"]
+    with pytest.raises(ValueError, match="model must name a Transformer for attention"):
+        T.attention(bank, "O Romeo", model="word-lstm")
+    with pytest.raises(ValueError, match=r"model must be one of 'gpt', 'lstm', 'word-gpt', 'word-lstm' .*got 'gpt2'"):
+        T.generate(bank, model="gpt2")          # not offered: no GPT-2 in this app
+    with pytest.raises(ValueError, match="model must be one of"):
+        T.generate(bank, model=["gpt"])

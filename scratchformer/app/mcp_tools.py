@@ -28,7 +28,8 @@ import json
 from typing import Callable
 
 from ..inference.choices import BLANK, MAX_BEAM_SIZE
-from .bank import BERT, ENCDEC, GPT2_PAIR, LANGUAGE_MODELS, LARGE_PAIR, SMALL_PAIR, TRANSFORMER, WORD_PAIR, ModelBank
+from .bank import (BERT, ENCDEC, GPT2, GPT2_PAIR, LANGUAGE_MODELS, LARGE_LSTM, LARGE_PAIR, LARGE_TRANSFORMER, LSTM_NAME,
+                   PAIRS, SMALL_PAIR, TRANSFORMER, WORD_LSTM, WORD_PAIR, WORD_TRANSFORMER, ModelBank)
 from .events import friendly
 from .policy import (MAX_ANALYSIS_CHARS, MAX_PROMPT_CHARS, as_int, as_number, check_index, check_text,
                      context_limit, generation_prompt, prepare_text, shown_value)
@@ -43,6 +44,11 @@ DECODE_METHODS = ("greedy", "beam")
 MODEL_PAIRS = {"characters": SMALL_PAIR, "words": WORD_PAIR, "large": LARGE_PAIR, "gpt2": GPT2_PAIR}
 
 
+# The ``model`` argument: one language model of the app by itself, by a short id (or its name in the page).
+MODEL_IDS = {"gpt": TRANSFORMER, "lstm": LSTM_NAME, "word-gpt": WORD_TRANSFORMER, "word-lstm": WORD_LSTM,
+             "large-gpt": LARGE_TRANSFORMER, "large-lstm": LARGE_LSTM, "gpt2": GPT2}
+
+
 def _pair_bank(bank: ModelBank, models) -> ModelBank:
     """The bank with the pair ``models`` names in the Transformer and LSTM roles; ValueError naming
     the pairs this app offers."""
@@ -50,6 +56,24 @@ def _pair_bank(bank: ModelBank, models) -> ModelBank:
     if not isinstance(models, str) or models not in offered:
         raise ValueError(f"models must be one of {', '.join(map(repr, offered))}; got {shown_value(models)}")
     return bank.for_pair(MODEL_PAIRS[models])
+
+
+def _chosen(bank: ModelBank, models, model) -> tuple[ModelBank, tuple[str, ...]]:
+    """What a language-model tool runs: (a bank with the right models in the Transformer and LSTM
+    roles, the roles to run). ``model`` ("" = not given) names one model the app offers, by its id in
+    :data:`MODEL_IDS` or its name in the page ("Transformer (words)", "GPT-2"), and runs it alone in
+    its role; otherwise the pair ``models`` names runs in both. ValueError naming the models offered."""
+    if model == "" or model is None:
+        return _pair_bank(bank, models), LANGUAGE_MODELS
+    offered = {key: name for key, name in MODEL_IDS.items() if bank.offered(name)}
+    name = offered.get(model) if isinstance(model, str) else None
+    if name is None and isinstance(model, str):
+        name = next((n for n in offered.values() if n.casefold() == model.strip().casefold()), None)
+    if name is None:
+        raise ValueError(f"model must be one of {', '.join(map(repr, offered))} (or \"\" for the pair "
+                         f"given by models); got {shown_value(model)}")
+    pair, role = next((p, r) for p, roles in PAIRS.items() for r, n in roles.items() if n == name)
+    return bank.for_pair(pair), (role,)
 
 
 def _round(values, digits: int):
@@ -67,10 +91,10 @@ def _check_bool(value, name: str) -> bool:
     return value
 
 
-def _language_models(bank: ModelBank, notes: list[str]) -> dict:
-    """{JSON key: loaded model} of the two language models that loaded; a note for each that did not."""
+def _language_models(bank: ModelBank, notes: list[str], roles=LANGUAGE_MODELS) -> dict:
+    """{JSON key: loaded model} of the language models in ``roles`` that loaded; a note for each that did not."""
     loaded = {}
-    for name in LANGUAGE_MODELS:
+    for name in roles:
         if bank.available(name):
             loaded[KEYS[name]] = bank.get(name)
         else:
@@ -78,6 +102,11 @@ def _language_models(bank: ModelBank, notes: list[str]) -> dict:
     if not loaded:
         raise ValueError("no language model could be loaded: " + "; ".join(notes))
     return loaded
+
+
+def _names(bank: ModelBank, roles) -> dict:
+    """{JSON key: the name of the model in that role} ("Transformer (words)", "GPT-2"), for the roles run."""
+    return {KEYS[r]: bank.slots[r].title or r for r in roles}
 
 
 def _prepared_prompt(loaded, prompt: str, notes: list[str]):
@@ -90,7 +119,8 @@ def _prepared_prompt(loaded, prompt: str, notes: list[str]):
 # ------------------------------------------------------------------------------------------ the tools
 
 def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8, top_k: int = 0,
-             top_p: float = 0.95, max_new_tokens: int = 200, seed: int = 0, models: str = "characters") -> dict:
+             top_p: float = 0.95, max_new_tokens: int = 200, seed: int = 0, models: str = "characters",
+             model: str = "") -> dict:
     """Continue a prompt with both language models trained on tiny Shakespeare, the Transformer (GPT) and the LSTM, side by side: the character-level pair, or the word-level (BPE) pair. Sampling applies temperature, then top-k, then top-p; the same prompt, settings and seed always give the same texts (exactly what the app's Generate button writes).
 
     Args:
@@ -101,16 +131,17 @@ def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8
         max_new_tokens: how many tokens each model writes, 1..2000 (1..300 with a model of over 20M parameters, such as GPT-2)
         seed: random seed, a whole number >= 0; each model gets its own generator seeded with it
         models: which pair writes: "characters" (one token per character, 65 of them), "words" (byte-level BPE tokens) or "gpt2" (GPT-2 with the word LSTM), when the app has that pair
+        model: one model by itself instead of the pair: "gpt" or "lstm" (characters), "word-gpt" or "word-lstm" (BPE words), "large-gpt" or "large-lstm", "gpt2" (GPT-2), when the app has it; "" = the pair given by models; the other role's text is then null
 
     Returns:
-        {"transformer": text, "lstm": text, "prompt": the prompt as read, "settings": {...}, "notes": [...]}
+        {"transformer": text, "lstm": text, "names": {"transformer": the model's name, "lstm": ...}, "prompt": the prompt as read, "settings": {...}, "notes": [...]}
     """
-    bank = _pair_bank(bank, models)
+    bank, roles = _chosen(bank, models, model)
     request = check.generation(temperature, top_k, top_p, max_new_tokens, seed,
-                               n_params=bank.largest_model(LANGUAGE_MODELS))
+                               n_params=bank.largest_model(roles))
     settings, max_new_tokens, seed = request.sampling, request.max_new_tokens, request.seed
     prompt, notes = generation_prompt(prompt)
-    models = _language_models(bank, notes)
+    models = _language_models(bank, notes, roles)
     out = {key: None for key in KEYS.values()}
     read = prompt
     names = {KEYS[name]: name for name in LANGUAGE_MODELS}
@@ -122,14 +153,15 @@ def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8
             out[key] = "".join(g.text for g in stream)
         finally:
             stream.close()                # a call cut short frees its row at once
-    return {**out, "prompt": read,
+    return {**out, "names": _names(bank, roles), "prompt": read,
             "settings": {"temperature": settings.temperature, "top_k": settings.top_k, "top_p": settings.top_p,
                          "max_new_tokens": max_new_tokens, "seed": seed},
             "notes": notes}
 
 
 def next_char_distribution(bank: ModelBank, text: str = "ROMEO:\n", temperature: float = 1.0, top_k: int = 0,
-                           top_p: float = 1.0, top_n: int = 10, seed: int = 0, models: str = "characters") -> dict:
+                           top_p: float = 1.0, top_n: int = 10, seed: int = 0, models: str = "characters",
+                           model: str = "") -> dict:
     """Each model's distribution over the next character after a text, after temperature and after the top-k and top-p filters: the most likely characters with both probabilities, and how many characters each filter cut. It is the distribution the first character of generate is drawn from (same text, settings and seed give the same sampled character).
 
     Args:
@@ -140,19 +172,20 @@ def next_char_distribution(bank: ModelBank, text: str = "ROMEO:\n", temperature:
         top_n: how many characters to list, most likely first, 1..100 (the vocabulary has 65)
         seed: random seed of the draw reported as "sampled", a whole number >= 0
         models: which pair: "characters" (one token per character), "words" (byte-level BPE tokens: "char" is then a token's text) or "gpt2" (GPT-2 with the word LSTM), when the app has that pair
+        model: one model by itself instead of the pair: "gpt" or "lstm" (characters), "word-gpt" or "word-lstm" (BPE words), "large-gpt" or "large-lstm", "gpt2" (GPT-2), when the app has it; "" = the pair given by models; the other role is then null
 
     Returns:
-        {"transformer": {...}, "lstm": {...}, "settings": {...}, "notes": [...]}; per model: "context" (the characters read), "top" (char, p_temperature, p_filtered, cut_by: null, "top_k" or "top_p"), "kept", "cut_by_top_k", "cut_by_top_p", "greedy", "sampled"
+        {"transformer": {...}, "lstm": {...}, "names": {"transformer": the model's name, "lstm": ...}, "settings": {...}, "notes": [...]}; per model: "context" (the characters read), "top" (char, p_temperature, p_filtered, cut_by: null, "top_k" or "top_p"), "kept", "cut_by_top_k", "cut_by_top_p", "greedy", "sampled"
     """
     import torch
     from ..inference.generation import generate_stream
     settings, seed = check.sampling(temperature, top_k, top_p), check.seed(seed)
     top_n = as_int(top_n, "top_n", 1, MAX_TOP_N)
-    bank = _pair_bank(bank, models)
+    bank, roles = _chosen(bank, models, model)
     text = check_text(text, "text", limit=None)      # cropped to what the models read, then encoded
     notes: list[str] = []
     out = {key: None for key in KEYS.values()}
-    for key, loaded in _language_models(bank, notes).items():
+    for key, loaded in _language_models(bank, notes, roles).items():
         prep = _prepared_prompt(loaded, text, notes)
         # one step of the app's own generation: the model's next-character logits, then sample_step
         g = next(generate_stream(loaded.model, loaded.tokenizer, prep.text, settings=settings, max_new_tokens=1,
@@ -170,13 +203,14 @@ def next_char_distribution(bank: ModelBank, text: str = "ROMEO:\n", temperature:
                     "vocabulary": tok.vocab_size,
                     "greedy": tok.token_text(int(torch.argmax(step.logits))),
                     "sampled": {"char": tok.token_text(step.token_id), "p": round(step.token_prob, 6)}}
-    return {**out, "settings": {"temperature": settings.temperature, "top_k": settings.top_k,
-                                "top_p": settings.top_p, "seed": seed},
+    return {**out, "names": _names(bank, roles),
+            "settings": {"temperature": settings.temperature, "top_k": settings.top_k,
+                         "top_p": settings.top_p, "seed": seed},
             "notes": notes}
 
 
 def attention(bank: ModelBank, text: str = "JULIET:\nO Romeo, Romeo!", layer: int = 1, head: int = 1,
-              causal: bool = True, models: str = "characters") -> dict:
+              causal: bool = True, models: str = "characters", model: str = "") -> dict:
     """The Transformer's self-attention matrix of one layer and head over a text, as in the app's Attention tab: row i is how character i spreads its attention over the characters it may see (each row sums to 1). With the causal mask off every character also sees the ones after it, which the model never saw in training.
 
     Args:
@@ -185,12 +219,16 @@ def attention(bank: ModelBank, text: str = "JULIET:\nO Romeo, Romeo!", layer: in
         head: which head, 1-based (1..number of heads, 4 in the shipped model)
         causal: true = with the causal mask the model was trained with, false = without it
         models: whose Transformer: "characters" (one token per character), "words" (byte-level BPE tokens) or "gpt2" (GPT-2 with the word LSTM), when the app has that pair
+        model: one Transformer by itself instead of the pair's: "gpt", "word-gpt", "large-gpt" or "gpt2" (when the app has it); "" = the Transformer of the pair given by models
 
     Returns:
-        {"chars": [...], "weights": [[...]] (query rows x key columns, 4 decimals), "layer", "head", "causal", "n_layer", "n_head", "bits_per_char", "notes"}
+        {"chars": [...], "weights": [[...]] (query rows x key columns, 4 decimals), "model": its name, "layer", "head", "causal", "n_layer", "n_head", "bits_per_char", "notes"}
     """
     from ..inference.traced import run_traced
-    loaded = _pair_bank(bank, models).get(TRANSFORMER)
+    bank, roles = _chosen(bank, models, model)
+    if roles != LANGUAGE_MODELS and TRANSFORMER not in roles:
+        raise ValueError(f"model must name a Transformer for attention (an LSTM has none); got {shown_value(model)}")
+    loaded = bank.get(TRANSFORMER)
     cfg = loaded.config
     text = check_text(text, "text", limit=None)      # cropped to the model's context, then encoded
     l, h = check_index(layer, "layer", cfg.n_layer), check_index(head, "head", cfg.n_head)
@@ -199,6 +237,7 @@ def attention(bank: ModelBank, text: str = "JULIET:\nO Romeo, Romeo!", layer: in
     traced = run_traced(loaded.model, loaded.tokenizer, prep.ids, causal=causal)
     bpc = traced.bits_per_char
     return {"chars": traced.pieces, "weights": _round(traced.trace.self_attn[l][0, h], 4),
+            "model": _names(bank, (TRANSFORMER,))["transformer"],
             "layer": l + 1, "head": h + 1, "causal": causal, "n_layer": cfg.n_layer, "n_head": cfg.n_head,
             "bits_per_char": None if bpc != bpc else round(bpc, 4),
             "notes": prep.notes()}
