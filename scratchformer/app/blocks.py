@@ -35,6 +35,7 @@ from .inside_tab import build_inside_tab
 from .compare_tab import build_compare_tab
 from .embeddings_tab import build_embeddings_tab
 from .inspect_tabs import build_attention_tab, build_lstm_tab, build_models_tab
+from .learn_tab import build_learn_tab
 from .tokenizer_tab import build_tokenizer_tab
 from .links import SharedLinks
 from .seq2seq_tabs import build_gpt_bert_tab, build_seq2seq_tab
@@ -75,6 +76,7 @@ TABS: list[Callable[[ModelBank, gr.Radio], None]] = [build_generate_tab, build_a
 TABS.insert(TABS.index(build_attention_tab) + 1, build_inside_tab)   # after Attention
 TABS.insert(TABS.index(build_embeddings_tab) + 1, build_tokenizer_tab)   # after Embeddings
 TABS.insert(TABS.index(build_tokenizer_tab) + 1, build_compare_tab)    # shown with the word pair only
+TABS.insert(TABS.index(build_lstm_tab) + 1, build_learn_tab)          # after Inside the LSTM
 
 
 def loaded_header(bank: ModelBank) -> str:

@@ -47,6 +47,7 @@ from . import data as D
 from ..checkpoint import (CONFIG_FILE, atomic_save_tensors, atomic_write_text, load_weights_into,
                           model_tensors, read_config, read_tensors, save_checkpoint)
 from ..model.registry import build_model
+from ..snapshots import MAX_SNAPSHOTS, read_snapshots, save_snapshot, snapshot_steps
 from ..model.basics import num_params
 from ..model.config import LSTMConfig, TransformerConfig
 from ..model.fast import accelerate
@@ -292,6 +293,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     g.add_argument("--eval-iters", type=int, default=50)
     g.add_argument("--no-final-eval", action="store_true",
                    help="skip measuring the best checkpoint on the whole validation split at the end")
+    g.add_argument("--snapshots", type=int, default=0,
+                   help="save this many float16 snapshots at log-spaced steps into OUT/snapshots/ (0 = none)")
     g.add_argument("--seed", type=int, default=1337)
     g.add_argument("--device", default=None, help="cpu, cuda, cuda:1 … (default: best available)")
     g.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
@@ -300,6 +303,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for name in ("batch_size", "block_size", "max_iters", "eval_interval", "eval_iters"):
         if getattr(args, name) < 1:
             raise SystemExit(f"--{name.replace('_', '-')} must be ≥ 1 (got {getattr(args, name)})")
+    if not 0 <= args.snapshots <= MAX_SNAPSHOTS:
+        raise SystemExit(f"--snapshots must be in 0…{MAX_SNAPSHOTS} (got {args.snapshots})")
     return args
 
 
@@ -379,6 +384,10 @@ def train(args: argparse.Namespace) -> dict:
     if master:
         signal.signal(signal.SIGTERM, on_sigterm)
 
+    # the steps still to snapshot (a resumed training keeps the ones it has)
+    snap_at = set(snapshot_steps(args.max_iters, args.snapshots)) if master and args.snapshots > 0 else set()
+    snap_at -= {r["step"] for r in read_snapshots(out)} if snap_at else set()
+
     model.train()
     it = state["iter"]
     last_loss = float("nan")
@@ -407,6 +416,12 @@ def train(args: argparse.Namespace) -> dict:
                        f"{' | saved (best)' if improved else ''}", file=sys.stdout)
             sys.stdout.flush()
             t_train, tokens_since = time.perf_counter(), 0  # evaluation time is not training throughput
+        if it in snap_at:   # the model after `it` steps, with its estimated losses (same batches as the log)
+            losses = estimate_loss(model, batch_fn, args, autocast)
+            save_snapshot(out, model, it, {"tokens": it * tokens_per_iter, "train_loss": round(losses["train"], 4),
+                                           "val_loss": round(losses["val"], 4)})
+            snap_at.discard(it)
+            t_train, tokens_since = time.perf_counter(), 0
         if last_step:
             break
         lr = lr_at(it, args)

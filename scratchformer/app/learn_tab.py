@@ -1,0 +1,137 @@
+"""The "Watch it learn" tab: the character pair (Transformer and LSTM) at a dozen steps of their
+training, side by side, from the snapshots their training saved (:mod:`scratchformer.snapshots`).
+
+One slider picks the snapshot; for both models at that step the tab shows the learning curves with
+the step marked, a sample from the same prompt and seed, the Transformer's attention grid on a fixed
+text, each head's numbers over the whole training (with the step marked), and both embedding tables'
+PCA. Everything is computed once per folder (:func:`~scratchformer.inference.learning.learning_history`,
+about 3 s the first time) and kept: moving the slider only draws.
+
+The tab always shows the character pair: the other pairs have no snapshots (their training did not
+save any); the tab says so and how to make them.
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import gradio as gr
+
+from .. import views
+from ..snapshots import read_snapshots
+from .bank import LSTM_NAME, TRANSFORMER, ModelBank
+from .events import live_triggers, md
+from .links import link_row
+from .policy import as_int
+from .view import Control, View, declare
+
+LEARN_INTRO = r"""
+How did the models get here? Their training saved a **snapshot** at a dozen steps, log-spaced
+(0, 1, 2, 5, 11, 25, 55, 122, 272, 605, 1,347, 3,000: a model changes most at the start). Move the
+slider: both models at that step write from the same prompt and seed, the Transformer reads the same
+text, and the plots mark the step. Watch the text go from noise to spaces and vowels to words, the
+loss fall (the LSTM learns faster at first), and the heads turn from spreading their attention evenly
+(high entropy) into heads that look one character back or rest on the first one.
+"""
+
+
+def steps_of(bank: ModelBank) -> list[int]:
+    """The training steps both models of the character pair have a snapshot of ([] when either has
+    none or its snapshots cannot be read). Reads the index files only: no torch."""
+    steps = None
+    for name in (TRANSFORMER, LSTM_NAME):
+        slot = bank.slots.get(name)
+        try:
+            have = {r["step"] for r in read_snapshots(slot.folder)} if slot is not None else set()
+        except ValueError:                  # CheckpointError: the tab says so when it is computed
+            have = set()
+        steps = have if steps is None else steps & have
+    return sorted(steps or ())
+
+
+class LearnUpdate(NamedTuple):
+    """The tab's views at one step, in the order of their outputs."""
+
+    caption: str                 # Markdown
+    curves: object               # figure
+    transformer_sample: str
+    lstm_sample: str
+    attention: object            # figure
+    heads: object                # figure
+    transformer_pca: object      # figure
+    lstm_pca: object             # figure
+
+
+def _bits(nats: float) -> str:
+    return f"{nats / math.log(2):.2f}" if math.isfinite(nats) else "?"
+
+
+def learning_step(bank: ModelBank, snapshot) -> LearnUpdate:
+    """Both models of the character pair at snapshot number ``snapshot`` (0 = the first step). Drawn
+    once per step and kept (a dozen steps; the figures are only read afterwards)."""
+    from ..inference.learning import learning_history
+    steps = steps_of(bank)
+    if not steps:
+        raise ValueError("the character models have no training snapshots (train them with --snapshots 12)")
+    k = as_int(snapshot, "snapshot", 0, len(steps) - 1)
+    bank.load_models()
+    hist = tuple(learning_history(bank.slots[name].folder, bank.device) for name in (TRANSFORMER, LSTM_NAME))
+    key = (tuple(id(h) for h in hist), tuple(steps), k)    # a history is replaced when its index changes
+    if key not in _DRAWN:
+        _DRAWN[key] = (hist, _draw(bank, steps, k, *({v.step: v for v in h} for h in hist)))
+    return _DRAWN[key][1]
+
+
+# (histories, drawn views) by (the histories' ids, the steps, the snapshot); the histories are kept
+# with their figures so that an id is never reused while its entry exists.
+_DRAWN: dict[tuple, tuple] = {}
+
+
+def _draw(bank: ModelBank, steps: list[int], k: int, t_hist: dict, l_hist: dict) -> LearnUpdate:
+    from ..inference.learning import TEXT
+    step = steps[k]
+    t, l = t_hist[step], l_hist[step]
+    last = steps[-1]
+    caption = (f"**Step {step:,} of {last:,}** (snapshot {k + 1} of {len(steps)}) · {t.tokens:,} characters seen · "
+               f"validation loss: Transformer {_bits(t.val_loss)}, LSTM {_bits(l.val_loss)} bits per character "
+               f"(the trainer's estimate at that step)")
+    curves = {name: bank.slots[name].metrics.get("curve", []) for name in (TRANSFORMER, LSTM_NAME)}
+    curves_fig = views.export_name(views.curves_at_step_figure(curves, t.tokens, step), f"learning_curves_step_{step}")
+    attention = views.export_name(views.attention_grid(
+        t.attention, title=f"Transformer at step {step:,}: every head on {TEXT[:24]!r}…"), f"attention_grid_step_{step}")
+    ordered = [t_hist[s] for s in steps]
+    heads = views.export_name(views.head_history_figure(steps, [v.heads for v in ordered], k), "heads_over_training")
+    pcas = []
+    for name, v in ((TRANSFORMER, t), (LSTM_NAME, l)):
+        tok = bank.slots[name].tokenizer
+        pcas.append(views.export_name(views.embedding_pca_figure(
+            v.embeddings, tok.texts, specials=tok.specials, title=f"{name} embeddings at step {step:,} (PCA)"),
+            f"embeddings_pca_{name.lower()}_step_{step}"))
+    return LearnUpdate(caption, curves_fig, t.sample, l.sample, attention, heads, *pcas)
+
+
+def build_learn_tab(bank: ModelBank, pair=None) -> None:
+    """The Watch it learn tab (the character pair always: ``pair`` is not followed)."""
+    with gr.Tab("Watch it learn", id="learn") as tab:
+        md(LEARN_INTRO)
+        steps = steps_of(bank)
+        if not steps:
+            md("The character models' checkpoints have no training snapshots. Train them with "
+               "`--snapshots 12` (see the README's *Training* section) and the tab fills in.")
+            return
+        share = link_row("learn", tab)
+        slider = gr.Slider(0, len(steps) - 1, len(steps) - 1, step=1, elem_id="learn-step",
+                           label="snapshot: " + " · ".join(f"{i}: step {s:,}" for i, s in enumerate(steps)))
+        caption = gr.Markdown(elem_id="learn-caption")
+        curves = gr.Plot(show_label=False, elem_id="learn-curves")
+        with gr.Row():
+            samples = [gr.Textbox(label=f"{name} writes after ROMEO: (the same seed at every step)",
+                                  lines=6, interactive=False, elem_id=f"learn-sample-{name.lower()}")
+                       for name in (TRANSFORMER, LSTM_NAME)]
+        attention = gr.Plot(show_label=False, elem_id="learn-attention")
+        heads = gr.Plot(show_label=False, elem_id="learn-heads")
+        with gr.Row():
+            pcas = [gr.Plot(show_label=False, elem_id=f"learn-pca-{name.lower()}") for name in (TRANSFORMER, LSTM_NAME)]
+        declare(View("learning_step", learning_step, [Control("step", slider)],
+                     [caption, curves, *samples, attention, heads, *pcas], live_triggers(slider)),
+                bank, share)
