@@ -93,7 +93,12 @@ def test_the_tab_shows_the_step_chosen(bank):
     # the curves: the metrics' curve of each model, the step marked at its characters seen
     assert [(s.x0, s.x1) for s in out.curves.layout.shapes] == [(2048, 2048)]
     val = next(d for d in out.curves.data if d.name == "Transformer val")
-    assert list(val.y) == pytest.approx([p["val_loss"] / math.log(2) for p in bank.slots[TRANSFORMER].metrics["curve"]])
+    logged = {p["iter"]: p for p in bank.slots[TRANSFORMER].metrics["curve"]}      # steps 0 … 4, every step
+    added = {v.step: v for v in L.learning_history(bank.slots[TRANSFORMER].folder) if v.step not in logged}
+    assert list(added) == [40]                                                       # the snapshot past the log
+    assert list(val.y) == pytest.approx([p["val_loss"] / math.log(2) for p in logged.values()]
+                                        + [added[40].val_loss / math.log(2)])
+    assert list(val.x) == [p["tokens"] for p in logged.values()] + [40 * 512]
     # the attention grid: every layer and head of step 4
     cfg = bank.slots[TRANSFORMER].config
     assert len(out.attention.data) == cfg.n_layer * cfg.n_head

@@ -95,7 +95,8 @@ def _draw(bank: ModelBank, steps: list[int], k: int, t_hist: dict, l_hist: dict)
     caption = (f"**Step {step:,} of {last:,}** (snapshot {k + 1} of {len(steps)}) · {t.tokens:,} characters seen · "
                f"validation loss: Transformer {_bits(t.val_loss)}, LSTM {_bits(l.val_loss)} bits per character "
                f"(the trainer's estimate at that step)")
-    curves = {name: bank.slots[name].metrics.get("curve", []) for name in (TRANSFORMER, LSTM_NAME)}
+    curves = {name: _with_snapshots(bank.slots[name].metrics.get("curve", []), hist.values())
+              for name, hist in ((TRANSFORMER, t_hist), (LSTM_NAME, l_hist))}
     curves_fig = views.export_name(views.curves_at_step_figure(curves, t.tokens, step), f"learning_curves_step_{step}")
     attention = views.export_name(views.attention_grid(
         t.attention, title=f"Transformer at step {step:,}: every head on {TEXT[:24]!r}…"), f"attention_grid_step_{step}")
@@ -108,6 +109,16 @@ def _draw(bank: ModelBank, steps: list[int], k: int, t_hist: dict, l_hist: dict)
             v.embeddings, tok.texts, specials=tok.specials, title=f"{name} embeddings at step {step:,} (PCA)"),
             f"embeddings_pca_{name.lower()}_step_{step}"))
     return LearnUpdate(caption, curves_fig, t.sample, l.sample, attention, heads, *pcas)
+
+
+def _with_snapshots(curve: list, snapshots) -> list:
+    """The training's logged curve (every 250 steps) with the snapshots' own estimates added, so the
+    log-spaced early steps (1, 2, 5 … 122) are on it too; in step order."""
+    points = {int(p["iter"]): p for p in curve if "iter" in p}
+    for v in snapshots:
+        points.setdefault(v.step, {"iter": v.step, "tokens": v.tokens, "train_loss": v.train_loss,
+                                   "val_loss": v.val_loss})
+    return [points[i] for i in sorted(points)]
 
 
 def build_learn_tab(bank: ModelBank, pair=None) -> None:
