@@ -72,10 +72,24 @@ def test_each_row_has_exactly_its_own_head_switched_off():
         stream, _, _ = m.embed(x)
         stream = m.layers[0](stream, causal=True)
         means = torch.randn(4, 4, dtype=torch.float64)
-        rows = I._layer_each_head_off(m.layers[1], stream, True, means)
+        rows = I._Products(m.layers[1]).each_head_off(stream, True, means)
         for r in range(4):
             one = m.layers[1](stream, causal=True, probe=LayerProbe(heads_off=(r,), head_values=means))
             torch.testing.assert_close(rows[r:r + 1], one, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_the_rows_pass_is_the_layer_own_forward(norm_first):
+    """_Products(layer)(x): the layer's function for many rows, every product laid out for oneDNN
+    (float32: equal to the layer's forward up to rounding), pre-norm and post-norm."""
+    cfg = TransformerConfig(model_type="gpt", vocab_size=V, block_size=32, n_layer=2, n_head=4, n_embd=16,
+                            norm_first=norm_first, activation="relu" if norm_first else "gelu")
+    torch.manual_seed(3)
+    layer = GPT(cfg).eval().layers[1]
+    x = torch.randn(5, 12, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(I._Products(layer)(x, True), layer(x, causal=True), rtol=0, atol=2e-6)
+        torch.testing.assert_close(I._Products(layer)(x, False), layer(x, causal=False), rtol=0, atol=2e-6)
 
 
 def test_models_it_cannot_batch_take_one_pass_per_head():
