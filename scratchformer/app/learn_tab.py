@@ -29,9 +29,10 @@ LEARN_INTRO = r"""
 How did the models get here? Their training saved a **snapshot** at a dozen steps, log-spaced
 (0, 1, 2, 5, 11, 25, 55, 122, 272, 605, 1,347, 3,000: a model changes most at the start). Move the
 slider: both models at that step write from the same prompt and seed, the Transformer reads the same
-text, and the plots mark the step. Watch the text go from noise to spaces and vowels to words, the
-loss fall (the LSTM learns faster at first), and the heads turn from spreading their attention evenly
-(high entropy) into heads that look one character back or rest on the first one.
+text, and the plots mark the step. Watch the text go from noise to letters and spaces to words and
+names, the loss fall (the LSTM faster at first), and the heads narrow: at step 0 each spreads its
+attention evenly over everything before it (the most entropy it can have); later each looks at a few
+characters, some favouring the one just before.
 """
 
 
