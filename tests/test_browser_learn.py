@@ -22,7 +22,7 @@ from app_checkpoints import make_checkpoints, serve  # noqa: E402
 from test_browser import ARGS  # noqa: E402
 from test_learning import STEPS, add_snapshots  # noqa: E402
 from scratchformer.app import blocks as ui  # noqa: E402
-from scratchformer.inference import learning as L  # noqa: E402
+from scratchformer.app.learn_tab import learning_history  # noqa: E402
 
 expect.set_options(timeout=60_000)
 
@@ -41,7 +41,7 @@ def test_the_slider_moves_both_models_through_training(app):
     demo, url = app
     from scratchformer.app.learn_tab import steps_of
     steps = steps_of(demo.bank)
-    history = {v.step: v for v in L.learning_history(demo.bank.slots["Transformer"].folder)}
+    history = {v.step: v for v in learning_history(demo.bank.slots["Transformer"].folder)}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1300, "height": 900})

@@ -2,7 +2,8 @@
 
     tokenizers/, device            (the base: import only the base)
     model/                         imports only model/
-    checkpoint, gpt2               model/, the base (gpt2: reading GPT-2's own folders, beside checkpoint)
+    checkpoint, gpt2, snapshots    model/, the base (gpt2: reading GPT-2's own folders; snapshots: a
+                                   training's snapshots beside its checkpoint)
     inference/                     model/, the base
     training/                      inference/, checkpoint, model/, the base
     views/                         views/ and the base: figures are drawn from numbers and token labels,
@@ -48,7 +49,7 @@ def layer_of(module: str) -> str:
         return "base"
     if len(parts) > 2 or (PACKAGE / parts[1]).is_dir():
         return parts[1]
-    return { "device": "base", "checkpoint": "checkpoint", "gpt2": "checkpoint",
+    return { "device": "base", "checkpoint": "checkpoint", "gpt2": "checkpoint", "snapshots": "checkpoint",
             "train": "commands", "evaluate": "commands"}[parts[1]]
 
 

@@ -9,7 +9,7 @@ import torch
 from app_checkpoints import make_checkpoints
 from scratchformer.app import blocks as ui
 from scratchformer.app.bank import LSTM_NAME, TRANSFORMER, ModelBank
-from scratchformer.app.learn_tab import learning_step, steps_of
+from scratchformer.app.learn_tab import learning_history, learning_step, steps_of
 from scratchformer.checkpoint import CheckpointError, load_checkpoint
 from scratchformer.inference import learning as L
 from scratchformer.inference.generation import generate_stream
@@ -61,8 +61,8 @@ def manual_attention(model, ids, layer: int) -> torch.Tensor:
 
 def test_each_step_is_the_snapshot_of_that_step(bank):
     folder = bank.slots[TRANSFORMER].folder
-    history = L.learning_history(folder)
-    assert [v.step for v in history] == STEPS and L.learning_history(folder) is history     # computed once
+    history = learning_history(folder)
+    assert [v.step for v in history] == STEPS and learning_history(folder) is history     # computed once
     for v in history:
         loaded = load_snapshot(folder, v.step)
         again = "".join(g.text for g in generate_stream(loaded.model, loaded.tokenizer, L.PROMPT, settings=L.SETTINGS,
@@ -78,7 +78,7 @@ def test_each_step_is_the_snapshot_of_that_step(bank):
         assert torch.equal(v.embeddings, loaded.model.token_embedding_table())
     samples = {v.sample for v in history}
     assert len(samples) == len(STEPS)                     # each step's model writes its own text
-    lstm = L.learning_history(bank.slots[LSTM_NAME].folder)
+    lstm = learning_history(bank.slots[LSTM_NAME].folder)
     assert [v.step for v in lstm] == STEPS and lstm[0].attention is None
 
 
@@ -87,14 +87,14 @@ def test_the_tab_shows_the_step_chosen(bank):
     out = learning_step(bank, 1)
     assert out.caption.startswith("**Step 4 of 40** (snapshot 2 of 3) · 2,048 characters seen")
     assert f"Transformer {3.6 / math.log(2):.2f}, LSTM {3.6 / math.log(2):.2f} bits per character" in out.caption
-    t = {v.step: v for v in L.learning_history(bank.slots[TRANSFORMER].folder)}[4]
+    t = {v.step: v for v in learning_history(bank.slots[TRANSFORMER].folder)}[4]
     assert out.transformer_sample == t.sample
-    assert out.lstm_sample == {v.step: v for v in L.learning_history(bank.slots[LSTM_NAME].folder)}[4].sample
+    assert out.lstm_sample == {v.step: v for v in learning_history(bank.slots[LSTM_NAME].folder)}[4].sample
     # the curves: the metrics' curve of each model, the step marked at its characters seen
     assert [(s.x0, s.x1) for s in out.curves.layout.shapes] == [(2048, 2048)]
     val = next(d for d in out.curves.data if d.name == "Transformer val")
     logged = {p["iter"]: p for p in bank.slots[TRANSFORMER].metrics["curve"]}      # steps 0 … 4, every step
-    added = {v.step: v for v in L.learning_history(bank.slots[TRANSFORMER].folder) if v.step not in logged}
+    added = {v.step: v for v in learning_history(bank.slots[TRANSFORMER].folder) if v.step not in logged}
     assert list(added) == [40]                                                       # the snapshot past the log
     assert list(val.y) == pytest.approx([p["val_loss"] / math.log(2) for p in logged.values()]
                                         + [added[40].val_loss / math.log(2)])
@@ -105,7 +105,7 @@ def test_the_tab_shows_the_step_chosen(bank):
     torch.testing.assert_close(torch.tensor(out.attention.data[0].z, dtype=torch.float32), t.attention[0][0],
                                atol=1e-6, rtol=0)
     # each head's numbers over the steps, the step marked
-    history = L.learning_history(bank.slots[TRANSFORMER].folder)
+    history = learning_history(bank.slots[TRANSFORMER].folder)
     prev = next(d for d in out.heads.data if d.name == "L2 H1")
     assert list(prev.y) == pytest.approx([v.heads[1][0]["previous"] for v in history])
     assert {s.x0 for s in out.heads.layout.shapes} == {1}

@@ -4,8 +4,8 @@ training, side by side, from the snapshots their training saved (:mod:`scratchfo
 One slider picks the snapshot; for both models at that step the tab shows the learning curves with
 the step marked, a sample from the same prompt and seed, the Transformer's attention grid on a fixed
 text, each head's numbers over the whole training (with the step marked), and both embedding tables'
-PCA. Everything is computed once per folder (:func:`~scratchformer.inference.learning.learning_history`,
-about 3 s the first time) and kept: moving the slider only draws.
+PCA. Everything is computed once per folder (:func:`learning_history`, about 3 s the first time) and
+kept: moving the slider only draws.
 
 The tab always shows the character pair: the other pairs have no snapshots (their training did not
 save any); the tab says so and how to make them.
@@ -13,12 +13,14 @@ save any); the tab says so and how to make them.
 from __future__ import annotations
 
 import math
+import threading
+from pathlib import Path
 from typing import NamedTuple
 
 import gradio as gr
 
 from .. import views
-from ..snapshots import read_snapshots
+from ..snapshots import SNAPSHOT_DIR, SNAPSHOT_INDEX, load_snapshot, read_snapshots
 from .bank import LSTM_NAME, TRANSFORMER, ModelBank
 from .events import live_triggers, md
 from .links import link_row
@@ -50,6 +52,30 @@ def steps_of(bank: ModelBank) -> list[int]:
     return sorted(steps or ())
 
 
+_HISTORIES: dict[tuple, list] = {}
+_LOCKS: dict[str, threading.Lock] = {}
+_GUARD = threading.Lock()
+
+
+def learning_history(folder: str | Path, device="cpu") -> list:
+    """Every snapshot of checkpoint folder ``folder`` as a
+    :class:`~scratchformer.inference.learning.SnapshotView`, in step order ([] when it has none);
+    computed once per folder (and again only when its index changes; concurrent first calls compute
+    it once). CheckpointError naming the file for a broken snapshot."""
+    from ..inference.learning import snapshot_view
+    folder = Path(folder)
+    index = folder / SNAPSHOT_DIR / SNAPSHOT_INDEX
+    key = (str(folder.resolve()), index.stat().st_mtime_ns if index.is_file() else 0)
+    if key not in _HISTORIES:
+        with _GUARD:
+            lock = _LOCKS.setdefault(key[0], threading.Lock())
+        with lock:
+            if key not in _HISTORIES:
+                _HISTORIES[key] = [snapshot_view(load_snapshot(folder, r["step"], device), r)
+                                   for r in read_snapshots(folder)]
+    return _HISTORIES[key]
+
+
 class LearnUpdate(NamedTuple):
     """The tab's views at one step, in the order of their outputs."""
 
@@ -70,7 +96,6 @@ def _bits(nats: float) -> str:
 def learning_step(bank: ModelBank, snapshot) -> LearnUpdate:
     """Both models of the character pair at snapshot number ``snapshot`` (0 = the first step). Drawn
     once per step and kept (a dozen steps; the figures are only read afterwards)."""
-    from ..inference.learning import learning_history
     steps = steps_of(bank)
     if not steps:
         raise ValueError("the character models have no training snapshots (train them with --snapshots 12)")

@@ -1,7 +1,7 @@
 """Watching a model learn: at each training snapshot (:mod:`scratchformer.snapshots`), what the model
 writes, where its attention heads look, and how its token embeddings are arranged.
 
-For every snapshot of a checkpoint folder, :func:`learning_history` computes once
+For a model loaded from a snapshot, :func:`snapshot_view` computes
 
 * a **sample**: :data:`NEW_TOKENS` tokens after :data:`PROMPT`, drawn with the same seed and settings
   at every step (temperature 0.8, top-p 0.95), so the only thing that changes is the model;
@@ -10,21 +10,18 @@ For every snapshot of a checkpoint folder, :func:`learning_history` computes onc
   share, first-token share, entropy …), so a person sees when a head became what it is;
 * the **token-embedding table** (for its PCA).
 
-and keeps it (:data:`_CACHE`, by folder and the index file's time): moving the step slider then only
-draws. Twelve snapshots of a 0.8M-parameter model take about 3 s the first time on one core.
+The app computes it once for every snapshot of a folder and keeps it
+(:func:`scratchformer.app.learn_tab.learning_history`): moving the step slider then only draws.
+Twelve snapshots of both 0.8M-parameter models take about 3 s on 2 cores.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
-import torch
 from torch import Tensor
 
 from ..model.lstm import LSTMLM
-from ..snapshots import SNAPSHOT_DIR, SNAPSHOT_INDEX, load_snapshot, read_snapshots
 from .generation import generate_stream
 from .head_stats import head_numbers
 from .sampling import SamplingSettings
@@ -68,26 +65,3 @@ def snapshot_view(loaded, record: dict) -> SnapshotView:
     attention = [a[0].clone() for a in traced.trace.self_attn]                   # [H, T, T] per layer
     heads = [[head_numbers(layer[h], ids) for h in range(layer.shape[0])] for layer in attention]
     return SnapshotView(**common, pieces=tuple(traced.pieces), attention=attention, heads=heads)
-
-
-_CACHE: dict[tuple, list[SnapshotView]] = {}
-_LOCKS: dict[str, threading.Lock] = {}
-_GUARD = threading.Lock()
-
-
-def learning_history(folder: str | Path, device: str | torch.device = "cpu") -> list[SnapshotView]:
-    """Every snapshot of checkpoint folder ``folder`` as :class:`SnapshotView`, in step order ([] when it
-    has none); computed once per folder (and again only when its index changes). Concurrent first
-    calls compute it once. CheckpointError naming the file for a broken snapshot."""
-    folder = Path(folder)
-    index = folder / SNAPSHOT_DIR / SNAPSHOT_INDEX
-    key = (str(folder.resolve()), index.stat().st_mtime_ns if index.is_file() else 0)
-    if key in _CACHE:
-        return _CACHE[key]
-    with _GUARD:
-        lock = _LOCKS.setdefault(key[0], threading.Lock())
-    with lock:
-        if key not in _CACHE:
-            views = [snapshot_view(load_snapshot(folder, r["step"], device), r) for r in read_snapshots(folder)]
-            _CACHE[key] = views
-    return _CACHE[key]
