@@ -302,8 +302,7 @@ class _Products:
 def _unembed(model: TransformerLM, x: Tensor) -> Tensor:
     """``model.unembed(x)`` = LayerNorm_f(x)·W_outᵀ [..., V], its product through oneDNN where that is
     faster (:func:`scratchformer.model.fast.gemm.linear`: on some CPUs about 1.5× for this product)."""
-    h = model.ln_f(x)
-    return fast_linear(h.reshape(-1, h.size(-1)), model.lm_head.weight, model.lm_head.bias).view(*h.shape[:-1], -1)
+    return _Products.apply((model.lm_head.weight, model.lm_head.bias), model.ln_f(x))
 
 
 def _head_worth_batched(model: TransformerLM, ids: list[int], means: Optional[list[Tensor]],
