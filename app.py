@@ -14,15 +14,19 @@ import os
 os.environ.setdefault("MPLBACKEND", "agg")
 import matplotlib  # noqa: E402,F401
 
-from scratchformer.app.blocks import build_demo, launch_kwargs  # noqa: E402
-
 QUEUE_MAX_SIZE = int(os.environ.get("SCRATCHFORMER_QUEUE_SIZE", "64"))
 
-demo = build_demo()
-# Events that run a model share the "models" concurrency group (limit set in scratchformer/app/events.py);
-# everything else runs at most 4 at a time. Past QUEUE_MAX_SIZE waiting requests, new ones are
-# turned away with a "queue is full" message instead of piling up.
-demo.queue(default_concurrency_limit=4, max_size=QUEUE_MAX_SIZE)
+# A live training runs in a child process made by multiprocessing's fork server, which imports this
+# file again in each child under the name "__mp_main__" (scratchformer/training/live_process.py):
+# there, nothing is built.
+if __name__ != "__mp_main__":
+    from scratchformer.app.blocks import build_demo, launch_kwargs
+
+    demo = build_demo()
+    # Events that run a model share the "models" concurrency group (limit set in scratchformer/app/events.py);
+    # everything else runs at most 4 at a time. Past QUEUE_MAX_SIZE waiting requests, new ones are
+    # turned away with a "queue is full" message instead of piling up.
+    demo.queue(default_concurrency_limit=4, max_size=QUEUE_MAX_SIZE)
 
 if __name__ == "__main__":
     # No server_name / server_port here: Gradio then reads GRADIO_SERVER_NAME and
@@ -32,4 +36,5 @@ if __name__ == "__main__":
     # and so does any request that comes before the weights: scratchformer/app/bank.py).
     demo.launch(prevent_thread_lock=True, **launch_kwargs())
     demo.arrival.start()
+    demo.live_warm()          # then the fork server of the Train live tab (scratchformer/app/live_tab.py)
     demo.block_thread()

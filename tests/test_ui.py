@@ -12,7 +12,7 @@ import torch
 
 from app_checkpoints import CHARS, GPT_CONFIG, make_checkpoints
 from scratchformer.app import blocks as ui
-from scratchformer.app import events
+from scratchformer.app import events, live_tab
 from scratchformer.app.arrival import ArrivalViews, after_defaults, on_arrival
 from scratchformer.app import generate_tab as G
 from scratchformer.app import inspect_tabs as I
@@ -358,6 +358,13 @@ def test_every_event_is_named_bounded_and_only_computes_the_latest_input(bank):
     assert {n: f.concurrency_id for n, f in tools.items()} == {"tool_generate": "generate", **{
         n: "live" for n in tools if n != "tool_generate"}} and len(tools) == 5
     api = [f for f in fns if f.api_name and f.api_visibility != "private" and f.api_name not in tools]
+    # a live training has a group of its own (its own line of trainings waits inside: live_tab.QUEUE);
+    # a second click while it runs is ignored (once); Stop is not queued behind anything
+    train, stop = (next(f for f in api if f.api_name == n) for n in ("train_live", "stop_live"))
+    assert (train.concurrency_id, train.concurrency_limit, train.trigger_mode) == (
+        "train", live_tab.RUNNING + live_tab.WAITING, "once") and not train.preprocess
+    assert not stop.queue and not stop.preprocess
+    api = [f for f in api if f not in (train, stop)]
     # generation has a group of its own, so nobody waits behind other people's keystrokes
     assert {f.api_name for f in api if f.concurrency_id == "generate"} == {"generate"}
     assert all(f.concurrency_id == "live" and f.concurrency_limit == events.MODEL_CONCURRENCY

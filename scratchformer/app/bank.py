@@ -86,6 +86,46 @@ PAIRS[GPT2_PAIR] = {TRANSFORMER: GPT2, LSTM_NAME: WORD_LSTM}
 GPT2_ENV = "SCRATCHFORMER_GPT2"
 
 
+# Pairs trained live in the app (app/live_tab.py), each owned by the session that trained it: its id
+# ("live:<size>:<random token>", which only that session is told) → {role: the loaded model}. At most
+# MAX_LIVE_PAIRS are kept (the oldest dropped first); a session's pair is dropped when it ends.
+LIVE_PREFIX = "live:"
+MAX_LIVE_PAIRS = 16
+_LIVE: dict[str, dict[str, LoadedModel]] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def add_live_pair(pair_id: str, models: dict[str, LoadedModel]) -> None:
+    """Keep a pair trained live under ``pair_id`` (``{"Transformer": …, "LSTM": …}``)."""
+    with _LIVE_LOCK:
+        _LIVE[pair_id] = models
+        oldest = list(_LIVE)[: max(0, len(_LIVE) - MAX_LIVE_PAIRS)]
+    for old in oldest:
+        drop_live_pair(old)
+
+
+def drop_live_pair(pair_id: str) -> bool:
+    """Forget a pair trained live (its models are freed once no request uses them); True if it was there."""
+    with _LIVE_LOCK:
+        models = _LIVE.pop(pair_id, None)
+    for loaded in (models or {}).values():
+        _LIVE_SCHEDULERS.drop(loaded)
+    return models is not None
+
+
+def live_pair(pair_id) -> Optional[dict[str, LoadedModel]]:
+    """The models of a pair trained live, or None (not a live id, or gone)."""
+    if not isinstance(pair_id, str) or not pair_id.startswith(LIVE_PREFIX):
+        return None
+    with _LIVE_LOCK:
+        return _LIVE.get(pair_id)
+
+
+def live_pair_count() -> int:
+    with _LIVE_LOCK:
+        return len(_LIVE)
+
+
 def gpt2_models() -> dict[str, ModelSpec]:
     """{"GPT-2": its spec} when $SCRATCHFORMER_GPT2 names a GPT-2 (a folder, or a Hub id such as
     ``gpt2``, downloaded on first use); {} when it is unset or empty."""
@@ -196,6 +236,13 @@ class Schedulers:
         row_bytes = 2 * cfg.n_layer * (cfg.block_size + 1) * cfg.n_embd * w.element_size()
         return max(1, min(BATCH_ROWS, BATCH_CACHE_BYTES // row_bytes))
 
+    def drop(self, loaded: LoadedModel) -> None:
+        """Forget ``loaded``'s scheduler and stop it (a pair trained live that is dropped)."""
+        with self._lock:
+            entry = self._by_model.pop(id(loaded), None)
+        if entry is not None and entry[1] is not None:
+            entry[1].close()
+
     def close(self) -> None:
         """Stop every scheduler (streams still open get an error); the worker's thread ends."""
         with self._lock:
@@ -206,6 +253,9 @@ class Schedulers:
                 scheduler.close()
         if worker is not None:
             worker.stop()
+
+
+_LIVE_SCHEDULERS = Schedulers()     # the decode schedulers of the pairs trained live (dropped with them)
 
 
 @dataclass
@@ -416,6 +466,10 @@ class ModelBank:
     def shape(self, pair) -> dict[str, int]:
         """The sizes the controls of ``pair`` range over, from the configs alone: the Transformer's
         layers and heads, the LSTM's layers and units (a key is absent when its model is not offered)."""
+        live = live_pair(pair)
+        if live is not None:
+            t, l = live[TRANSFORMER].config, live[LSTM_NAME].config
+            return dict(layer=t.n_layer, head=t.n_head, lstm_layer=l.n_layer, lstm_unit=l.hidden)
         roles = PAIRS.get(pair, PAIRS[SMALL_PAIR])
         out = {}
         if self.offered(roles[TRANSFORMER]):
@@ -440,6 +494,8 @@ class ModelBank:
         are shared, not copied): a session's choice of pair, made per request."""
         if pair is None or pair == SMALL_PAIR:
             return self
+        if isinstance(pair, str) and pair.startswith(LIVE_PREFIX):
+            return self._live_bank(pair)
         self.load_models()
         if pair in PAIRS:
             for name in PAIRS[pair].values():      # a late model (GPT-2): wait for its weights
@@ -453,6 +509,21 @@ class ModelBank:
         for role, name in PAIRS[pair].items():
             slots[role] = dataclasses.replace(self.slots[name], name=role, title=name)
         return ModelBank(self.checkpoint_dir, self.device, slots, ready=True, schedulers=self.schedulers)
+
+
+    def _live_bank(self, pair: str) -> "ModelBank":
+        """The bank with a pair trained live (:func:`add_live_pair`) in the Transformer and LSTM roles."""
+        models = live_pair(pair)
+        if models is None:
+            raise ModelUnavailable("the models trained live on this page are gone (the page was closed or "
+                                   "reloaded, or the server restarted): train them again in the Train live tab")
+        self.load_models()
+        slots = dict(self.slots)
+        for role, loaded in models.items():
+            slots[role] = Slot(name=role, folder=loaded.path, config=loaded.config, tokenizer=loaded.tokenizer,
+                               metrics=loaded.metrics, loaded=loaded, origin="trained live",
+                               title=f"{role} (trained live)")
+        return ModelBank(self.checkpoint_dir, self.device, slots, ready=True, schedulers=_LIVE_SCHEDULERS)
 
 
 def describe_model(loaded: LoadedModel | ModelConfig) -> str:

@@ -35,7 +35,9 @@ from .inside_tab import build_inside_tab
 from .compare_tab import build_compare_tab
 from .embeddings_tab import build_embeddings_tab
 from .inspect_tabs import build_attention_tab, build_lstm_tab, build_models_tab
+from . import live_tab
 from .learn_tab import build_learn_tab
+from .live_tab import build_live_tab
 from .tokenizer_tab import build_tokenizer_tab
 from .links import SharedLinks
 from .seq2seq_tabs import build_gpt_bert_tab, build_seq2seq_tab
@@ -77,6 +79,7 @@ TABS.insert(TABS.index(build_attention_tab) + 1, build_inside_tab)   # after Att
 TABS.insert(TABS.index(build_embeddings_tab) + 1, build_tokenizer_tab)   # after Embeddings
 TABS.insert(TABS.index(build_tokenizer_tab) + 1, build_compare_tab)    # shown with the word pair only
 TABS.insert(TABS.index(build_lstm_tab) + 1, build_learn_tab)          # after Inside the LSTM
+TABS.insert(TABS.index(build_learn_tab) + 1, build_live_tab)          # after Watch it learn
 
 
 def loaded_header(bank: ModelBank) -> str:
@@ -125,10 +128,11 @@ def build_demo(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBan
                     arrival.mark_first_screen()  # the header and the first tab: sent first
         defaults = arrival.attach(demo)      # every tab's default example, computed once
         links.attach(demo, tabs, link_note, after=defaults)   # then the page's own link, if it has one
-        demo.unload(forget_session(demo))    # a closed page's session is dropped at once
+        demo.unload(forget_session(demo, also=(live_tab.forget,)))   # a closed page's session is dropped at once
     demo.bank = bank  # for tests and benchmarks; read-only
     demo.arrival = arrival
     demo.links = links
+    demo.live_warm = lambda: live_tab.warm_after(arrival)
     return demo
 
 

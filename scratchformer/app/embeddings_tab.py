@@ -17,7 +17,7 @@ from typing import NamedTuple, Optional
 import gradio as gr
 
 from .. import views
-from .bank import LANGUAGE_MODELS, LSTM_NAME, PAIRS, SMALL_PAIR, TRANSFORMER, ModelBank
+from .bank import LANGUAGE_MODELS, LSTM_NAME, PAIRS, SMALL_PAIR, TRANSFORMER, ModelBank, live_pair
 from .events import bound, live_triggers, md, model_event, model_then
 from .links import link_row
 from .policy import MAX_ANALYSIS_CHARS, MAX_TEXT_BOX_CHARS, context_limit, notes_md, prepare_text
@@ -181,6 +181,9 @@ or, like ours, a learned one. Last: how each layer changes the vectors of your t
 def pair_token(bank: ModelBank, pair) -> str:
     """The token box's starting token for ``pair``'s tokenizer (" king" for words, "k" for
     characters); read from the config, no weights. ValueError naming the pairs for anything else."""
+    live = live_pair(pair)
+    if live is not None:                     # a pair trained live on this page
+        return default_token(live[TRANSFORMER].tokenizer)
     if pair not in bank.pairs():
         raise ValueError(f"pair must be one of {bank.pairs()}")
     return default_token(bank.tokenizer(PAIRS[pair][TRANSFORMER]))

@@ -210,14 +210,17 @@ def on_pair(fn: Callable) -> Callable:
     return run
 
 
-def forget_session(demo: gr.Blocks) -> Callable:
+def forget_session(demo: gr.Blocks, also: tuple = ()) -> Callable:
     """An unload callback: when a page is closed, drop its whole session at once (its gr.State
     values through their delete callbacks, and the copy of every value it was sent, plots included,
-    that Gradio keeps per session for an hour otherwise)."""
+    that Gradio keeps per session for an hour otherwise). Each of ``also`` is called with the
+    session's id first (the Train live tab stops the page's training and drops its models)."""
 
     def forget(request: gr.Request):
         holder = getattr(demo, "state_holder", None)
         session = getattr(request, "session_hash", None)
+        for callback in also if session else ():
+            callback(session)
         if holder is None or session is None or session not in holder.session_data:
             return
         holder.delete_state(session)

@@ -101,6 +101,13 @@ def _tabs(view: View) -> list:
     return tabs
 
 
+def live_shapes() -> dict:
+    """The sizes of the pairs a page can train live (:mod:`.live_tab`), by size name."""
+    from ..training.live_plan import SIZES
+    return {size: dict(layer=v["gpt"][0], head=v["gpt"][1], lstm_layer=v["lstm"][0], lstm_unit=v["lstm"][1])
+            for size, v in SIZES.items()}
+
+
 NOT_SHOWN = ""   # the pair a page sends for a view it does not show now: nothing is computed
 
 
@@ -121,7 +128,9 @@ def before_js(view: View, bank: ModelBank, catch_up: bool = False) -> Optional[s
         return None
     p, name = names.index("pair"), json.dumps(view.api_name)
     shapes = json.dumps({pair: bank.shape(pair) for pair in bank.pairs()})
-    body = [f"const s = ({shapes})[a[{p}]] || {{}};", *_fits(view.controls)]
+    live = json.dumps(live_shapes())       # a pair trained live: "live:<size>:<token>"
+    body = [f"const s = ({shapes})[a[{p}]] || ({live})[String(a[{p}]).split(':')[1]] || {{}};",
+            *_fits(view.controls)]
     held_by = _tabs(view)
     tabs = [str(t.id) for t in held_by] if all(t.id for t in held_by) else None   # found by their ids
     if tabs:
