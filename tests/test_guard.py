@@ -72,4 +72,4 @@ def test_page_events_cannot_be_called_over_mcp(url):
     assert status == 200 and "Unknown tool" in body
     status, body = request(url, "/gradio_api/mcp/", rpc("tools/list", {}), MCP_HEADERS)
     names = {t["name"] for t in json.loads(body.split("data: ", 1)[1].strip())["result"]["tools"]}
-    assert names == {"generate", "next_char_distribution", "attention", "normalize_date", "fill_blanks"}
+    assert names == {"generate", "next_char_distribution", "attention", "normalize_date", "fill_blanks", "train_pair"}

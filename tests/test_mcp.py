@@ -29,7 +29,9 @@ ARGS = {  # one call of each tool (small, so the tests stay fast)
     "attention": dict(text="JULIET:\nO Romeo!", layer=2, head=1, causal=False, models="characters", model="gpt"),
     "normalize_date": dict(source="3rd of March 1999", method="beam", beam_size=3, alpha=0.6, layer=0, head=2),
     "fill_blanks": dict(text="My l_rd, the k_ng is d_ad.", top_k=3),
+    "train_pair": dict(text="To be, or not to be, that is the question:\n" * 6, seconds=2, seed=1),
 }
+SAME_EVERY_TIME = [name for name in ARGS if name != "train_pair"]   # a training's steps follow the clock
 
 
 @pytest.fixture(scope="module")
@@ -203,6 +205,10 @@ def test_fill_blanks_is_bert_both_ways_causal_and_the_gpt(bank):
     ("fill_blanks", dict(text="no blanks"), "text must contain at least one blank"),
     ("fill_blanks", dict(top_k=11), "top_k (guesses per blank) must be in 1…10"),
     ("fill_blanks", dict(text="_" * 200), "text must be at most 96 characters"),
+    ("train_pair", dict(seconds=31), "seconds must be in 1…30"),
+    ("train_pair", dict(text="too short"), "at least 200 are needed"),
+    ("train_pair", dict(text="z" * 300), "one character ('z') repeated"),
+    ("train_pair", dict(text=["a list"]), "text must be a string"),
 ])
 def test_bad_values_raise_a_message_naming_the_argument(bank, tool, args, says):
     with pytest.raises(ValueError) as e:
@@ -225,7 +231,7 @@ def test_mcp_can_be_turned_off(monkeypatch):
 
 # --------------------------------------------------------------------- through the running app
 
-def test_the_five_tools_are_listed_with_descriptions_and_their_arguments(url):
+def test_the_tools_are_listed_with_descriptions_and_their_arguments(url):
     tools = {t.name: t for t in mcp(url, lambda s: s.list_tools()).tools}
     # only the tools: the page's events (figures for the page) are API endpoints, not MCP tools
     assert set(tools) == set(ARGS)
@@ -242,10 +248,23 @@ def test_the_five_tools_are_listed_with_descriptions_and_their_arguments(url):
 
 
 def test_each_tool_answers_the_same_through_mcp_and_gradio_client(url, client):
-    results = mcp_calls(url, list(ARGS.items()))
-    for (name, args), (is_error, text) in zip(ARGS.items(), results):
+    calls = [(name, ARGS[name]) for name in SAME_EVERY_TIME]
+    results = mcp_calls(url, calls)
+    for (name, args), (is_error, text) in zip(calls, results):
         assert not is_error, text
         assert parsed(text) == parsed(client.predict(**args, api_name=f"/tool_{name}")), name
+
+
+def test_train_pair_trains_both_models_and_returns_their_curves(url):
+    [(is_error, text)] = mcp_calls(url, [("train_pair", ARGS["train_pair"])])
+    assert not is_error, text
+    out = parsed(text)
+    assert out["corpus"] == "pasted text" and 1.5 < out["seconds"] <= 2.5
+    for key in ("transformer", "lstm"):
+        curve = out["curves"][key]
+        assert curve[0]["step"] == 0 and curve[-1]["step"] == out["steps"][key] > 0
+        assert out["final_loss"][key] == curve[-1]["loss"] < curve[0]["loss"]
+        assert out["samples"][key] and 0.8 < out["params"]["transformer"] / out["params"]["lstm"] < 1.25
 
 
 def test_generate_tool_writes_what_the_app_generate_endpoint_writes(url, client):

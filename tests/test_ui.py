@@ -355,8 +355,8 @@ def test_every_event_is_named_bounded_and_only_computes_the_latest_input(bank):
     assert all(f.api_name for f in fns if f.api_visibility != "private")
     # the MCP tools (gr.api: no trigger, JSON out) are in the same groups, generate in its own
     tools = {f.api_name: f for f in fns if f.api_name and f.api_name.startswith("tool_")}
-    assert {n: f.concurrency_id for n, f in tools.items()} == {"tool_generate": "generate", **{
-        n: "live" for n in tools if n != "tool_generate"}} and len(tools) == 5
+    assert {n: f.concurrency_id for n, f in tools.items()} == {"tool_generate": "generate", "tool_train_pair": "train", **{
+        n: "live" for n in tools if n not in ("tool_generate", "tool_train_pair")}} and len(tools) == 6
     api = [f for f in fns if f.api_name and f.api_visibility != "private" and f.api_name not in tools]
     # a live training has a group of its own (its own line of trainings waits inside: live_tab.QUEUE);
     # a second click while it runs is ignored (once); Stop is not queued behind anything

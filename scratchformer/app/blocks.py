@@ -172,6 +172,8 @@ def register_tools(bank: ModelBank) -> None:
     is in the generate concurrency group, the others in the live group, like the page's events."""
     for tool in mcp_tools.TOOLS:
         group, limit = ("generate", GENERATE_CONCURRENCY) if tool is mcp_tools.generate else ("live", MODEL_CONCURRENCY)
+        if tool is mcp_tools.train_pair:        # the Train live tab's group: its own line waits inside
+            group, limit = "train", live_tab.RUNNING + live_tab.WAITING
         gr.api(gpu_task(mcp_tools.bind(tool, bank)), api_name=mcp_tools.api_name(tool), concurrency_id=group,
                concurrency_limit=limit)
 

@@ -210,6 +210,34 @@ def _draw(u, plan) -> tuple:
     return curves, *samples, grid, heads
 
 
+def race(plan, run: Run):
+    """Run ``plan`` when its turn in :data:`QUEUE` comes: yields ("waiting", place in line) while it
+    waits, then ("update", LiveUpdate) for each report. Afterwards ``run.process`` holds the ended
+    process (its ``state``: the trained pair), or is None when the run was stopped before it started.
+    ValueError when the line is full or the training failed; the place in line is given up and the
+    process is gone however it ends."""
+    from ..training.live_process import LiveProcess
+    ticket = QUEUE.join()
+    try:
+        place = QUEUE.position(ticket)
+        while place > 0:
+            yield "waiting", place
+            if run.stop.is_set():
+                return
+            place = QUEUE.wait(ticket, 1.0)
+        run.process = LiveProcess(plan, threads=1, nice=10, memory_mb=MEMORY_MB)
+        if run.stop.is_set():
+            run.process.stop()
+        for update in run.process.updates():
+            yield "update", update
+        if run.process.state is None:
+            raise ValueError(f"the training failed: {run.process.error or 'no result'}")
+    finally:
+        QUEUE.leave(ticket)
+        if run.process is not None:
+            run.process.kill()
+
+
 def pair_label(plan, seconds: float) -> str:
     return f"trained live by you: {CORPUS_NAMES[plan.corpus]}, {plan.size}, {seconds:.0f} s"
 
@@ -225,29 +253,18 @@ def train_live(bank: ModelBank, corpus, text, size, seconds, seed, pair_choices=
             raise ValueError("this page is already training a pair: stop it first")
         _RUNS[session] = run
     skip = gr.skip()
-    ticket = None
-    process = None
     try:
-        ticket = QUEUE.join()
-        place = QUEUE.position(ticket)
-        while place > 0:
-            yield _status(None, plan, place), *[skip] * 6
-            if run.stop.is_set():
-                yield "Stopped before it started.", *[skip] * 6
-                return
-            place = QUEUE.wait(ticket, 1.0)
-        from ..training.live_process import LiveProcess
-        process = LiveProcess(plan, threads=1, nice=10, memory_mb=MEMORY_MB)
-        run.process = process
-        if run.stop.is_set():
-            process.stop()
-        yield _status(None, plan), *[skip] * 6
         last = None
-        for last in process.updates():
-            yield _status(last, plan), *_draw(last, plan), skip
-        if process.state is None:
-            raise ValueError(f"the training failed: {process.error or 'no result'}")
-        models = _loaded(process.state)
+        for kind, value in race(plan, run):
+            if kind == "waiting":
+                yield _status(None, plan, value), *[skip] * 6
+            else:
+                last = value
+                yield _status(last, plan), *_draw(last, plan), skip
+        if run.process is None:
+            yield "Stopped before it started.", *[skip] * 6
+            return
+        models = _loaded(run.process.state)
         pair_id = f"{LIVE_PREFIX}{plan.size}:{secrets.token_urlsafe(9)}"
         with _LOCK:
             old = _PAIRS.get(session)
@@ -261,10 +278,6 @@ def train_live(bank: ModelBank, corpus, text, size, seconds, seed, pair_choices=
                 f"*{label}*: pick it and every tab shows your models (until you close this page).")
         yield _status(last, plan) + note, *[skip] * 5, gr.update(choices=choices, visible=True)
     finally:
-        if ticket is not None:
-            QUEUE.leave(ticket)
-        if process is not None:
-            process.kill()
         with _LOCK:
             if _RUNS.get(session) is run:
                 del _RUNS[session]

@@ -333,9 +333,43 @@ def fill_blanks(bank: ModelBank, text: str = "To be, or not to b_, that is the q
     return {"text": text, "positions": positions, **results, "notes": notes}
 
 
+MAX_TOOL_TRAIN_S = 30      # the longest training train_pair runs
+
+
+def train_pair(bank: ModelBank, text: str = "", seconds: float = 10, seed: int = 0) -> dict:
+    """Train a tiny Transformer and a tiny LSTM of about the same size from random weights on a text, side by side (they take turns, so each gets the same seconds), and return both learning curves: validation loss in nats per character against each model's own seconds of training, with what each writes at the end. Trainings wait in one line shared with the app's Train live tab; when it is full the call fails with a "busy" message.
+
+    Args:
+        text: the text to learn, 200 to 100,000 characters; "" for tiny Shakespeare
+        seconds: seconds of training, 1..30
+        seed: seed of the initial weights and the batches, 0..2**31-1
+
+    Returns:
+        {"corpus", "seconds", "params": {"transformer", "lstm"}, "steps": {...}, "curves": {"transformer": [{"seconds", "step", "tokens", "loss"}], "lstm": [...]}, "final_loss": {...}, "prompt", "samples": {...}, "notes"}
+    """
+    from ..training.live_plan import check_plan
+    from .live_tab import Run, race
+    seconds = as_number(seconds, "seconds", 1, MAX_TOOL_TRAIN_S)
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a string, got {type(text).__name__}")
+    plan = check_plan("text" if text else "shakespeare", text, "tiny", seconds, seed)
+    last = None
+    for kind, value in race(plan, Run()):
+        if kind == "update":
+            last = value
+    keys = {TRANSFORMER: "transformer", LSTM_NAME: "lstm"}
+    return {"corpus": "pasted text" if text else "tiny Shakespeare", "seconds": round(last.elapsed_s, 2),
+            "params": {keys[n]: v for n, v in last.params.items()},
+            "steps": {keys[n]: v for n, v in last.steps.items()},
+            "curves": {keys[n]: c for n, c in last.curves.items()},
+            "final_loss": {keys[n]: c[-1]["loss"] for n, c in last.curves.items()},
+            "prompt": last.prompt, "samples": {keys[n]: v for n, v in last.samples.items()},
+            "notes": ["loss: nats per character on the same validation batches at every report"]}
+
+
 # The tools, in the order an MCP client lists them. Each is served as the MCP tool ``<name>`` and the
 # API endpoint ``/tool_<name>``.
-TOOLS: list[Callable] = [generate, next_char_distribution, attention, normalize_date, fill_blanks]
+TOOLS: list[Callable] = [generate, next_char_distribution, attention, normalize_date, fill_blanks, train_pair]
 
 
 def api_name(tool: Callable) -> str:
