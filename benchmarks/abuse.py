@@ -809,6 +809,14 @@ def main() -> int:
         endpoints = api_endpoints(info, config, tools)
         endpoints += [Endpoint(f"mcp:{n}", "mcp", ps, n) for n, ps in tools.items()]
         endpoints += private_endpoints(config)
+        # Trainings run for the seconds they are asked (up to 120) by design, in a child process of
+        # their own at a lower priority, one at a time: not a request's time. Their bounds (bad plans
+        # refused before work, the line's size, time and memory caps, the cleanup) are tested in
+        # tests/test_live.py; the "others meanwhile" latency is benchmarks/learn.py's
+        # keystroke_p50_during_training_ms.
+        trainings = [e.name for e in endpoints if re.search(r"train_live|stop_live|train_pair", e.name)]
+        endpoints = [e for e in endpoints if e.name not in trainings]
+        log(f"left out (trainings, bounded by their seconds): {', '.join(trainings)}")
         texts = {"cjk60k": cjk_text(), "paste2m": odd_paste()}
         tasks = [t for t in plan(endpoints, link_specs(config), config, texts) if re.search(args.only, t.endpoint)]
         log(f"{len(info['named_endpoints'])} API endpoints, {len(tools)} MCP tools, "

@@ -82,6 +82,42 @@ def test_each_step_is_the_snapshot_of_that_step(bank):
     assert [v.step for v in lstm] == STEPS and lstm[0].attention is None
 
 
+def reference_gates(model, ids):
+    """The last layer's gates and cell states of our LSTM language model, from nn.LSTM (our weights
+    copied in, one nn.LSTM per layer for the layers' outputs) and PyTorch's documented gate equations
+    (i, f, g, o): i = σ(W_ii x + b_ii + W_hi h + b_hi) …, c_t = f ⊙ c_{t−1} + i ⊙ g."""
+    with torch.no_grad():
+        x = model.embed(torch.tensor([ids]))
+        for cell in model.lstm.cells:
+            hidden = cell.hh.weight.shape[1]
+            ref = torch.nn.LSTM(x.shape[-1], hidden, batch_first=True)
+            for name, ours in (("weight_ih_l0", cell.ih.weight), ("weight_hh_l0", cell.hh.weight),
+                               ("bias_ih_l0", cell.ih.bias), ("bias_hh_l0", cell.hh.bias)):
+                getattr(ref, name).copy_(ours)
+            inputs, (x, _) = x, ref(x)
+        h_before = torch.cat([torch.zeros(1, 1, hidden), x[:, :-1]], 1)
+        pre = inputs @ ref.weight_ih_l0.T + ref.bias_ih_l0 + h_before @ ref.weight_hh_l0.T + ref.bias_hh_l0
+        i, f, g, o = pre[0].chunk(4, -1)
+        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+        cells, c = [], torch.zeros(hidden)
+        for t in range(len(ids)):
+            c = f[t] * c + i[t] * g[t]
+            cells.append(c)
+    return {"i": i, "f": f, "o": o}, torch.stack(cells)
+
+
+def test_each_lstm_step_shows_the_gates_of_that_snapshot(bank):
+    folder = bank.slots[LSTM_NAME].folder
+    for v in learning_history(folder):
+        loaded = load_snapshot(folder, v.step)
+        gates, cells = reference_gates(loaded.model, loaded.tokenizer.encode(L.TEXT))
+        for k in "ifo":
+            torch.testing.assert_close(v.gates[k], gates[k], atol=3e-6, rtol=0)
+        torch.testing.assert_close(v.cells, cells, atol=3e-6, rtol=0)
+    out = learning_step(bank, 0)
+    assert "LSTM at step 0" in out.lstm_gates.layout.title.text and len(out.lstm_gates.data) == 4
+
+
 def test_the_tab_shows_the_step_chosen(bank):
     assert steps_of(bank) == STEPS
     out = learning_step(bank, 1)

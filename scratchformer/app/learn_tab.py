@@ -34,7 +34,8 @@ slider: both models at that step write from the same prompt and seed, the Transf
 text, and the plots mark the step. Watch the text go from noise to letters and spaces to words and
 names, the loss fall (the LSTM faster at first), and the heads narrow: at step 0 each spreads its
 attention evenly over everything before it (the most entropy it can have); later each looks at a few
-characters, some favouring the one just before.
+characters, some favouring the one just before. At the bottom, the LSTM's gates on the same text: at
+step 0 every gate is about ½ (random weights), later they open and close on particular characters.
 """
 
 
@@ -87,6 +88,10 @@ class LearnUpdate(NamedTuple):
     heads: object                # figure
     transformer_pca: object      # figure
     lstm_pca: object             # figure
+    lstm_gates: object           # figure
+
+
+GATE_UNITS = 12     # LSTM units whose gates the tab draws
 
 
 def _bits(nats: float) -> str:
@@ -134,7 +139,13 @@ def _draw(bank: ModelBank, steps: list[int], k: int, t_hist: dict, l_hist: dict)
         pcas.append(views.export_name(views.embedding_pca_figure(
             v.embeddings, tok.texts, specials=tok.specials, title=f"{name} embeddings at step {step:,} (PCA)"),
             f"embeddings_pca_{name.lower()}_step_{step}"))
-    return LearnUpdate(caption, curves_fig, t.sample, l.sample, attention, heads, *pcas)
+    final = l_hist[last]
+    units = views.top_varying_units(final.cells, GATE_UNITS)     # the same units at every step: the final model's liveliest
+    gates = views.export_name(views.lstm_gates_figure(
+        l.gates, l.cells, l.pieces, units,
+        title=f"LSTM at step {step:,}: its last layer's gates on {TEXT[:24]!r}… (the {GATE_UNITS} units "
+              "whose cell state varies most at the end)"), f"lstm_gates_step_{step}")
+    return LearnUpdate(caption, curves_fig, t.sample, l.sample, attention, heads, *pcas, gates)
 
 
 def _with_snapshots(curve: list, snapshots) -> list:
@@ -169,6 +180,7 @@ def build_learn_tab(bank: ModelBank, pair=None) -> None:
         heads = gr.Plot(show_label=False, elem_id="learn-heads")
         with gr.Row():
             pcas = [gr.Plot(show_label=False, elem_id=f"learn-pca-{name.lower()}") for name in (TRANSFORMER, LSTM_NAME)]
+        gates = gr.Plot(show_label=False, elem_id="learn-gates")
         declare(View("learning_step", learning_step, [Control("step", slider)],
-                     [caption, curves, *samples, attention, heads, *pcas], live_triggers(slider)),
+                     [caption, curves, *samples, attention, heads, *pcas, gates], live_triggers(slider)),
                 bank, share)

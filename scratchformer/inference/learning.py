@@ -8,7 +8,9 @@ For a model loaded from a snapshot, :func:`snapshot_view` computes
 * the **attention** of a Transformer on :data:`TEXT` (every layer and head, [H, T, T] per layer) and
   each head's numbers (:func:`~scratchformer.inference.head_stats.head_numbers`: previous-token
   share, first-token share, entropy …), so a person sees when a head became what it is;
-* the **token-embedding table** (for its PCA).
+* the **token-embedding table** (for its PCA);
+* an LSTM's **gates** and **cell states** on :data:`TEXT` (its last layer), so a person sees the
+  gates go from ½ everywhere (random weights: σ(≈0)) to opening and closing on particular characters.
 
 The app computes it once for every snapshot of a folder and keeps it
 (:func:`scratchformer.app.learn_tab.learning_history`): moving the step slider then only draws.
@@ -47,6 +49,8 @@ class SnapshotView:
     pieces: tuple = ()                # TEXT's tokens as text (a Transformer)
     attention: Optional[list] = None  # per layer [H, T, T] on TEXT (a Transformer)
     heads: Optional[list] = None      # per layer, per head: head_numbers on TEXT (a Transformer)
+    gates: Optional[dict] = None      # the last layer's gates on TEXT, {"i", "f", "o": [T, hidden]} (an LSTM)
+    cells: Optional[Tensor] = None    # … and its cell states c_t [T, hidden] (an LSTM)
 
 
 def snapshot_view(loaded, record: dict) -> SnapshotView:
@@ -58,10 +62,12 @@ def snapshot_view(loaded, record: dict) -> SnapshotView:
     common = dict(step=int(record["step"]), tokens=int(record.get("tokens", 0)),
                   train_loss=float(record.get("train_loss", float("nan"))),
                   val_loss=float(record.get("val_loss", float("nan"))), sample=sample, embeddings=table)
-    if isinstance(model, LSTMLM):
-        return SnapshotView(**common)
     ids = tok.encode(TEXT)
     traced = run_traced(model, tok, ids)
+    if isinstance(model, LSTMLM):
+        gates = {k: v[-1, 0].clone() for k, v in traced.trace.gates.items()}
+        return SnapshotView(**common, pieces=tuple(traced.pieces), gates=gates,
+                            cells=traced.trace.cell_states[-1, 0].clone())
     attention = [a[0].clone() for a in traced.trace.self_attn]                   # [H, T, T] per layer
     heads = [[head_numbers(layer[h], ids) for h in range(layer.shape[0])] for layer in attention]
     return SnapshotView(**common, pieces=tuple(traced.pieces), attention=attention, heads=heads)
