@@ -230,6 +230,7 @@ class Box:
     subtabs: tuple = ()            # (sub-tab label, selector showing the text or None)
     inside: str = ""               # the sub-tab the box is in
     link_echo: Optional[str] = ""  # where a link's view shows the text ("": echoes[0]; None: no link text)
+    then: tuple = ()               # after the echoes: (a button to click, a selector, the text it then shows)
 
 
 def same(p: str) -> str:
@@ -256,6 +257,11 @@ BOXES = [
     Box("Inside the LSTM", "lstm", "lstm-text", same, ("#lstm-units-text",)),
     Box("Encoder-decoder", "seq2seq", "s2s-source", lambda p: p[:40], ("#s2s-step-html",)),   # its model reads 40
     Box("GPT vs BERT", "gpt-vs-bert", "bert-text", lambda p: p + " b_", ("#bert-filled",)),
+    # a pasted text, repeated past the 200 characters a training needs: the pair learns it, writes it
+    # back from its first characters, and its attention's title quotes it; then stopped
+    Box("Train live", "train", "live-text", lambda p: "\n".join([p] * (210 // len(p) + 1)),
+        ("#live-sample-transformer", "#live-sample-lstm"), run="#live-train", link_echo=None,
+        then=("#live-stop", "#live-status", "Stopped")),
 ]
 
 # the payload each tab's link carries as its text (the known holes first)
@@ -267,6 +273,7 @@ LINK_TEXT = {"gpt-vs-bert": "fence, heading, link, list", "generate": "direction
 # --------------------------------------------------------------------------------------- fixtures
 
 # the server and the browser: the same module fixtures as the share test
+from test_browser import open_tab  # noqa: E402
 from test_browser_share import app, browser  # noqa: E402,F401
 
 
@@ -297,7 +304,7 @@ class Watch:
             self.known = self.page.evaluate(KNOWN_JS)
 
     def tab(self, label: str) -> None:
-        self.page.get_by_role("tab", name=label, exact=True).click()
+        open_tab(self.page, label)
 
     def idle(self) -> None:
         """Wait while a view on screen shows Gradio's progress, then a moment more."""
@@ -382,6 +389,10 @@ def test_hostile_text_typed_into_every_box_stays_text(app, browser):
                 page.locator(box.run).click()
             for selector in box.echoes:
                 w.echo(what, selector, box.mark(text))
+            if box.then:
+                button, selector, said = box.then
+                page.locator(button).click()
+                w.echo(f"{what}, after {button}", selector, said)
             w.idle()
             w.check(what)
             for sub, selector in box.subtabs:

@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
 from app_checkpoints import make_checkpoints, serve  # noqa: E402
 from test_app_seq2seq import make_encoder_checkpoints  # noqa: E402
-from test_browser import ARGS, plot_z  # noqa: E402
+from test_browser import ARGS, open_tab, plot_z  # noqa: E402
 from scratchformer.app import blocks as ui  # noqa: E402
 
 expect.set_options(timeout=60_000)
@@ -51,11 +51,11 @@ def test_every_tab_shows_its_example_without_a_click(page: Page):
     expect(page.locator("#why-caption")).to_contain_text("step 200 of 200")
     expect(page.locator("#watch-context")).to_contain_text("it saw")
     for tab, ids in TABS.items():
-        page.get_by_role("tab", name=tab).click()
+        open_tab(page, tab)
         for elem_id in ids:
             page.locator(f"#{elem_id} .js-plotly-plot").wait_for()
             assert plotted(page, elem_id), (tab, elem_id)
-    page.get_by_role("tab", name="Encoder-decoder").click()
+    open_tab(page, "Encoder-decoder")
     expect(page.locator("#s2s-summary")).to_contain_text("Output")
 
 

@@ -107,8 +107,8 @@ def test_the_induction_score_is_one_for_a_head_that_looks_right_after_the_earlie
 def test_the_induction_phase_is_the_first_report_below_half_the_first_loss():
     curve = [{"step": 0, "loss": 3.2}, {"step": 40, "loss": 2.9}, {"step": 90, "loss": 1.5},
              {"step": 130, "loss": 0.2}]
-    assert induction_phase_step([], curve=curve) == 90
-    assert induction_phase_step([], curve=curve[:2]) is None
+    assert induction_phase_step(curve) == 90
+    assert induction_phase_step(curve[:2]) is None
 
 
 # ------------------------------------------------------------------------------------------- race

@@ -52,3 +52,7 @@ def test_every_model_event_of_the_app_runs_under_spaces_gpu(fake_spaces, tmp_pat
     assert model_fns and all(getattr(f.fn, "on_zerogpu", False) for f in model_fns)
     assert len(fake_spaces) == len(model_fns)                   # one decoration per model event
     assert {"generate", "attention", "lstm_gates"} <= {f.api_name for f in model_fns}
+    # the live trainings run on the CPU in a child process: no GPU slot held for their budget
+    trainings = [f for f in demo.fns.values() if f.concurrency_id == "train"]
+    assert {f.api_name for f in trainings} >= {"train_live", "tool_train_pair"}
+    assert not any(getattr(f.fn, "on_zerogpu", False) for f in trainings)

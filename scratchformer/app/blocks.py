@@ -169,13 +169,18 @@ def pair_choice(bank: ModelBank) -> gr.Radio:
 def register_tools(bank: ModelBank) -> None:
     """The JSON tools of :mod:`.mcp_tools` as API endpoints (``/tool_<name>``), which Gradio also
     serves as MCP tools (``<name>``) when the app is launched with ``mcp_server=True``. ``generate``
-    is in the generate concurrency group, the others in the live group, like the page's events."""
+    is in the generate concurrency group, ``train_pair`` in the Train live tab's, the others in the live
+    group, like the page's events; all but ``train_pair`` run under ``@spaces.GPU`` on a ZeroGPU Space."""
     for tool in mcp_tools.TOOLS:
         group, limit = ("generate", GENERATE_CONCURRENCY) if tool is mcp_tools.generate else ("live", MODEL_CONCURRENCY)
-        if tool is mcp_tools.train_pair:        # the Train live tab's group: its own line waits inside
+        fn = mcp_tools.bind(tool, bank)
+        if tool is mcp_tools.train_pair:
+            # the Train live tab's group (its own line waits inside), and no GPU slot: the pair trains
+            # on the CPU in a child process, while a ZeroGPU slot would be held for its whole budget
             group, limit = "train", live_tab.RUNNING + live_tab.WAITING
-        gr.api(gpu_task(mcp_tools.bind(tool, bank)), api_name=mcp_tools.api_name(tool), concurrency_id=group,
-               concurrency_limit=limit)
+        else:
+            fn = gpu_task(fn)
+        gr.api(fn, api_name=mcp_tools.api_name(tool), concurrency_id=group, concurrency_limit=limit)
 
 
 def mcp_enabled() -> bool:

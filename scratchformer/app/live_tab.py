@@ -30,6 +30,7 @@ from ..checkpoint import LoadedModel
 from ..training.live_plan import MAX_BUDGET_S, MAX_TEXT, MIN_TEXT, SIZES, TASKS, check_plan
 from .bank import LIVE_PREFIX, LSTM_NAME, TRANSFORMER, ModelBank, add_live_pair, drop_live_pair
 from .events import friendly, md, page_only
+from .policy import visible_controls
 
 RUNNING = max(1, int(os.environ.get("SCRATCHFORMER_LIVE_TRAININGS", "1")))
 WAITING = 4
@@ -206,7 +207,9 @@ def _draw(u, plan) -> tuple:
     grid = views.export_name(views.attention_grid(
         attention, title=f"The Transformer's heads now, on {text[:28]!r}…"), "live_training_attention")
     heads = views.export_name(views.live_heads_figure(u.head_history), "live_training_heads")
-    samples = [u.prompt + u.samples.get(name, "") if u.samples else "" for name in (TRANSFORMER, LSTM_NAME)]
+    # a pasted text's direction controls, learnt and written back, shown as their code points
+    samples = [visible_controls(u.prompt + u.samples.get(name, "")) if u.samples else ""
+               for name in (TRANSFORMER, LSTM_NAME)]
     return curves, *samples, grid, heads
 
 
@@ -307,6 +310,9 @@ def build_live_tab(bank: ModelBank, pair: gr.Radio) -> None:
                        for name in (TRANSFORMER, LSTM_NAME)]
         attention = gr.Plot(show_label=False, elem_id="live-attention")
         heads = gr.Plot(show_label=False, elem_id="live-heads")
+
+        # typing or pasting a text means "train on this": the choice follows (in the browser, no request)
+        text.input(None, None, corpus, js="() => 'text'", queue=False, api_visibility="private")
 
         def train(corpus, text, size, seconds, seed, request: gr.Request):
             choices = [tuple(c) for c in (pair.choices or [])]

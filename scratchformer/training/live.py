@@ -156,13 +156,14 @@ def encode_all(tok: CharTokenizer, text: str) -> Tensor:
 
 
 def pair_configs(plan: LivePlan, vocab_size: int, block_size: int) -> tuple[TransformerConfig, LSTMConfig]:
-    """The GPT's and the LSTM's configurations for ``plan.size`` (pre-norm GELU GPT, learned positions)."""
+    """The GPT's and the LSTM's configurations for ``plan.size`` (pre-norm GELU GPT, learned positions).
+    Their context is the length they train on (a toy task's row, 25 to 32 letters): the GPT's later
+    positions would never be trained, and the other tabs crop a text to what the model reads."""
     layers, heads, d = SIZES[plan.size]["gpt"]
     l_layers, hidden, emb = SIZES[plan.size]["lstm"]
-    gpt = TransformerConfig(model_type="gpt", vocab_size=vocab_size, block_size=max(block_size, 64),
+    gpt = TransformerConfig(model_type="gpt", vocab_size=vocab_size, block_size=block_size,
                             n_layer=layers, n_head=heads, n_embd=d)
-    lstm = LSTMConfig(vocab_size=vocab_size, n_embd=emb, hidden=hidden, n_layer=l_layers,
-                      block_size=max(block_size, 64))
+    lstm = LSTMConfig(vocab_size=vocab_size, n_embd=emb, hidden=hidden, n_layer=l_layers, block_size=block_size)
     return gpt, lstm
 
 
@@ -352,10 +353,9 @@ def induction_score(weights: Tensor, length: int, reach: int = INDUCTION_REACH) 
     return float(sum(weights[qs, qs - L + d] for d in range(1, reach + 1)).mean())
 
 
-def induction_phase_step(history: list, key: str = "loss", curve: Optional[list] = None,
-                         drop: float = 0.5) -> Optional[int]:
-    """The step at which the repeat task's loss falls fastest: in ``curve`` (a runner's reports), the
-    first report whose loss is below ``drop`` × the first report's loss (None: it never did)."""
+def induction_phase_step(curve: list, key: str = "loss", drop: float = 0.5) -> Optional[int]:
+    """The step of the repeat task's sudden drop in loss: in ``curve`` (a runner's reports, in
+    order), the first report whose ``key`` is below ``drop`` × the first report's (None: never)."""
     if not curve:
         return None
     first = curve[0][key]
