@@ -3,7 +3,7 @@ and an LSTM trained side by side, now), measured through the served app as a pag
 
     python benchmarks/learn.py [--checkpoints checkpoints] [--rounds 5] [--no-scrub]
                                [--no-live] [--live-seconds 60] [--keys 40]
-                               [--no-induction] [--induction-seconds 90]
+                               [--no-induction] [--induction-seconds 90] [--induction-seeds 0,1,2]
 
 A served app (in this process, on a free port: tests/app_checkpoints.serve) with the given
 checkpoints. Everything is measured through gradio_client, in this order.
@@ -39,9 +39,12 @@ background, here timed on its own). Then:
   view (two passes, five figures); the page's own typing event (``attention_typed``, one pass and
   one figure) is private, so this is an upper bound of what a person typing sees.
 
-Induction (``--no-induction`` skips it): a race on the ``repeat`` toy task (size tiny,
-``--induction-seconds`` s, seed 0), run through :class:`~scratchformer.training.live_process.LiveProcess`
-directly, as the tab runs it (one thread, nice +10, its memory cap):
+Induction (``--no-induction`` skips it): races on the ``repeat`` toy task (size tiny,
+``--induction-seconds`` s, one per seed of ``--induction-seeds``, default 0,1,2: when the head forms
+moves with the seed), run through :class:`~scratchformer.training.live_process.LiveProcess`
+directly, as the tab runs it (one thread, nice +10, its memory cap). The keys below are those of the
+race whose final best score is the median (``induction_seed`` names it); ``induction_by_seed`` lists
+every race's phase step, scores and losses:
 
 * ``induction_phase_step``: the Transformer's step at which its loss first falls below half its
   first report (:func:`~scratchformer.training.live.induction_phase_step`), None if it never does;
@@ -236,14 +239,14 @@ def served_race(url: str, seconds: float, typist: Typist) -> dict:
     return out
 
 
-def induction_race(seconds: float) -> dict:
+def induction_race(seconds: float, seed: int = 0) -> dict:
     """A race on the repeat task through LiveProcess, as the tab runs it; its induction numbers."""
     from scratchformer.app.live_tab import MEMORY_MB
     from scratchformer.training.live import induction_phase_step
     from scratchformer.training.live_plan import check_plan
     from scratchformer.training.live_process import LiveProcess
 
-    plan = check_plan("repeat", "", "tiny", seconds, 0)
+    plan = check_plan("repeat", "", "tiny", seconds, seed)
     process = LiveProcess(plan, threads=1, nice=10, memory_mb=MEMORY_MB)
     last, elapsed = None, []
     for last in process.updates():
@@ -261,13 +264,24 @@ def induction_race(seconds: float) -> dict:
            "induction_best_before": None, "induction_best_after": round(best(history[-1]), 3),
            "induction_transformer_loss": curve[-1]["loss"], "induction_lstm_loss": last.curves["LSTM"][-1]["loss"],
            "induction_first_loss": curve[0]["loss"], "induction_steps": dict(last.steps),
-           "induction_reports": len(curve), "induction_elapsed_s": round(last.elapsed_s, 1)}
+           "induction_reports": len(curve), "induction_elapsed_s": round(last.elapsed_s, 1), "induction_seed": seed}
     if step is not None:
         i = next(i for i, p in enumerate(curve) if p["step"] == step)
         out["induction_phase_s"] = round(curve[i]["seconds"], 2)
         out["induction_phase_elapsed_s"] = round(elapsed[i], 2) if i < len(elapsed) else None
         out["induction_best_before"] = round(best(history[i - 1]), 3) if i > 0 else None
     return out
+
+
+def induction_races(seconds: float, seeds: list[int]) -> dict:
+    """One repeat race per seed, one after another (an induction head forms at a step that moves
+    with the seed, and in some seeds not within the race). The main keys are the race whose final
+    best score is the median; ``induction_by_seed`` has every race's numbers."""
+    runs = [induction_race(seconds, seed) for seed in seeds]
+    median = sorted(runs, key=lambda r: r["induction_best_after"])[(len(runs) - 1) // 2]
+    keys = ("induction_seed", "induction_phase_step", "induction_best_before", "induction_best_after",
+            "induction_transformer_loss", "induction_lstm_loss")
+    return {**median, "induction_by_seed": [{k: r[k] for k in keys} for r in runs]}
 
 
 # ------------------------------------------------------------------------------------- main
@@ -281,6 +295,8 @@ def main(argv=None) -> None:
     ap.add_argument("--no-induction", action="store_true", help="skip the repeat-task race")
     ap.add_argument("--live-seconds", type=float, default=60.0, help="the tiny Shakespeare race's seconds")
     ap.add_argument("--induction-seconds", type=float, default=90.0, help="the repeat race's seconds")
+    ap.add_argument("--induction-seeds", default="0,1,2",
+                    help="the repeat races' seeds, comma-separated (one race each, one after another)")
     ap.add_argument("--keys", type=int, default=40, help="keystrokes timed with no training running")
     args = ap.parse_args(argv)
 
@@ -305,7 +321,8 @@ def main(argv=None) -> None:
               "induction_seconds": None, "induction_phase_step": None, "induction_phase_s": None,
               "induction_phase_elapsed_s": None, "induction_best_before": None, "induction_best_after": None,
               "induction_transformer_loss": None, "induction_lstm_loss": None, "induction_first_loss": None,
-              "induction_steps": None, "induction_reports": None, "induction_elapsed_s": None}
+              "induction_steps": None, "induction_reports": None, "induction_elapsed_s": None,
+              "induction_seed": None, "induction_by_seed": None}
     steps: list = []
     demo = build_demo(args.checkpoints)
     if not args.no_scrub:
@@ -358,7 +375,8 @@ def main(argv=None) -> None:
 
     if not args.no_live and not args.no_induction:
         result["induction_seconds"] = args.induction_seconds
-        result.update(induction_race(args.induction_seconds))
+        result.update(induction_races(args.induction_seconds,
+                                      [int(v) for v in args.induction_seeds.split(",") if v.strip()]))
 
     result["goals_met"] = {k: met(result[k], g) for k, g in GOALS.items()}
 
@@ -393,6 +411,10 @@ def main(argv=None) -> None:
         f"{result['keystroke_p95_during_training_ms']:.0f} / {result['keystroke_max_during_training_ms']:.0f}")
     row("keystrokes timed (idle / during training)", None if result["keystrokes_idle"] is None else
         f"{result['keystrokes_idle']} / {result['keystrokes_during_training']}")
+    for r in result["induction_by_seed"] or []:
+        row(f"repeat, seed {r['induction_seed']}: phase step, best before / end",
+            f"{r['induction_phase_step']}, {r['induction_best_before']} / {r['induction_best_after']}")
+    row("the median seed", result["induction_seed"])
     row("repeat task: induction phase step", result["induction_phase_step"])
     row("… at the Transformer's seconds (race's s)", None if result["induction_phase_s"] is None else
         f"{result['induction_phase_s']:g} ({result['induction_phase_elapsed_s']:g})")

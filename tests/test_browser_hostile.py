@@ -231,6 +231,7 @@ class Box:
     inside: str = ""               # the sub-tab the box is in
     link_echo: Optional[str] = ""  # where a link's view shows the text ("": echoes[0]; None: no link text)
     then: tuple = ()               # after the echoes: (a button to click, a selector, the text it then shows)
+    status: str = ""               # a selector whose text a failure quotes (what the tab said it was doing)
 
 
 def same(p: str) -> str:
@@ -261,7 +262,7 @@ BOXES = [
     # back from its first characters, and its attention's title quotes it; then stopped
     Box("Train live", "train", "live-text", lambda p: "\n".join([p] * (210 // len(p) + 1)),
         ("#live-sample-transformer", "#live-sample-lstm"), run="#live-train", link_echo=None,
-        then=("#live-stop", "#live-status", "Stopped")),
+        then=("#live-stop", "#live-status", "Stopped"), status="#live-status"),
 ]
 
 # the payload each tab's link carries as its text (the known holes first)
@@ -321,8 +322,15 @@ class Watch:
         self.requests.clear()
         self.failures += [f"{what}: {f}" + (culprits(f) if culprits else "") for f in new]
 
-    def echo(self, what: str, selector: str, mark: str) -> bool:
-        """Wait until ``selector`` shows ``mark`` as text; a failure (naming ``what``) when it never does."""
+    def shown(self, selector: str) -> str:
+        """What ``selector`` shows now, for a failure's message (its first 160 characters)."""
+        text = self.page.evaluate("s => { const el = document.querySelector(s); return el ? el.innerText : null; }",
+                                  selector)
+        return f"; {selector} showed " + (repr(text[:160]) if text is not None else "nothing (no such element)")
+
+    def echo(self, what: str, selector: str, mark: str, status: str = "") -> bool:
+        """Wait until ``selector`` shows ``mark`` as text; a failure (naming ``what``, quoting what
+        ``selector`` and ``status`` show) when it never does."""
         js, arg = (TOAST_JS, mark) if selector == "toast" else (ECHO_JS, [selector, mark])
         try:
             self.page.wait_for_function(js, arg=arg, timeout=WAIT_MS)
@@ -332,7 +340,9 @@ class Watch:
             said = self.page.evaluate("""() => Array.from(document.querySelectorAll('[data-testid=toast-text]'),
                                                           el => el.innerText)""")
             self.failures.append(f"{what}: {mark!r} never appeared as text in {where} (the view did not "
-                                 "show the text, or was not redrawn)" + (f"; the page said {said}" if said else ""))
+                                 "show the text, or was not redrawn)" + (f"; the page said {said}" if said else "")
+                                 + ("" if selector == "toast" else self.shown(selector))
+                                 + (self.shown(status) if status and status != selector else ""))
             return False
 
     def close_toasts(self) -> None:
@@ -388,11 +398,11 @@ def test_hostile_text_typed_into_every_box_stays_text(app, browser):
             elif box.run:
                 page.locator(box.run).click()
             for selector in box.echoes:
-                w.echo(what, selector, box.mark(text))
+                w.echo(what, selector, box.mark(text), box.status)
             if box.then:
                 button, selector, said = box.then
                 page.locator(button).click()
-                w.echo(f"{what}, after {button}", selector, said)
+                w.echo(f"{what}, after {button}", selector, said, box.status)
             w.idle()
             w.check(what)
             for sub, selector in box.subtabs:

@@ -268,3 +268,24 @@ def test_a_bad_plan_reaches_the_page_as_a_message_before_the_line_is_joined(smal
     with pytest.raises(ValueError, match="at least 200"):
         next(live_tab.train_live(small_bank, "text", "short", "tiny", 10, 0, [], FakeRequest("page-3")))
     assert len(live_tab.QUEUE) == 0 and "page-3" not in live_tab._RUNS
+
+
+def test_stop_writes_nothing_itself_and_the_training_then_says_stopped(small_bank, capsys):
+    """Stop's own reply leaves the status alone (a reply that came after the training's last update
+    would hide it): the training's stream says "Stopped", with its numbers, and the pair is kept."""
+    import gradio as gr
+
+    from scratchformer.app import live_tab
+    assert isinstance(live_tab.stop_training(FakeRequest("page-4")), type(gr.skip()))
+    assert "No training of this page is running" in capsys.readouterr().out     # gr.Info outside a request
+    gen = live_tab.train_live(small_bank, "copy", "", "tiny", 60, 0, [], FakeRequest("page-4"))
+    out = next(gen)
+    while live_tab._RUNS["page-4"].process is None or not out[0].startswith("**Training**"):
+        out = next(gen)
+    t = time.perf_counter()
+    assert isinstance(live_tab.stop_training(FakeRequest("page-4")), type(gr.skip()))
+    statuses = [out[0] for out in gen]
+    assert time.perf_counter() - t < 10
+    assert statuses[-1].startswith("**Stopped** · ") and "in the **Models** choice" in statuses[-1]
+    assert "page-4" not in live_tab._RUNS and len(live_tab.QUEUE) == 0
+    live_tab.forget("page-4")

@@ -133,16 +133,19 @@ def session_of(request: Optional[gr.Request]) -> str:
     return session
 
 
-def stop_training(request: gr.Request = None) -> str:
-    """Stop this page's training: it ends after the step in progress, reports once more and keeps
-    its models. (Nothing happens when none is running.)"""
+def stop_training(request: gr.Request = None):
+    """Stop this page's training: it ends after the step in progress, reports once more (its status
+    then says **Stopped**) and keeps its models. Nothing is written here: the training's own stream
+    says it, and a reply of this event could arrive after the training's last update and hide it.
+    When none is running, a message says so."""
     run = _RUNS.get(getattr(request, "session_hash", None) or "")
     if run is None:
-        return "No training of this page is running."
+        gr.Info("No training of this page is running.")
+        return gr.skip()
     run.stop.set()
     if run.process is not None:
         run.process.stop()
-    return "Stopping…"
+    return gr.skip()
 
 
 def forget(session: str) -> None:
@@ -311,8 +314,10 @@ def build_live_tab(bank: ModelBank, pair: gr.Radio) -> None:
         attention = gr.Plot(show_label=False, elem_id="live-attention")
         heads = gr.Plot(show_label=False, elem_id="live-heads")
 
-        # typing or pasting a text means "train on this": the choice follows (in the browser, no request)
-        text.input(None, None, corpus, js="() => 'text'", queue=False, api_visibility="private")
+        # typing or pasting a text means "train on this": the choice follows (in the browser, no request).
+        # On .change, not .input: Gradio's input event follows keystrokes, and a paste is no keystroke
+        text.change(None, [text, corpus], corpus, js="(text, corpus) => text.trim() ? 'text' : corpus",
+                    queue=False, api_visibility="private")
 
         def train(corpus, text, size, seconds, seed, request: gr.Request):
             choices = [tuple(c) for c in (pair.choices or [])]
@@ -322,5 +327,6 @@ def build_live_tab(bank: ModelBank, pair: gr.Radio) -> None:
                     [status, curves, *samples, attention, heads, pair], api_name="train_live",
                     concurrency_id="train", concurrency_limit=RUNNING + WAITING, preprocess=False,
                     trigger_mode="once", show_progress="hidden")
-        stop.click(page_only(friendly(stop_training)), None, status, api_name="stop_live", queue=False,
-                   preprocess=False)
+        # queued (so its message reaches the page) in a group of its own with no limit: never behind anything
+        stop.click(page_only(friendly(stop_training)), None, status, api_name="stop_live",
+                   concurrency_id="stop_live", concurrency_limit=None, preprocess=False, show_progress="hidden")
