@@ -103,6 +103,11 @@ def test_a_pasted_text_too_short_is_refused_and_nothing_starts(page: Page):
     assert any(f"at least {MIN_TEXT}" in t and "10 characters" in t for t in errors(page)), errors(page)
     page.wait_for_timeout(500)                   # had it started, its first "Starting…" would be shown by now
     assert status.inner_text() == before
+    # a message only: no error mark on the views a training draws, nor on the page's choice of models
+    marked = page.evaluate("""ids => ids.filter(id => { const el = document.getElementById(id);
+                                                       return el && el.innerText.includes('Error'); })""",
+                           ["live-status", "live-curves", "live-sample-transformer", "pair"])
+    assert not marked, f"marked with an error: {marked}"
     assert not live_tab._RUNS and len(live_tab.QUEUE) == 0          # no training, none waiting
     assert not page.evaluate(drawn("live-curves"))
     expect(page.locator("#pair").get_by_label(TRAINED)).to_have_count(0)   # no pair was added

@@ -363,7 +363,7 @@ def test_every_event_is_named_bounded_and_only_computes_the_latest_input(bank):
     train, stop = (next(f for f in api if f.api_name == n) for n in ("train_live", "stop_live"))
     assert (train.concurrency_id, train.concurrency_limit, train.trigger_mode) == (
         "train", live_tab.RUNNING + live_tab.WAITING, "once") and not train.preprocess
-    assert stop.queue and stop.concurrency_id == "stop_live" and stop.concurrency_limit is None and not stop.preprocess
+    assert stop.queue and stop.concurrency_id == "live_control" and stop.concurrency_limit is None and not stop.preprocess
     api = [f for f in api if f not in (train, stop)]
     # generation has a group of its own, so nobody waits behind other people's keystrokes
     assert {f.api_name for f in api if f.concurrency_id == "generate"} == {"generate"}

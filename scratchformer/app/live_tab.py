@@ -244,6 +244,11 @@ def race(plan, run: Run):
             run.process.kill()
 
 
+def check_request(corpus, text, size, seconds, seed) -> None:
+    """The page's first step on **Train**: the values checked (ValueError naming the bad one), no work."""
+    check_plan(corpus, text, size, seconds, seed)
+
+
 def pair_label(plan, seconds: float) -> str:
     return f"trained live by you: {CORPUS_NAMES[plan.corpus]}, {plan.size}, {seconds:.0f} s"
 
@@ -323,10 +328,15 @@ def build_live_tab(bank: ModelBank, pair: gr.Radio) -> None:
             choices = [tuple(c) for c in (pair.choices or [])]
             yield from train_live(bank, corpus, text, size, seconds, seed, choices, request)
 
-        start.click(page_only(friendly(train)), [corpus, text, size, seconds, seed],
-                    [status, curves, *samples, attention, heads, pair], api_name="train_live",
-                    concurrency_id="train", concurrency_limit=RUNNING + WAITING, preprocess=False,
-                    trigger_mode="once", show_progress="hidden")
-        # queued (so its message reaches the page) in a group of its own with no limit: never behind anything
+        # the values are checked first, by an event with no outputs: a refusal is a message only, not
+        # an error mark on every view the training draws (and on the page's choice of models)
+        checked = start.click(page_only(friendly(check_request)), [corpus, text, size, seconds, seed], None,
+                              api_visibility="private", concurrency_id="live_control", concurrency_limit=None,
+                              preprocess=False, show_progress="hidden")
+        checked.success(page_only(friendly(train)), [corpus, text, size, seconds, seed],
+                        [status, curves, *samples, attention, heads, pair], api_name="train_live",
+                        concurrency_id="train", concurrency_limit=RUNNING + WAITING, preprocess=False,
+                        trigger_mode="once", show_progress="hidden")
+        # queued (so its message reaches the page) in a group with no limit (the check above too): never behind anything
         stop.click(page_only(friendly(stop_training)), None, status, api_name="stop_live",
-                   concurrency_id="stop_live", concurrency_limit=None, preprocess=False, show_progress="hidden")
+                   concurrency_id="live_control", concurrency_limit=None, preprocess=False, show_progress="hidden")
