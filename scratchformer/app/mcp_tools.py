@@ -128,7 +128,7 @@ def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8
         temperature: softmax temperature, a number >= 0 (0 = greedy: always the most likely character)
         top_k: keep only the k most likely characters, a whole number >= 0 (0 = off)
         top_p: keep the smallest set of most likely characters whose probabilities add up to p, a number in 0..1 (1 = off)
-        max_new_tokens: how many tokens each model writes, 1..2000 (1..300 with a model of over 20M parameters, such as GPT-2)
+        max_new_tokens: how many tokens each model writes, 1..200 (for more, call again with the prompt plus what was written)
         seed: random seed, a whole number >= 0; each model gets its own generator seeded with it
         models: which pair writes: "characters" (one token per character, 65 of them), "words" (byte-level BPE tokens) or "gpt2" (GPT-2 with the word LSTM), when the app has that pair
         model: one model by itself instead of the pair: "gpt" or "lstm" (characters), "word-gpt" or "word-lstm" (BPE words), "large-gpt" or "large-lstm", "gpt2" (GPT-2), when the app has it; "" = the pair given by models; the other role's text is then null
@@ -138,7 +138,7 @@ def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8
     """
     bank, roles = _chosen(bank, models, model)
     request = check.generation(temperature, top_k, top_p, max_new_tokens, seed,
-                               n_params=bank.largest_model(roles))
+                               n_params=bank.largest_model(roles), tool=True)
     settings, max_new_tokens, seed = request.sampling, request.max_new_tokens, request.seed
     prompt, notes = generation_prompt(prompt)
     models = _language_models(bank, notes, roles)

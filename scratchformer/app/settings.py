@@ -9,7 +9,8 @@ sent (the app turns that into a message for the person, see :mod:`.events`).
     top_k           0 … 100,000    0 = off; k ≥ the vocabulary keeps every token
     top_p           0 … 1          1 = off
     seed            0 … 2⁶³−1
-    max_new_tokens  1 … 2,000      1 … 300 when a model of the pair is large (GPT-2: :data:`LARGE_MAX_NEW_TOKENS`)
+    max_new_tokens  1 … 2,000      1 … 300 when a model of the pair is large (GPT-2: :data:`LARGE_MAX_NEW_TOKENS`);
+                                   1 … 200 in a tool call (:data:`TOOL_MAX_NEW_TOKENS`)
     layer, head     1 … n          1-based, as the page shows them; returned 0-based
     guesses         1 … 10         fill-in-the-blanks: guesses per blank
 
@@ -51,8 +52,15 @@ LARGE_MODEL_PARAMS = 20_000_000   # a model this large (GPT-2 small: 124M) costs
 LARGE_MAX_NEW_TOKENS = 300        # … so it writes at most this many per request: ~15 s of one core
 
 
+# A tool call (MCP, /tool_generate) answers once, at the end: both models' 2,000 tokens took 17-19 s
+# of server time while other hostile calls ran (benchmarks/abuse.py, 2 cores). A tool writes at most
+# this many tokens per model (~1/10 of that); the page's Generate streams up to MAX_NEW_TOKENS.
+TOOL_MAX_NEW_TOKENS = 200
+
+
 def max_new_tokens(value, limit: int = MAX_NEW_TOKENS) -> int:
-    hint = "the most a model of over 20M parameters writes in one request" if limit < MAX_NEW_TOKENS else ""
+    hint = ("the most a tool call writes per model; call again with the text so far for more" if limit == TOOL_MAX_NEW_TOKENS
+            else "the most a model of over 20M parameters writes in one request" if limit < MAX_NEW_TOKENS else "")
     return as_int(value, "max_new_tokens", 1, limit, hint=hint)
 
 
@@ -93,12 +101,14 @@ class GenerationRequest:
 
 
 def generation(temperature_, top_k_, top_p_, max_new_tokens_, seed_, watch_layer=None,
-               n_layer: Optional[int] = None, n_params: int = 0) -> GenerationRequest:
+               n_layer: Optional[int] = None, n_params: int = 0, tool: bool = False) -> GenerationRequest:
     """The settings of a generation, checked. ``watch_layer`` (1-based; None = the last) is checked
     against ``n_layer``, the watched model's layers (None: nothing to watch); ``max_new_tokens``
-    against the largest model's size ``n_params`` (:func:`token_limit`)."""
+    against the largest model's size ``n_params`` (:func:`token_limit`), and for a tool call
+    (``tool``) against :data:`TOOL_MAX_NEW_TOKENS` too."""
     watched = None
     if n_layer is not None:
         watched = n_layer - 1 if watch_layer is None else layer(watch_layer, n_layer, "watch layer")
     return GenerationRequest(sampling(temperature_, top_k_, top_p_),
-                             max_new_tokens(max_new_tokens_, token_limit(n_params)), seed(seed_), watched)
+                             max_new_tokens(max_new_tokens_, min(token_limit(n_params), TOOL_MAX_NEW_TOKENS) if tool
+                                            else token_limit(n_params)), seed(seed_), watched)
