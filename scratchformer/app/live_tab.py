@@ -47,7 +47,8 @@ text, and watch them learn. They take turns, one training step at a time, so eac
 seconds: the curves are a race. Every second you see both losses, what each writes, and where the
 Transformer's heads look. Pick **toy task: a random sequence, repeated**: a random string of letters
 is written twice, and the second copy can only be predicted by looking back at the first. Watch the
-loss stay flat, then drop at once: that is when an **induction head** forms (a head in layer 2 that
+loss stay flat, then drop at once (give it 90 s or more: on a 2-core CPU the drop comes after 30 to 60 s,
+depending on the seed): that is when an **induction head** forms (a head in layer 2 that
 attends to the token *after* the earlier copy of the current one). Its score is plotted per head.
 When the training ends (or you stop it), the pair is added to the **Models** choice at the top of
 the page: every tab can then show *your* models, until you close the page.
