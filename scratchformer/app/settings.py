@@ -53,8 +53,9 @@ LARGE_MAX_NEW_TOKENS = 300        # … so it writes at most this many per reque
 
 
 # A tool call (MCP, /tool_generate) answers once, at the end: both models' 2,000 tokens took 17-19 s
-# of server time while other hostile calls ran (benchmarks/abuse.py, 2 cores). A tool writes at most
-# this many tokens per model (~1/10 of that); the page's Generate streams up to MAX_NEW_TOKENS.
+# of server time while other hostile calls ran (benchmarks/abuse.py, 2 cores); 200 took 6-8 s there
+# (the rest is sharing the decode batch and the cores), 1.2 s alone with a 2,000-character prompt.
+# The page's Generate streams up to MAX_NEW_TOKENS.
 TOOL_MAX_NEW_TOKENS = 200
 
 
