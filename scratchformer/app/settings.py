@@ -59,15 +59,18 @@ LARGE_MAX_NEW_TOKENS = 300        # … so it writes at most this many per reque
 TOOL_MAX_NEW_TOKENS = 200
 
 
-def max_new_tokens(value, limit: int = MAX_NEW_TOKENS) -> int:
-    hint = ("the most a tool call writes per model; call again with the text so far for more" if limit == TOOL_MAX_NEW_TOKENS
-            else "the most a model of over 20M parameters writes in one request" if limit < MAX_NEW_TOKENS else "")
-    return as_int(value, "max_new_tokens", 1, limit, hint=hint)
+def max_new_tokens(value, limit: int = MAX_NEW_TOKENS, why: str = "") -> int:
+    return as_int(value, "max_new_tokens", 1, limit, hint=why)
 
 
-def token_limit(n_params: int) -> int:
-    """How many tokens a model of ``n_params`` parameters may write in one request."""
-    return LARGE_MAX_NEW_TOKENS if n_params >= LARGE_MODEL_PARAMS else MAX_NEW_TOKENS
+def token_limit(n_params: int, tool: bool = False) -> tuple[int, str]:
+    """How many tokens one request may ask for (a model of ``n_params`` parameters; a tool call),
+    and why that many, for the message ("" for the plain limit)."""
+    if tool:        # lower than the large-model limit too
+        return TOOL_MAX_NEW_TOKENS, "the most a tool call writes per model; call again with the text so far for more"
+    if n_params >= LARGE_MODEL_PARAMS:
+        return LARGE_MAX_NEW_TOKENS, "the most a model of over 20M parameters writes in one request"
+    return MAX_NEW_TOKENS, ""
 
 
 def guesses(value) -> int:
@@ -111,5 +114,4 @@ def generation(temperature_, top_k_, top_p_, max_new_tokens_, seed_, watch_layer
     if n_layer is not None:
         watched = n_layer - 1 if watch_layer is None else layer(watch_layer, n_layer, "watch layer")
     return GenerationRequest(sampling(temperature_, top_k_, top_p_),
-                             max_new_tokens(max_new_tokens_, min(token_limit(n_params), TOOL_MAX_NEW_TOKENS) if tool
-                                            else token_limit(n_params)), seed(seed_), watched)
+                             max_new_tokens(max_new_tokens_, *token_limit(n_params, tool)), seed(seed_), watched)
