@@ -188,6 +188,47 @@ def test_batched_streams_equal_generate_stream_alone(close, kind):
                    for i in range(1, len(g)) if g[i].context_len < g[i - 1].context_len)
 
 
+@pytest.mark.parametrize("kind", ["gpt", "lstm"])
+def test_visitors_who_arrive_together_are_read_in_one_pass_each_as_alone(close, kind):
+    """Requests admitted in the same step with prompts of one length are prefilled in one pass (and the
+    GPT's rows that fill their caches in the same step are refilled in one pass); each row still gets
+    exactly what generate_stream gives it alone. The first prefill is held until every request waits,
+    so the others are admitted together."""
+    model = tiny_gpt(seed=7) if kind == "gpt" else tiny_lstm(seed=7)
+    prompts = ["to be", "or no", "hello", "abcde", "the", "why?", "x" * 5]     # five of length 5
+    settings = [SamplingSettings(0.9), SamplingSettings(0.0), SamplingSettings(1.5, top_k=3),
+                SamplingSettings(0.7, top_p=0.8), SamplingSettings(1.0), SamplingSettings(2.0),
+                SamplingSettings(0.5, top_k=1)]
+    with DecodeScheduler(model, TOK, max_rows=8) as scheduler:
+        batch, passes, gate = scheduler._batch, [], threading.Event()       # noqa: SLF001
+        prefill, refill = batch.prefill, batch.refill
+
+        def held_prefill(rows, indices):
+            gate.wait(10)
+            passes.append(("prefill", len(rows)))
+            return prefill(rows, indices)
+
+        def counted_refill(rows, indices):
+            passes.append(("refill", len(rows)))
+            return refill(rows, indices)
+
+        batch.prefill, batch.refill = held_prefill, counted_refill
+        first = scheduler.stream("q", settings=SamplingSettings(1.0), max_new_tokens=30, seed=99)
+        assert wait_for(lambda: scheduler.waiting == 0)                  # the worker holds the first prefill
+        streams = [scheduler.stream(p, settings=s, max_new_tokens=30, seed=i)
+                   for i, (p, s) in enumerate(zip(prompts, settings))]
+        gate.set()
+        got = read_all_concurrently([first, *streams])
+    assert passes[0] == ("prefill", 1)
+    assert ("prefill", 5) in passes and ("prefill", 1) in passes[1:]                  # "to be" … "xxxxx" together
+    assert sum(n for what, n in passes if what == "prefill") == 1 + len(prompts)
+    if kind == "gpt":                                     # BLOCK 16: the five fill their caches in one step
+        assert ("refill", 5) in passes or ("refill", 6) in passes
+    assert_same_steps(close, f"{kind} first", got[0], alone(model, TOK, "q", SamplingSettings(1.0), 30, 99))
+    for i, (p, s) in enumerate(zip(prompts, settings)):
+        assert_same_steps(close, f"{kind} {p!r}", got[i + 1], alone(model, TOK, p, s, 30, i))
+
+
 @pytest.mark.parametrize("name", ["gpt-shakespeare", "lstm-shakespeare"])
 def test_shipped_checkpoints_batched_equal_alone(close, name):
     if not (CHECKPOINTS / name / "model.safetensors").exists():
@@ -289,10 +330,10 @@ def test_an_error_goes_to_its_stream_and_the_worker_serves_the_others(close):
     batch = scheduler._batch                     # noqa: SLF001  inject a failure into one prefill
     prefill = batch.prefill
 
-    def failing_prefill(row, index):
-        if row.request.prompt_ids == TOK.encode("boom"):
+    def failing_prefill(rows, indices):
+        if any(row.request.prompt_ids == TOK.encode("boom") for row in rows):
             raise RuntimeError("the prefill failed")
-        return prefill(row, index)
+        return prefill(rows, indices)
 
     batch.prefill = failing_prefill
     with scheduler:

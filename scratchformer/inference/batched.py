@@ -16,8 +16,11 @@ The LSTM needs no mask: its step reads one token and the row's (h, c), whatever 
 before (:func:`batched_lstm_step`).
 
 :class:`GPTBatch` and :class:`LSTMBatch` hold one model's batched state and give the scheduler four
-verbs: ``prefill`` a new row alone, ``step`` every row at once, ``refill`` a row whose cache is full,
-``move`` a row into a leaving row's place. The window policy is generation.py's.
+verbs: ``prefill`` new rows, ``step`` every row at once, ``refill`` rows whose cache is full, ``move``
+a row into a leaving row's place. The window policy is generation.py's. Rows prefilled (or refilled)
+in the same step whose windows have the same length are read together, in one pass
+(:func:`same_length`): each row's numbers are the ones its own pass would give, up to float rounding
+(tests/test_batching.py), and 32 visitors who arrive together cost one prompt pass, not 32.
 """
 from __future__ import annotations
 
@@ -39,6 +42,15 @@ class Row(Protocol):
     seq: list[int]              # prompt ids + the ids generated so far
     start: int                  # index in seq of the first token the model's window holds (GPT)
     length: int                 # positions in the row's cache (GPT); tokens read (LSTM)
+
+
+def same_length(rows: list, length) -> list[list[int]]:
+    """The positions in ``rows`` grouped by ``length(row)`` (groups in order of first appearance):
+    each group is read in one pass."""
+    groups: dict[int, list[int]] = {}
+    for i, row in enumerate(rows):
+        groups.setdefault(length(row), []).append(i)
+    return list(groups.values())
 
 
 # --------------------------------------------------------------- the batched GPT pass and its cache
@@ -81,12 +93,12 @@ class BatchedKVCache:
             new[:self.rows] = old
         self.k, self.v, self.rows = new_k, new_v, rows
 
-    def store(self, row: int, cache: KVCache) -> None:
-        """Copy a one-sequence :class:`KVCache` (a prefill's) into ``row``'s slots 0 … length − 1."""
+    def store(self, row: int, cache: KVCache, b: int = 0) -> None:
+        """Copy sequence ``b`` of a :class:`KVCache` (a prefill's) into ``row``'s slots 0 … length − 1."""
         n = cache.length
         for layer, layer_cache in enumerate(cache.layers):
-            self.k[layer][row, :, :n] = layer_cache.k[0]
-            self.v[layer][row, :, :n] = layer_cache.v[0]
+            self.k[layer][row, :, :n] = layer_cache.k[b]
+            self.v[layer][row, :, :n] = layer_cache.v[b]
 
     def move(self, src: int, dst: int, length: int) -> None:
         """Copy row ``src``'s first ``length`` slots into row ``dst`` (a leaving row's place is taken)."""
@@ -204,28 +216,36 @@ class GPTBatch:
         self.cache = BatchedKVCache(model, max_rows)
         self.device = self.cache.device
 
-    def _prefill(self, row: Row, index: int, keep: int) -> Tensor:
-        """Read the last ``keep`` tokens of the row alone (one pass) into its cache row: logits [V]."""
-        row.start = max(0, len(row.seq) - keep)
-        one = KVCache(self.n_layer, capacity=self.block_size)
-        ids = torch.tensor([row.seq[row.start:]], device=self.device)
-        logits = self.decoder(ids, one)[0]
-        self.cache.ensure_rows(index + 1)
-        self.cache.store(index, one)
-        row.length = one.length
+    def _prefill(self, rows: list[Row], indices: list[int], keep: int) -> Tensor:
+        """Read the last ``keep`` tokens of each row (the same number for every row) into its cache
+        row ``indices[r]``, in one pass: logits [len(rows), V]."""
+        for row in rows:
+            row.start = max(0, len(row.seq) - keep)
+        cache = KVCache(self.n_layer, capacity=self.block_size)
+        ids = torch.tensor([r.seq[r.start:] for r in rows], device=self.device)   # one length, or torch refuses
+        logits = self.decoder(ids, cache)                  # the same FastGPTDecoder call as generate_stream's
+        self.cache.ensure_rows(max(indices) + 1)
+        for b, (row, index) in enumerate(zip(rows, indices)):
+            self.cache.store(index, cache, b)
+            row.length = cache.length
         return logits
 
-    def prefill(self, row: Row, index: int) -> Tensor:
-        """A new row: its prompt cropped to the last ``block_size`` tokens, read alone (the same
-        FastGPTDecoder call as generate_stream's, so its first logits are identical)."""
-        return self._prefill(row, index, self.block_size)
+    def window(self, row: Row) -> int:
+        """How many tokens a prefill of ``row`` reads: its prompt's last ``block_size``."""
+        return min(len(row.seq), self.block_size)
+
+    def prefill(self, rows: list[Row], indices: list[int]) -> Tensor:
+        """New rows of the same :meth:`window`, each prompt cropped to its last ``block_size`` tokens,
+        read in one pass: logits [len(rows), V]."""
+        return self._prefill(rows, indices, self.block_size)
 
     def needs_refill(self, row: Row) -> bool:
         return row.length >= self.block_size          # no position left for the newest token
 
-    def refill(self, row: Row, index: int) -> Tensor:
-        """A full cache, rebuilt from the row's last ``refill_keep(block_size)`` tokens (generation.py's policy)."""
-        return self._prefill(row, index, refill_keep(self.block_size))
+    def refill(self, rows: list[Row], indices: list[int]) -> Tensor:
+        """Full caches, rebuilt from each row's last ``refill_keep(block_size)`` tokens (generation.py's
+        policy; a full row holds more than that, so every window has that length): logits [len(rows), V]."""
+        return self._prefill(rows, indices, refill_keep(self.block_size))
 
     def step(self, rows: list[Row], moving: list[bool]) -> Tensor:
         """Every row's newest token in one pass (:func:`batched_gpt_step`): logits [rows, V]."""
@@ -255,17 +275,24 @@ class LSTMBatch:
         self.h = torch.zeros(cfg.n_layer, max_rows, cfg.hidden, device=w.device, dtype=w.dtype)
         self.c = torch.zeros_like(self.h)
 
-    def prefill(self, row: Row, index: int) -> Tensor:
-        out = self.model(torch.tensor([row.seq], device=self.device))
+    def window(self, row: Row) -> int:
+        """How many tokens a prefill of ``row`` reads: its whole prompt ((h, c) carries all of it)."""
+        return len(row.seq)
+
+    def prefill(self, rows: list[Row], indices: list[int]) -> Tensor:
+        """New rows of the same :meth:`window`, their prompts read by the model's own forward pass in
+        one batch: logits [len(rows), V]."""
+        out = self.model(torch.tensor([r.seq for r in rows], device=self.device))
         h, c = out.state
-        self.h[:, index], self.c[:, index] = h[:, 0], c[:, 0]
-        row.length = len(row.seq)
-        return out.logits[0, -1]
+        for b, (row, index) in enumerate(zip(rows, indices)):
+            self.h[:, index], self.c[:, index] = h[:, b], c[:, b]
+            row.length = len(row.seq)
+        return out.logits[:, -1]
 
     def needs_refill(self, row: Row) -> bool:
         return False                                   # (h, c) carries the whole text: no window
 
-    def refill(self, row: Row, index: int) -> Tensor:
+    def refill(self, rows: list[Row], indices: list[int]) -> Tensor:
         raise AssertionError("an LSTM row is never refilled")
 
     def step(self, rows: list[Row], moving: list[bool]) -> Tensor:

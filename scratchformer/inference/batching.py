@@ -5,10 +5,10 @@ one forward pass over a batch of one. These models are small, so such a pass spe
 calling things, not on arithmetic, and a pass over 32 rows costs little more than a pass over one.
 A :class:`DecodeScheduler` serves many streams of one model from one worker thread:
 
-    stream()  ──▶  waiting ──admit──▶  prefill alone (one pass)  ──▶ row of the batch
+    stream()  ──▶  waiting ──admit──▶  prefill (one pass per prompt length) ──▶ row of the batch
                                                                           │
     each step:  every running row ──one batched pass──▶ logits [rows, V] ──sample_rows──▶ GenSteps
-                (a row whose cache is full is re-read alone first: generation.py's refill policy)
+                (rows whose cache is full are re-read first, together: generation.py's refill policy)
                                                                           │
     a row leaves when it has its max_new_tokens, or at once when its reader closes or drops its stream
 
@@ -55,7 +55,7 @@ from torch import Tensor, nn
 from ..model.registry import family
 from .batch_sampling import sample_rows
 from .batch_streams import END, GenerationStream, Request, Row, SchedulerBusy, fail
-from .batched import GPTBatch, LSTMBatch
+from .batched import GPTBatch, LSTMBatch, same_length
 from .generation import START_TEXT, GenStep
 from .sampling import SamplingSettings, Step, make_generator, validate_max_new_tokens
 
@@ -319,9 +319,9 @@ class DecodeScheduler:
         for i in reversed(range(len(rows))):
             if rows[i].request.cancelled:
                 self._remove(i)
-        # 2. who moves: a row whose reader is max_ahead behind pauses; a full cache is re-read alone
+        # 2. who moves: a row whose reader is max_ahead behind pauses; full caches are re-read (together)
         logits: dict[int, Tensor] = {}          # id(row) → logits [V] of its next token
-        moving, failed = [], []
+        moving, failed, full = [], [], []
         for i, row in enumerate(rows):
             request = row.request
             request.paused = request.out.qsize() >= self.max_ahead
@@ -331,14 +331,14 @@ class DecodeScheduler:
                     failed.append((row, ValueError(f"generation dropped: nothing was read for "
                                                    f"{self.abandon_after_s:g} s")))
                 continue
-            if self._batch.needs_refill(row):
-                moving.append(False)
-                try:
-                    logits[id(row)] = self._batch.refill(row, i)
-                except Exception as e:
-                    failed.append((row, e))
-                continue
-            moving.append(True)
+            moving.append(not self._batch.needs_refill(row))
+            if not moving[-1]:
+                full.append(i)
+        if full:                                # full caches re-read, all in one pass
+            try:
+                logits.update(zip([id(rows[i]) for i in full], self._batch.refill([rows[i] for i in full], full)))
+            except Exception as e:
+                failed += [(rows[i], e) for i in full]
         # 3. one batched pass over every row (paused and refilled rows ride along, unchanged)
         if any(moving):
             try:
@@ -350,14 +350,18 @@ class DecodeScheduler:
             except Exception as e:
                 failed += [(row, RuntimeError(f"a batched decoding step failed: {e}"))
                            for row, m in zip(rows, moving) if m]
-        # 4. new requests: their prompt alone (one pass), then they join the batch
-        for request in admitted:
-            row = Row(request, list(request.prompt_ids))
+        # 4. new requests: their prompts read (one pass per prompt length), then they join the batch
+        new = [Row(request, list(request.prompt_ids)) for request in admitted]
+        for group in same_length(new, self._batch.window):
+            group = [new[j] for j in group]
             try:
-                logits[id(row)] = self._batch.prefill(row, len(rows))
-                rows.append(row)
+                out = self._batch.prefill(group, list(range(len(rows), len(rows) + len(group))))
             except Exception as e:
-                fail(request, e)
+                for row in group:
+                    fail(row.request, e)
+                continue
+            logits.update(zip([id(row) for row in group], out))
+            rows += group
         # 5. sample every row that has logits, each with its own settings and generator
         if logits:
             order = [row for row in rows if id(row) in logits]
