@@ -16,7 +16,8 @@ Watch it learn (``--no-scrub`` skips it; the checkpoints must hold training snap
 * ``scrub_first_ms``: the median of the first visit of each other step (its figures drawn);
 * ``scrub_ms``: the median of later visits, over ``--rounds`` sweeps across all steps (the goal:
   ≤ 300 ms on this 2-core machine);
-* ``scrub_max_ms``: the slowest later visit.
+* ``scrub_max_ms``: the slowest later visit;
+* the same four with ``_words`` for the word pair, when its checkpoints hold snapshots too.
 
 Train live (``--no-live`` skips it, and the induction race below). First the server is brought to
 where ``app.py`` leaves it: the page's default views computed (``arrival_s``), then the trainings'
@@ -105,21 +106,22 @@ def met(value, goal) -> bool | None:
 
 # ------------------------------------------------------------------------------- Watch it learn
 
-def scrub(client, steps: list, rounds: int) -> dict:
+def scrub(client, steps: list, rounds: int, training: str = "small (CPU-trained)") -> dict:
+    """The Watch it learn slider moved over every snapshot of ``training`` (a pair's name)."""
     last = len(steps) - 1
     t0 = time.perf_counter()
-    client.predict(last, api_name="/learning_step")
+    client.predict(last, training, api_name="/learning_step")
     history_first_s = time.perf_counter() - t0
     first = []
     for k in range(last):
         t0 = time.perf_counter()
-        client.predict(k, api_name="/learning_step")
+        client.predict(k, training, api_name="/learning_step")
         first.append((time.perf_counter() - t0) * 1000)
     later = []
     for _ in range(rounds):
         for k in range(len(steps)):
             t0 = time.perf_counter()
-            client.predict(k, api_name="/learning_step")
+            client.predict(k, training, api_name="/learning_step")
             later.append((time.perf_counter() - t0) * 1000)
     return {"history_first_s": round(history_first_s, 2),
             "scrub_first_ms": round(statistics.median(first), 1) if first else None,
@@ -306,7 +308,8 @@ def main(argv=None) -> None:
     from gradio_client import Client
     from app_checkpoints import serve
     from scratchformer.app.blocks import build_demo
-    from scratchformer.app.learn_tab import steps_of
+    from scratchformer.app.bank import WORD_PAIR
+    from scratchformer.app.learn_tab import steps_of, trainings
     from scratchformer.training import live_process
 
     result = {"snapshots": None, "history_first_s": None, "scrub_first_ms": None, "scrub_ms": None,
@@ -337,6 +340,9 @@ def main(argv=None) -> None:
         if not args.no_scrub:
             result["snapshots"] = len(steps)
             result.update(scrub(client, steps, args.rounds))
+            if WORD_PAIR in trainings(demo.bank):       # the word pair's snapshots, when shipped
+                words = scrub(client, steps_of(demo.bank, WORD_PAIR), args.rounds, WORD_PAIR)
+                result.update({f"{k}_words": v for k, v in words.items()})
         if not args.no_live:
             # where app.py leaves the server: the defaults computed, then the fork server warmed
             t0 = time.perf_counter()
@@ -389,11 +395,15 @@ def main(argv=None) -> None:
 
     print(f"{'measure':<46}{'value':>14}{'goal':>10}")
     if steps:
-        print(f"{'steps':<46}{', '.join(map(str, steps))}")
+        print(f"{'steps':<46}{', '.join(str(t) for t, _ in steps)}")
     row("first call, both histories (s)", result["history_first_s"])
     row("first visit of a step, median (ms)", result["scrub_first_ms"])
     row("slider move, median (ms)", result["scrub_ms"], goal("scrub_ms"))
     row("slider move, slowest (ms)", result["scrub_max_ms"])
+    if "scrub_ms_words" in result:
+        row("word pair: first call (s)", result["history_first_s_words"])
+        row("word pair: first visit of a step, median (ms)", result["scrub_first_ms_words"])
+        row("word pair: slider move, median / slowest (ms)", f"{result['scrub_ms_words']} / {result['scrub_max_ms_words']}")
     row("page defaults computed (s)", result["arrival_s"])
     row("training fork server warmed (s)", result["live_warm_s"])
     row("Train → first loss on screen (s)", result["live_train_first_update_s"], goal("live_train_first_update_s"))

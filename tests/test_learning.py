@@ -1,15 +1,17 @@
 """Watch it learn (scratchformer/inference/learning.py, app/learn_tab.py): every number the tab shows
 at a training step is recomputed here another way from that step's snapshot, on tiny random models
 with snapshots written by the test."""
+import json
 import math
 
 import pytest
 import torch
 
-from app_checkpoints import make_checkpoints
+from app_checkpoints import make_checkpoints, make_word_checkpoints
 from scratchformer.app import blocks as ui
-from scratchformer.app.bank import LSTM_NAME, TRANSFORMER, ModelBank
-from scratchformer.app.learn_tab import learning_history, learning_step, steps_of
+from scratchformer.app.bank import LSTM_NAME, SMALL_PAIR, TRANSFORMER, WORD_PAIR, ModelBank
+from scratchformer.app.inspect_tabs import chars_per_token
+from scratchformer.app.learn_tab import learning_history, learning_step, steps_of, trainings
 from scratchformer.checkpoint import CheckpointError, load_checkpoint
 from scratchformer.inference import learning as L
 from scratchformer.inference.generation import generate_stream
@@ -19,10 +21,10 @@ from scratchformer.snapshots import SNAPSHOT_DIR, load_snapshot, save_snapshot
 STEPS = [0, 4, 40]
 
 
-def add_snapshots(folder, steps=STEPS):
+def add_snapshots(folder, steps=STEPS, names=("gpt-shakespeare", "lstm-shakespeare")):
     """Snapshots of each model of ``folder`` at ``steps``: the model with its weights moved a little
     further each step (so each step's model is different), with made-up losses that fall."""
-    for name in ("gpt-shakespeare", "lstm-shakespeare"):
+    for name in names:
         model = load_checkpoint(folder / name).model
         g = torch.Generator().manual_seed(len(name))
         for k, step in enumerate(steps):
@@ -119,7 +121,7 @@ def test_each_lstm_step_shows_the_gates_of_that_snapshot(bank):
 
 
 def test_the_tab_shows_the_step_chosen(bank):
-    assert steps_of(bank) == STEPS
+    assert steps_of(bank) == [(s, s) for s in STEPS] and trainings(bank) == [SMALL_PAIR]
     out = learning_step(bank, 1)
     assert out.caption.startswith("**Step 4 of 40** (snapshot 2 of 3) · 2,048 characters seen")
     assert f"Transformer {3.6 / math.log(2):.2f}, LSTM {3.6 / math.log(2):.2f} bits per character" in out.caption
@@ -160,14 +162,15 @@ def test_a_bad_step_is_refused_by_name(bank, value, says):
 def test_the_page_has_the_tab_with_a_slider_over_the_steps(bank):
     demo = ui.build_demo(bank=bank)
     fn = next(f for f in demo.fns.values() if f.api_name == "learning_step")
-    slider = fn.inputs[0]
+    slider, training = fn.inputs
     assert (slider.minimum, slider.maximum, slider.value) == (0, 2, 2)
+    assert training.value == SMALL_PAIR and not training.visible        # one pair with snapshots: no choice
     assert "learn" in {row.tab_id for row in demo.links.rows}
 
 
 def test_without_snapshots_the_tab_says_how_to_make_them(tmp_path):
     bank = ModelBank.load(make_checkpoints(tmp_path), device="cpu")
-    assert steps_of(bank) == []
+    assert steps_of(bank) == [] and trainings(bank) == []
     demo = ui.build_demo(bank=bank)
     assert "learning_step" not in {f.api_name for f in demo.fns.values()}
     with pytest.raises(ValueError, match="no training snapshots"):
@@ -180,3 +183,60 @@ def test_a_broken_snapshot_is_named(tmp_path):
     bank = ModelBank.load(folder, device="cpu")
     with pytest.raises(CheckpointError, match="step_000004.safetensors: cannot read tensors"):
         learning_step(bank, 0)
+
+
+WORD_T_STEPS, WORD_L_STEPS = [0, 3, 30], [0, 5, 50]
+
+
+@pytest.fixture(scope="module")
+def word_bank(tmp_path_factory):
+    """Both pairs with snapshots; the word pair's two trainings at different steps (as shipped:
+    2,500 steps for its Transformer, 4,500 for its LSTM)."""
+    folder = add_snapshots(make_checkpoints(tmp_path_factory.mktemp("learn-words")))
+    make_word_checkpoints(folder)
+    for name, steps in (("gpt-shakespeare-bpe", WORD_T_STEPS), ("lstm-shakespeare-bpe", WORD_L_STEPS)):
+        add_snapshots(folder, steps, names=(name,))
+    for name in ("gpt-shakespeare-bpe", "lstm-shakespeare-bpe"):    # 3.5 nats per token = 2.5 bits per character
+        path = folder / name / "metrics.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"bits_per_char": 2.5}))
+    return ModelBank.load(folder, device="cpu")
+
+
+def test_the_word_pair_shows_each_model_at_its_own_kth_snapshot(word_bank):
+    assert trainings(word_bank) == [SMALL_PAIR, WORD_PAIR]
+    assert steps_of(word_bank, WORD_PAIR) == list(zip(WORD_T_STEPS, WORD_L_STEPS))
+    c = chars_per_token(word_bank.slots["Transformer (words)"].metrics)
+    assert c == pytest.approx(3.5 / (2.5 * math.log(2)))
+    out = learning_step(word_bank, 1, WORD_PAIR)
+    t = {v.step: v for v in learning_history(word_bank.slots["Transformer (words)"].folder)}[3]
+    l = {v.step: v for v in learning_history(word_bank.slots["LSTM (words)"].folder)}[5]
+    assert out.caption.startswith("**Snapshot 2 of 3** · Transformer at step 3 of 30, LSTM at step 5 of 50")
+    # losses in bits per character: nats per token ÷ characters per token ÷ ln 2
+    assert (f"Transformer {t.val_loss / c / math.log(2):.2f}, LSTM {l.val_loss / c / math.log(2):.2f} "
+            "bits per character") in out.caption
+    assert out.transformer_sample == t.sample and out.lstm_sample == l.sample
+    assert [s.x0 for s in out.curves.layout.shapes] == pytest.approx([t.tokens * c, l.tokens * c])
+    assert [a.text for a in out.curves.layout.annotations] == ["Transformer, step 3", "LSTM, step 5"]
+    assert "LSTM at step 5" in out.lstm_gates.layout.title.text
+    assert out.lstm_pca.layout.title.text.startswith("LSTM embeddings at step 5")
+    assert len(out.transformer_pca.data[0].x) + sum(len(d.x) for d in out.transformer_pca.data[1:]) >= 320
+    # the character pair is unchanged beside it
+    assert learning_step(word_bank, 1).caption.startswith("**Step 4 of 40**")
+
+
+@pytest.mark.parametrize("training", ["GPT-2 (words)", "large (GPU-trained)", "", None, 3, "x" * 5000])
+def test_a_training_without_snapshots_is_refused_by_name(word_bank, training):
+    with pytest.raises(ValueError, match=r"training must be one of \['small \(CPU-trained\)', 'words \(BPE\)'\]") as e:
+        learning_step(word_bank, 0, training)
+    assert len(str(e.value)) < 200
+
+
+def test_the_page_offers_the_choice_when_both_pairs_have_snapshots(word_bank):
+    demo = ui.build_demo(bank=word_bank)
+    fn = next(f for f in demo.fns.values() if f.api_name == "learning_step")
+    slider, training = fn.inputs
+    assert training.visible and [c[1] for c in training.choices] == [SMALL_PAIR, WORD_PAIR]
+    link = demo.links.parse("tab=learn&step=1&training=words%20(BPE)")
+    assert link.notes == [] and link.values["training"] == WORD_PAIR
+    bad = demo.links.parse("tab=learn&training=GPT-2")
+    assert any("training must be one of" in n for n in bad.notes)

@@ -18,14 +18,18 @@ HEAD_PANELS = (("previous", "share on the token just before", [0, 1]),
                ("entropy", "entropy of its attention (bits)", None))
 
 
-def curves_at_step_figure(curves: Mapping[str, Sequence[Mapping]], tokens: float, step: int) -> go.Figure:
-    """:func:`~.curves.learning_curves_figure` of the models' training (character models: bits per
-    character against characters seen) with a vertical line at ``tokens`` seen, labelled ``step``."""
-    fig = learning_curves_figure(curves, title="Loss while training: the step shown is marked")
+def curves_at_step_figure(curves: Mapping[str, Sequence[Mapping]], marks: Sequence[tuple[float, str]],
+                          chars_per_token: Mapping[str, float] | None = None) -> go.Figure:
+    """:func:`~.curves.learning_curves_figure` of the models' training (bits per character against
+    characters seen; ``chars_per_token`` converts a word model's, as there) with a vertical line at
+    each of ``marks``: (characters seen, its label), the step or steps shown."""
+    fig = learning_curves_figure(curves, title="Loss while training: the step shown is marked",
+                                 chars_per_token=chars_per_token)
     if fig.data:
-        fig.add_vline(x=tokens, line=dict(color=MARK, width=2, dash="dash"))
-        fig.add_annotation(x=tokens, y=1, yref="paper", text=f"step {step:,}", showarrow=False,
-                           xanchor="left", yanchor="top", font=dict(color=MARK))
+        for i, (x, label) in enumerate(marks):
+            fig.add_vline(x=x, line=dict(color=MARK, width=2, dash="dash"))
+            fig.add_annotation(x=x, y=1 - 0.08 * i, yref="paper", text=label, showarrow=False,
+                               xanchor="left", yanchor="top", font=dict(color=MARK))
         fig.update_layout(height=340)
     return fig
 
@@ -91,7 +95,7 @@ def live_curves_figure(curves: Mapping[str, Sequence[Mapping]], budget_s: float,
 
 LIVE_HEAD_PANELS = (("previous", "share on the token just before", [0, 1]),
                     ("entropy", "entropy of its attention (bits)", None))
-INDUCTION_PANEL = ("induction", "induction score (on the repeated half)", [0, 1])
+INDUCTION_PANEL = ("induction", "induction score (3 periods)", [0, 1])
 
 
 def live_heads_figure(history: Sequence[Mapping]) -> go.Figure:
