@@ -104,6 +104,46 @@ def test_the_induction_score_is_one_for_a_head_that_looks_right_after_the_earlie
     assert induction_score(previous, L) == 0.0           # a previous-token head is not one
 
 
+def test_the_induction_score_counts_only_attention_that_follows_the_letters():
+    """induction = score on repeated text − score on text that does not repeat, at the same positions:
+    a head whose attention follows positions alone (a fixed distance back, evenly spread) scores 0;
+    one that looks just after the earlier occurrence of the current letter scores near 1."""
+    from scratchformer.training.live import INDUCTION_PERIODS, Corpus, induction_contrast
+    repeated, control, periods = Corpus(LivePlan(corpus="repeat", size="tiny")).induction_probes()
+    assert sorted(set(periods)) == list(INDUCTION_PERIODS) and repeated.shape == control.shape
+    P, T = repeated.shape
+    for row, L in zip(repeated.tolist(), periods):          # each probe repeats L different letters
+        assert len(set(row[:L])) == L and all(row[i] == row[i - L] for i in range(L, T))
+    for row in control.tolist():                             # no letter twice among the first 26
+        assert len(set(row[:26])) == 26
+    gaps = [b - a for a, b in zip(INDUCTION_PERIODS, INDUCTION_PERIODS[1:])]
+    assert min(gaps) >= live.INDUCTION_REACH                 # no one distance back counted for two periods
+
+    def weights(look):                                       # look(i, L) → the key query i attends to
+        out = torch.zeros(P, T, T)
+        for p, L in enumerate(periods):
+            for i in range(T):
+                out[p, i, look(i, L)] = 1.0
+        return out
+
+    even = torch.tril(torch.ones(T, T)).expand(P, T, T)
+    even = even / even.sum(-1, keepdim=True)
+    induction = weights(lambda i, L: i - L + 1 if i >= L else 0)
+    assert induction_contrast(induction, even, periods) == pytest.approx(
+        1 - sum(induction_score(e, L) for e, L in zip(even, periods)) / P)
+    assert induction_contrast(induction, even, periods) > 0.75
+    late = weights(lambda i, L: i - L + 3 if i >= L else 0)          # lands 2 further on: counted too
+    assert induction_contrast(late, even, periods) > 0.75
+    for k in range(1, T):                                    # by position alone: the same on both texts
+        fixed = weights(lambda i, L: max(i - k, 0))
+        assert induction_contrast(fixed, fixed, periods) == 0.0
+    assert induction_contrast(even, even, periods) == 0.0
+    with pytest.raises(ValueError, match="reach < length"):
+        induction_score(torch.eye(T), 4)
+    with pytest.raises(ValueError, match="2 × length ≤ T"):
+        induction_score(torch.eye(T), T // 2 + 1)
+
+
 def test_the_induction_phase_is_the_first_report_below_half_the_first_loss():
     curve = [{"step": 0, "loss": 3.2}, {"step": 40, "loss": 2.9}, {"step": 90, "loss": 1.5},
              {"step": 130, "loss": 0.2}]

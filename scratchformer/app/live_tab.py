@@ -49,7 +49,10 @@ Transformer's heads look. Pick **toy task: a random sequence, repeated**: a rand
 is written twice, and the second copy can only be predicted by looking back at the first. Watch the
 loss stay flat, then drop at once (give it 90 s or more: on a 2-core CPU the drop comes after 30 to 60 s,
 depending on the seed): that is when an **induction head** forms (a head in layer 2 that
-attends to the token *after* the earlier copy of the current one). Its score is plotted per head.
+attends to the token *after* the earlier copy of the current one). Its score is plotted per head:
+its attention on the few letters after the earlier copy, minus its attention on the same places in a
+text that does not repeat. A head that looks by position alone (a fixed distance back, or everywhere
+evenly) scores 0; only attention that follows the letters counts.
 When the training ends (or you stop it), the pair is added to the **Models** choice at the top of
 the page: every tab can then show *your* models, until you close the page.
 """

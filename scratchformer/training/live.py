@@ -33,8 +33,10 @@ The corpora (:data:`CORPORA`):
   of x_i (at i − L) and attends to what followed it (i − L + 1). It needs two layers (a first-layer
   head that copies a token forward, read by a second-layer head), and it appears suddenly, with a
   drop in the loss (:func:`induction_phase_step`). A head's **induction score**
-  (:func:`induction_score`) is its attention, from the second copy of a sequence written twice, on
-  the tokens just after the earlier occurrence of the current one.
+  (:func:`induction_contrast`) is its attention, from the second copy of a sequence written twice,
+  on the tokens just after the earlier occurrence of the current one, minus the same head's
+  attention on those positions in a text that does not repeat (so a head that looks by position
+  alone scores 0), averaged over sequences of three lengths (:data:`INDUCTION_PERIODS`).
 
 This module knows nothing of Gradio or processes: the app runs a race in a process of its own
 (:mod:`.live_process`), which is what bounds its time, memory and priority.
@@ -69,6 +71,8 @@ BATCH = {"tiny": (16, 64), "small": (12, 64)}     # size → (batch size, block 
 TASK_LEN = {"copy": 12, "reverse": 12, "repeat": 16}   # letters per example before the answer (repeat: at most)
 REPEAT_MIN = 6            # the shortest repeated sequence
 INDUCTION_REACH = 4       # the induction score counts the keys 1 … 4 past the earlier occurrence
+INDUCTION_PERIODS = (8, 12, 16)   # the probes' periods: the offsets each counts (L−4 … L−1 back) do not overlap
+INDUCTION_DRAWS = 2       # random sequences per period
 LR = {"tiny": 3e-3, "small": 2e-3}
 
 
@@ -115,6 +119,20 @@ class Corpus:
             return torch.cat([letters, bar, letters.flip(0), newline])
         row = letters.repeat(2 * TASK_LEN["repeat"] // length + 2)[start: start + 2 * TASK_LEN["repeat"]]
         return torch.cat([row, newline])
+
+    def induction_probes(self) -> tuple[Tensor, Tensor, list[int]]:
+        """The repeat task's probes for :func:`induction_contrast`: :data:`INDUCTION_DRAWS` rows per
+        period of :data:`INDUCTION_PERIODS`, each a fixed random sequence of L letters repeated over
+        the row (the task's row, without its newline), and as many control rows that do not repeat
+        (the 26 letters in a random order, then 6 more): (repeated ids [P, T], control ids [P, T],
+        each row's period), T = 2 × TASK_LEN."""
+        gen = torch.Generator().manual_seed(54321)
+        periods = [L for L in INDUCTION_PERIODS for _ in range(INDUCTION_DRAWS)]
+        repeated = torch.stack([self.example(gen, L)[:-1] for L in periods])
+        T = repeated.shape[1]
+        control = torch.stack([torch.cat([torch.randperm(len(LETTERS), generator=gen),
+                                          torch.randperm(len(LETTERS), generator=gen)])[:T] for _ in periods])
+        return repeated, control, periods
 
     def counted(self, length: int, start: int = 0) -> slice:
         """The targets of a toy-task row that can be predicted: the answer after ``|``; in
@@ -227,6 +245,7 @@ class LiveRace:
         self.reports = 0
         ids = tok.encode(self.corpus.text)
         self.text_ids = ids
+        self.probes = self.corpus.induction_probes() if plan.corpus == "repeat" else None
         self.pieces = tok.pieces(ids) if hasattr(tok, "pieces") else list(self.corpus.text)
 
     # one step of one model ---------------------------------------------------------------------
@@ -269,16 +288,31 @@ class LiveRace:
         gpt.train()
         return [a[0].float() for a in out.trace.self_attn]
 
+    @torch.no_grad()
+    def probe_attention(self, ids: Tensor) -> list[Tensor]:
+        """The Transformer's attention on probe rows ``ids`` [P, T]: per layer [P, H, T, T]."""
+        gpt = self.runners[0].model
+        gpt.eval()
+        out = gpt(ids, trace=True)
+        gpt.train()
+        return [a.float() for a in out.trace.self_attn]
+
     def heads(self, attention: list[Tensor]) -> list:
-        """Each head's numbers on the fixed text (and its induction score on the repeat task)."""
+        """Each head's numbers on the fixed text (and on the repeat task its induction score,
+        :func:`induction_contrast` over the probes)."""
+        probes = None
+        if self.probes is not None:
+            repeated, control, periods = self.probes
+            probes = (self.probe_attention(repeated), self.probe_attention(control))
         out = []
-        for a in attention:
+        for layer_index, a in enumerate(attention):
             layer = []
             for h in range(a.shape[0]):
                 n = head_numbers(a[h], self.text_ids)
                 row = {k: float(n[k]) for k in ("previous", "first", "entropy")}
-                if self.plan.corpus == "repeat":
-                    row["induction"] = induction_score(a[h], TASK_LEN["repeat"])
+                if probes is not None:
+                    row["induction"] = induction_contrast(probes[0][layer_index][:, h],
+                                                          probes[1][layer_index][:, h], periods)
                 layer.append(row)
             out.append(layer)
         return out
@@ -343,14 +377,42 @@ def induction_score(weights: Tensor, length: int, reach: int = INDUCTION_REACH) 
 
         induction = 1/(L−1) · Σ_{i=L}^{2L−2} Σ_{d=1}^{reach} α_{i, i−L+d}
 
-    ``weights`` [T, T] on a text made of a sequence of ``length`` = L tokens written twice. With
-    ``reach`` 1 this is the textbook score (the token right after the earlier occurrence, whose
-    value is the answer). Trained here, the second layer's heads often land a few tokens further on
-    and read the answer there from the first layer, which copied it forward (a head that looks 2 or
-    3 tokens back); ``reach`` 4 counts those too."""
-    L = length
+    ``weights`` [T, T] on a text that begins with a sequence of ``length`` = L different tokens
+    written twice (T ≥ 2L, ``reach`` < L; what follows the two copies is never attended to by these
+    queries, so each has exactly one earlier occurrence). With ``reach`` 1 this is the textbook score
+    (the token right after the earlier occurrence, whose value is the answer). Trained here, the
+    second layer's heads often land a few tokens further on and read the answer there from the first
+    layer, which copied it forward (a head that looks 2 or 3 tokens back); ``reach`` 4 counts those too.
+
+    This alone cannot tell an induction head from a head whose attention does not depend on the
+    letters: one that looks a fixed distance back (L − 1 … L − 4 tokens) scores 1, one that spreads
+    its attention evenly the mean of reach/(i+1) (0.17 for L = 16). :func:`induction_contrast`
+    takes that out."""
+    L, T = length, weights.shape[-1]
+    if not (reach < L and 2 * L <= T):
+        raise ValueError(f"induction_score needs reach < length and 2 × length ≤ T, got reach {reach}, "
+                         f"length {L}, T {T}")
     qs = torch.arange(L, 2 * L - 1)
     return float(sum(weights[qs, qs - L + d] for d in range(1, reach + 1)).mean())
+
+
+def induction_contrast(repeated: Tensor, control: Tensor, periods: list[int],
+                       reach: int = INDUCTION_REACH) -> float:
+    """A head's **induction score**: its :func:`induction_score` on text that repeats, minus the
+    same on text that does not, averaged over probes (``repeated`` and ``control`` [P, T, T], the
+    head's attention on each probe row, ``periods`` [P] the rows' periods):
+
+        induction = 1/P · Σ_p ( induction_score(A_p, L_p) − induction_score(C_p, L_p) )
+
+    The control rows hold different letters at the same positions (no letter repeats in reach), so
+    a head whose attention follows positions alone (a fixed distance back, the first tokens, evenly
+    spread) scores the same on both: 0. Only attention that follows the letters, to what came after
+    the current letter last time, counts: an induction head scores up to 1. The periods
+    (:data:`INDUCTION_PERIODS`) are at least ``reach`` apart, so no one distance back is counted for
+    two of them."""
+    scores = [induction_score(a, L, reach) - induction_score(c, L, reach)
+              for a, c, L in zip(repeated, control, periods)]
+    return sum(scores) / len(scores)
 
 
 def induction_phase_step(curve: list, key: str = "loss", drop: float = 0.5) -> Optional[int]:

@@ -95,7 +95,7 @@ def live_curves_figure(curves: Mapping[str, Sequence[Mapping]], budget_s: float,
 
 LIVE_HEAD_PANELS = (("previous", "share on the token just before", [0, 1]),
                     ("entropy", "entropy of its attention (bits)", None))
-INDUCTION_PANEL = ("induction", "induction score (3 periods)", [0, 1])
+INDUCTION_PANEL = ("induction", "induction score (repeated − not repeated)", [-0.25, 1])
 
 
 def live_heads_figure(history: Sequence[Mapping]) -> go.Figure:
