@@ -346,6 +346,24 @@ def test_an_error_goes_to_its_stream_and_the_worker_serves_the_others(close):
         assert len(list(scheduler.stream("still serving", max_new_tokens=3))) == 3
 
 
+def test_tokens_are_handed_over_a_few_at_a_time_and_the_first_at_once(close):
+    """A row's GenSteps go to its reader together (at most handover_s after the first of them was
+    made): fewer wake-ups of the readers, the same records. The first token goes at once."""
+    model = tiny_gpt(seed=8)
+    settings = SamplingSettings(0.9)
+    ref = alone(model, TOK, "to be", settings, 40, 3)
+    for handover_s, most_at_once in ((0.0, 1), (60.0, 32)):     # 32: the row pauses max_ahead (32) ahead
+        with DecodeScheduler(model, TOK, handover_s=handover_s) as scheduler:
+            stream = scheduler.stream("to be", settings=settings, max_new_tokens=40, seed=3)
+            got = [next(stream)]
+            assert len(stream._buffer) == 0                 # noqa: SLF001  the first came alone, at once
+            got.append(next(stream))
+            grouped = len(stream._buffer) + 1               # noqa: SLF001  handed over with the second
+            got += list(stream)
+        assert grouped == most_at_once
+        assert_same_steps(close, f"handover {handover_s}", got, ref)
+
+
 def test_closing_the_scheduler_ends_open_streams_with_an_error():
     scheduler = DecodeScheduler(tiny_lstm(), TOK, max_ahead=1)
     stream = scheduler.stream("a", max_new_tokens=2000)

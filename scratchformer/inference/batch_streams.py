@@ -2,12 +2,14 @@
 
 A reader's thread calls :meth:`DecodeScheduler.stream <scratchformer.inference.batching.DecodeScheduler.stream>`
 and gets a :class:`GenerationStream`; the worker's thread serves the :class:`Request` behind it as a
-:class:`Row` of the batch and puts each :class:`~scratchformer.inference.generation.GenStep` into the
-request's queue (``out``), then :data:`END`, or an exception for the reader to raise. The queue is the
-only hand-over: the reader never touches torch state of the batch.
+:class:`Row` of the batch and puts its :class:`~scratchformer.inference.generation.GenStep` records into
+the request's queue (``out``) a few at a time (a list: the ones made since the last hand-over), then
+:data:`END`, or an exception for the reader to raise. The queue is the only hand-over: the reader
+never touches torch state of the batch.
 """
 from __future__ import annotations
 
+import collections
 import queue
 import time
 from dataclasses import dataclass, field
@@ -30,8 +32,8 @@ END = object()   # put after a stream's last GenStep
 class Request:
     """What a reader asked for; shared by its stream (the reader's thread) and the worker.
 
-    ``cancelled`` and ``last_read`` are plain attributes written by one thread and read by the
-    other (a single assignment is atomic in Python); ``out`` is the thread-safe hand-over.
+    ``cancelled``, ``last_read`` and ``read`` are plain attributes written by one thread and read by
+    the other (a single assignment is atomic in Python); ``out`` is the thread-safe hand-over.
     """
 
     prompt_ids: list[int]
@@ -43,6 +45,7 @@ class Request:
     last_read: float = field(default_factory=time.perf_counter)
     cancelled: bool = False
     paused: bool = False
+    read: int = 0               # GenSteps the reader has taken (written by the reader only)
 
 
 @dataclass
@@ -54,8 +57,10 @@ class Row:
     seq: list[int]              # prompt ids + the ids generated so far
     start: int = 0              # index in seq of the first token the model's window holds (GPT)
     length: int = 0             # positions in the row's cache (GPT); tokens read (LSTM)
-    emitted: int = 0            # GenSteps sent
+    emitted: int = 0            # GenSteps made
     paused_s: float = 0.0       # time spent paused because the reader was behind (not in elapsed_s)
+    pending: list = field(default_factory=list)   # GenSteps made, not yet handed over (the worker's only)
+    pending_since: float = 0.0  # when the first of them was made
 
 
 class GenerationStream:
@@ -70,6 +75,7 @@ class GenerationStream:
         self._scheduler = scheduler
         self._request = request
         self._finished = False
+        self._buffer: collections.deque = collections.deque()   # handed over, not yet returned
 
     def __iter__(self) -> "GenerationStream":
         return self
@@ -78,23 +84,29 @@ class GenerationStream:
         if self._finished:
             raise StopIteration
         request = self._request
-        while True:
+        while not self._buffer:
             try:
                 item = request.out.get(timeout=0.5)
-                break
             except queue.Empty:
                 if not self._scheduler.alive:
                     self._finished = True
                     raise RuntimeError("the decode scheduler stopped before this generation ended")
+                continue
+            if isinstance(item, list):
+                self._buffer.extend(item)
+            else:
+                self._buffer.append(item)
+        item = self._buffer.popleft()
         request.last_read = time.perf_counter()
-        if request.paused:
-            self._scheduler._wake()   # noqa: SLF001  the row can move again
         if item is END:
             self._finished = True
             raise StopIteration
         if isinstance(item, BaseException):
             self._finished = True
             raise item
+        request.read += 1
+        if request.paused:
+            self._scheduler._wake()   # noqa: SLF001  the row can move again
         return item
 
     def close(self) -> None:

@@ -153,6 +153,10 @@ class DecodeScheduler:
     together at most; ``max_waiting``: requests that may wait for a row (more → :class:`SchedulerBusy`).
     ``max_ahead``: GenSteps a stream may hold unread before its row pauses; ``abandon_after_s``: a row
     paused and unread that long is dropped (its reader gets an error if it comes back).
+    ``handover_s``: a row's GenSteps are handed to its reader together, at most this long after the
+    first of them was made (the first token of a stream, the last, and an error at once). A reader
+    woken at every step costs the worker the GIL 2 × rows times per step; the page draws at most every
+    40 ms (generate_tab.STREAM_INTERVAL_S), so 20 ms of grouping is not seen.
 
     One worker thread does all the model's work: ``worker`` (a :class:`DecodeWorker` shared with other
     schedulers) or, by default, one of its own. :meth:`stream` may be called from any thread.
@@ -160,7 +164,8 @@ class DecodeScheduler:
     """
 
     def __init__(self, model: nn.Module, tokenizer, max_rows: int = 32, max_waiting: int = 64, *,
-                 max_ahead: int = 32, abandon_after_s: float = 60.0, worker: Optional[DecodeWorker] = None):
+                 max_ahead: int = 32, abandon_after_s: float = 60.0, handover_s: float = 0.02,
+                 worker: Optional[DecodeWorker] = None):
         for name, value in (("max_rows", max_rows), ("max_ahead", max_ahead)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a whole number ≥ 1, got {value!r}")
@@ -178,7 +183,7 @@ class DecodeScheduler:
                              f"{decoding!r}); batching serves a GPT with a KV cache or an LSTM")
         self.model, self.tokenizer = model, tokenizer
         self.max_rows, self.max_waiting = max_rows, max_waiting
-        self.max_ahead, self.abandon_after_s = max_ahead, abandon_after_s
+        self.max_ahead, self.abandon_after_s, self.handover_s = max_ahead, abandon_after_s, handover_s
         self._worker = worker if worker is not None else DecodeWorker(f"decode-{model.config.model_type}")
         self._cond = self._worker.cond
         self._waiting: collections.deque[Request] = collections.deque()
@@ -287,6 +292,7 @@ class DecodeScheduler:
                 return self._iteration(admitted)
         except Exception as e:
             for row in self._rows:
+                self._hand_over(row, force=True)
                 fail(row.request, e, "the decode scheduler failed")
             for request in admitted:
                 fail(request, e, "the decode scheduler failed")
@@ -296,6 +302,8 @@ class DecodeScheduler:
     def _shut_down(self) -> None:
         """(under the worker's lock) Closed: every stream not finished hears of it."""
         error = RuntimeError("the decode scheduler was closed before this generation ended")
+        for row in self._rows:
+            self._hand_over(row, force=True)
         for request in [row.request for row in self._rows] + list(self._waiting):
             request.out.put(error)
         self._waiting.clear()
@@ -324,8 +332,9 @@ class DecodeScheduler:
         moving, failed, full = [], [], []
         for i, row in enumerate(rows):
             request = row.request
-            request.paused = request.out.qsize() >= self.max_ahead
+            request.paused = row.emitted - request.read >= self.max_ahead
             if request.paused:
+                self._hand_over(row, force=True)        # all it may read, before it waits for its reader
                 moving.append(False)
                 if t0 - request.last_read > self.abandon_after_s:
                     failed.append((row, ValueError(f"generation dropped: nothing was read for "
@@ -382,8 +391,10 @@ class DecodeScheduler:
         for row in rows:
             if row.request.paused:
                 row.paused_s += t1 - t0
-        # 6. finished and failed rows leave
+        # 6. what each reader may read now goes over; finished and failed rows leave
         gone = {id(row) for row, _ in failed}
+        for row in rows:
+            self._hand_over(row, t1, force=id(row) in gone)
         for row, e in failed:
             fail(row.request, e)
         for i in reversed(range(len(rows))):
@@ -393,17 +404,29 @@ class DecodeScheduler:
         return bool(logits) or bool(failed)
 
     def _emit(self, row: Row, step: Step, now: float) -> None:
-        """Append the row's sampled token and send its GenStep (and the end, after the last one)."""
+        """Append the row's sampled token and its GenStep to what goes to the reader (and the end,
+        after the last one)."""
         request = row.request
         context_len = len(row.seq) - row.start
         row.seq.append(step.token_id)
         row.emitted += 1
-        request.out.put(GenStep(index=row.emitted - 1, token_id=step.token_id, text=self._text(step.token_id),
-                                step=step, elapsed_s=now - request.submitted - row.paused_s,
-                                prompt_ids=request.prompt_ids, context_start=row.start,
-                                context_len=context_len))
+        if not row.pending:
+            row.pending_since = now
+        row.pending.append(GenStep(index=row.emitted - 1, token_id=step.token_id, text=self._text(step.token_id),
+                                   step=step, elapsed_s=now - request.submitted - row.paused_s,
+                                   prompt_ids=request.prompt_ids, context_start=row.start,
+                                   context_len=context_len))
         if row.emitted >= request.max_new_tokens:
-            request.out.put(END)
+            row.pending.append(END)
+
+    def _hand_over(self, row: Row, now: float = 0.0, force: bool = False) -> None:
+        """Put the row's pending GenSteps into its reader's queue, as one list, when one is the stream's
+        first or last, when the oldest waited ``handover_s``, or when ``force``d."""
+        pending = row.pending
+        if pending and (force or row.emitted == 1 or pending[-1] is END
+                        or now - row.pending_since >= self.handover_s):
+            row.request.out.put(pending)
+            row.pending = []
 
     def _text(self, token_id: int) -> str:
         """``tokenizer.decode([token_id])``, remembered (at most one entry per token of the vocabulary)."""
