@@ -84,6 +84,28 @@ def test_lstm_layer_equals_the_step_loop(dtype):
         torch.testing.assert_close(b, a, **tol)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("steps", [1, 2, 9, 300])
+def test_lstm_layer_in_inference_equals_the_step_loop(dtype, steps):
+    """Without a gradient, over more than one step, lstm_layer runs PyTorch's LSTM kernel (torch.lstm):
+    the same outputs and final state as LSTMCell.step, step by step (one step: the Python loop)."""
+    torch.manual_seed(1)
+    cell = LSTMCell(5, 7).to(dtype)
+    g = torch.Generator().manual_seed(3)
+    x, h0, c0 = (torch.randn(*s, generator=g).to(dtype) for s in ((3, steps, 5), (3, 7), (3, 7)))
+    tol = F32 if dtype == torch.float32 else dict(rtol=1e-10, atol=1e-10)
+    with torch.no_grad():
+        h, c, outs = h0, c0, []
+        x_proj = cell.ih(x)
+        for t in range(steps):
+            h, c, _ = cell.step(x_proj[:, t], h, c)
+            outs.append(h)
+        fast = lstm_layer(cell, x, h0, c0)
+    assert fast[0].shape == (3, steps, 7) and fast[1].shape == fast[2].shape == (3, 7)
+    for got, want in zip(fast, (torch.stack(outs, 1), h, c)):
+        torch.testing.assert_close(got, want, **tol)
+
+
 def test_lstm_model_fast_and_traced_passes_agree_in_float32():
     torch.manual_seed(0)
     model = LSTMLM(LSTMConfig(vocab_size=11, n_embd=6, hidden=8, n_layer=2))

@@ -3,6 +3,7 @@ at a training step is recomputed here another way from that step's snapshot, on 
 with snapshots written by the test."""
 import json
 import math
+import os
 
 import pytest
 import torch
@@ -149,6 +150,25 @@ def test_the_tab_shows_the_step_chosen(bank):
     assert {s.x0 for s in out.heads.layout.shapes} == {1}
     assert out.transformer_pca.layout.title.text.startswith("Transformer embeddings at step 4")
     assert learning_step(bank, 1) is out                   # drawn once, kept
+
+
+def test_a_slider_move_reads_no_snapshot_index_again_until_one_changes(bank, monkeypatch):
+    """The pairs and their steps are asked for on every slider move: each index is read once, and again
+    only when it is rewritten."""
+    import scratchformer.app.learn_tab as tab
+    read = []
+    real = tab.read_snapshots
+    monkeypatch.setattr(tab, "read_snapshots", lambda folder: read.append(folder) or real(folder))
+    learning_step(bank, 0)
+    before = len(read)
+    for k in (1, 2, 0, 1):
+        learning_step(bank, k)
+    assert len(read) == before
+    index = bank.slots[LSTM_NAME].folder / SNAPSHOT_DIR / "snapshots.json"
+    stat = index.stat()
+    os.utime(index, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))   # as if rewritten
+    assert steps_of(bank) == [(s, s) for s in STEPS]
+    assert read[before:] == [bank.slots[LSTM_NAME].folder]
 
 
 @pytest.mark.parametrize("value, says", [(3, "snapshot must be in 0…2"), (-1, "snapshot must be in 0…2"),

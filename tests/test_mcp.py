@@ -97,6 +97,22 @@ def test_generate_writes_what_the_app_generate_callback_writes(bank):
     assert empty["prompt"] == "\n" and "empty" in empty["notes"][0]
 
 
+def test_a_tool_call_stops_after_its_time_with_the_beginning_of_the_text_and_says_so(bank, monkeypatch):
+    """A busy server: the call stops once it has taken TOOL_SECONDS (here 0: after its first token per
+    model), with the beginning of what an unhurried call writes and a note giving the count."""
+    a = {**ARGS["generate"], "max_new_tokens": 30}
+    full = T.generate(bank, **a)
+    assert not any("stopped at" in n for n in full["notes"])
+    monkeypatch.setattr(T, "TOOL_SECONDS", 0.0)
+    cut = T.generate(bank, **a)
+    assert [n for n in cut["notes"] if n.startswith("stopped at")] == [
+        "stopped at 1 of 30 tokens per model: a tool call may take at most 0 s and the server was busy; the text "
+        "is the beginning of what a call on a quiet server writes; call again with the prompt plus it for more"]
+    for key in ("transformer", "lstm"):
+        assert len(cut[key]) == 1 and full[key].startswith(cut[key])      # character models: 1 token each
+    assert cut["settings"] == full["settings"]
+
+
 def test_next_char_distribution_sums_to_one_and_says_what_each_filter_cut(bank):
     v = 65
     out = T.next_char_distribution(bank, "O Romeo", temperature=0.7, top_k=10, top_p=0.5, top_n=v, seed=3)

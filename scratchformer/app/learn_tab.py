@@ -54,12 +54,28 @@ def steps_of(bank: ModelBank, pair: str = SMALL_PAIR) -> list[tuple[int, int]]:
     found = []
     for role in (TRANSFORMER, LSTM_NAME):
         slot = bank.slots.get(PAIRS.get(pair, {}).get(role, ""))
-        try:
-            have = sorted(r["step"] for r in read_snapshots(slot.folder)) if slot is not None else []
-        except (ValueError, OSError, TypeError):   # CheckpointError: the tab says so when it is computed
-            have = []
-        found.append(have)
+        found.append(_snapshot_steps(slot.folder) if slot is not None else ())
     return list(zip(*found))
+
+
+_STEPS: dict[tuple, tuple] = {}    # a folder's snapshot steps by (folder, its index's modification time)
+
+
+def _snapshot_steps(folder) -> tuple:
+    """The steps of checkpoint folder ``folder``'s snapshots, sorted (() when it has none or its index
+    cannot be read); the index is read again only when it changes (every slider move asks)."""
+    folder = Path(folder)
+    index = folder / SNAPSHOT_DIR / SNAPSHOT_INDEX
+    try:
+        key = (str(folder.resolve()), index.stat().st_mtime_ns)
+    except OSError:                  # no snapshots
+        return ()
+    if key not in _STEPS:
+        try:
+            _STEPS[key] = tuple(sorted(r["step"] for r in read_snapshots(folder)))
+        except (ValueError, OSError, TypeError):   # CheckpointError: the tab says so when it is computed
+            _STEPS[key] = ()
+    return _STEPS[key]
 
 
 def trainings(bank: ModelBank) -> list[str]:

@@ -25,6 +25,7 @@ reads them, and a 128 × 128 attention matrix stays near 100 KB.
 import functools
 import inspect
 import json
+import time
 from typing import Callable
 
 from ..inference.choices import BLANK, MAX_BEAM_SIZE
@@ -34,6 +35,7 @@ from .events import friendly
 from .policy import (MAX_ANALYSIS_CHARS, MAX_PROMPT_CHARS, as_int, as_number, check_index, check_text,
                      context_limit, generation_prompt, prepare_text, shown_value)
 from . import settings as check
+from .settings import TOOL_SECONDS
 
 KEYS = {TRANSFORMER: "transformer", "LSTM": "lstm"}   # the JSON key of each language model
 MAX_TOP_N = 100              # next_char_distribution lists at most this many characters (the vocabulary: 65)
@@ -121,14 +123,14 @@ def _prepared_prompt(loaded, prompt: str, notes: list[str]):
 def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8, top_k: int = 0,
              top_p: float = 0.95, max_new_tokens: int = 200, seed: int = 0, models: str = "characters",
              model: str = "") -> dict:
-    """Continue a prompt with both language models trained on tiny Shakespeare, the Transformer (GPT) and the LSTM, side by side: the character-level pair, or the word-level (BPE) pair. Sampling applies temperature, then top-k, then top-p; the same prompt, settings and seed always give the same texts (exactly what the app's Generate button writes).
+    """Continue a prompt with both language models trained on tiny Shakespeare, the Transformer (GPT) and the LSTM, side by side: the character-level pair, or the word-level (BPE) pair. Sampling applies temperature, then top-k, then top-p; the same prompt, settings and seed always give the same texts (exactly what the app's Generate button writes; a call that would take over 1.5 s on a busy server stops early with the beginning of those texts and a note).
 
     Args:
         prompt: the text to continue; only its last 2000 characters are read, characters outside the 65-character vocabulary are replaced (listed in notes); empty means start from a new line
         temperature: softmax temperature, a number >= 0 (0 = greedy: always the most likely character)
         top_k: keep only the k most likely characters, a whole number >= 0 (0 = off)
         top_p: keep the smallest set of most likely characters whose probabilities add up to p, a number in 0..1 (1 = off)
-        max_new_tokens: how many tokens each model writes, 1..200 (for more, call again with the prompt plus what was written)
+        max_new_tokens: how many tokens each model writes, 1..200 (for more, call again with the prompt plus what was written); a call stops sooner, with a note, after 1.5 s on a busy server
         seed: random seed, a whole number >= 0; each model gets its own generator seeded with it
         models: which pair writes: "characters" (one token per character, 65 of them), "words" (byte-level BPE tokens) or "gpt2" (GPT-2 with the word LSTM), when the app has that pair
         model: one model by itself instead of the pair: "gpt" or "lstm" (characters), "word-gpt" or "word-lstm" (BPE words), "large-gpt" or "large-lstm", "gpt2" (GPT-2), when the app has it; "" = the pair given by models; the other role's text is then null
@@ -136,6 +138,7 @@ def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8
     Returns:
         {"transformer": text, "lstm": text, "names": {"transformer": the model's name, "lstm": ...}, "prompt": the prompt as read, "settings": {...}, "notes": [...]}
     """
+    deadline = time.perf_counter() + TOOL_SECONDS
     bank, roles = _chosen(bank, models, model)
     request = check.generation(temperature, top_k, top_p, max_new_tokens, seed,
                                n_params=bank.largest_model(roles), tool=True)
@@ -145,14 +148,29 @@ def generate(bank: ModelBank, prompt: str = "ROMEO:\n", temperature: float = 0.8
     out = {key: None for key in KEYS.values()}
     read = prompt
     names = {KEYS[name]: name for name in LANGUAGE_MODELS}
-    for key, loaded in models.items():
-        prep = _prepared_prompt(loaded, prompt, notes)
-        read = prep.text
-        stream = bank.stream(names[key], prep.text, settings, max_new_tokens, seed)   # batched with others
-        try:
-            out[key] = "".join(g.text for g in stream)
-        finally:
-            stream.close()                # a call cut short frees its row at once
+    streams = {}
+    try:
+        for key, loaded in models.items():
+            prep = _prepared_prompt(loaded, prompt, notes)
+            read = prep.text
+            streams[key] = bank.stream(names[key], prep.text, settings, max_new_tokens, seed)  # batched with others
+        # both rows run in the same decode steps: read them in turn, a token of each, as the page does
+        # (one after the other, the call would take the two models' times added up)
+        texts = {key: [] for key in streams}
+        written = 0
+        for _ in range(max_new_tokens):          # each stream yields exactly max_new_tokens tokens
+            if written and time.perf_counter() > deadline:
+                notes.append(f"stopped at {written} of {max_new_tokens} tokens per model: a tool call may take "
+                             f"at most {TOOL_SECONDS:g} s and the server was busy; the text is the beginning of "
+                             "what a call on a quiet server writes; call again with the prompt plus it for more")
+                break
+            for key, stream in streams.items():
+                texts[key].append(next(stream).text)
+            written += 1
+        out.update({key: "".join(parts) for key, parts in texts.items()})
+    finally:
+        for stream in streams.values():
+            stream.close()                # a call cut short frees its rows at once
     return {**out, "names": _names(bank, roles), "prompt": read,
             "settings": {"temperature": settings.temperature, "top_k": settings.top_k, "top_p": settings.top_p,
                          "max_new_tokens": max_new_tokens, "seed": seed},

@@ -53,10 +53,13 @@ LARGE_MAX_NEW_TOKENS = 300        # … so it writes at most this many per reque
 
 
 # A tool call (MCP, /tool_generate) answers once, at the end: both models' 2,000 tokens took 17-19 s
-# of server time while other hostile calls ran (benchmarks/abuse.py, 2 cores); 200 took 6-8 s there
-# (the rest is sharing the decode batch and the cores), 1.2 s alone with a 2,000-character prompt.
-# The page's Generate streams up to MAX_NEW_TOKENS.
+# of server time while other hostile calls ran (benchmarks/abuse.py, 2 cores); 200 took 10-14 s there
+# (the rest is sharing the decode batch and the cores), 0.8-1.0 s alone with a 2,000-character prompt.
+# So a tool call writes at most TOOL_MAX_NEW_TOKENS per model and stops early, with a note, when it
+# has taken TOOL_SECONDS (as `max_time` in Hugging Face's generate): what it wrote is then the
+# beginning of what an unhurried call writes. The page's Generate streams up to MAX_NEW_TOKENS.
 TOOL_MAX_NEW_TOKENS = 200
+TOOL_SECONDS = 1.5
 
 
 def max_new_tokens(value, limit: int = MAX_NEW_TOKENS, why: str = "") -> int:
