@@ -14,10 +14,15 @@ MCP_HEADERS = {"content-type": "application/json", "accept": "application/json, 
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory):
+def served(tmp_path_factory):
     demo = ui.build_demo(make_checkpoints(tmp_path_factory.mktemp("c")))
-    yield serve(demo).rstrip("/")
+    yield demo, serve(demo).rstrip("/")
     demo.close()
+
+
+@pytest.fixture(scope="module")
+def url(served):
+    return served[1]
 
 
 def request(url, path, data=None, headers=None):
@@ -73,3 +78,16 @@ def test_page_events_cannot_be_called_over_mcp(url):
     status, body = request(url, "/gradio_api/mcp/", rpc("tools/list", {}), MCP_HEADERS)
     names = {t["name"] for t in json.loads(body.split("data: ", 1)[1].strip())["result"]["tools"]}
     assert names == {"generate", "next_char_distribution", "attention", "normalize_date", "fill_blanks", "train_pair"}
+
+
+def test_gradio_does_not_summarise_its_events_after_each_one(served):
+    """Gradio's monitoring summary (pandas over the events kept, 20-40 ms holding the GIL) is recomputed
+    every 1,000 events over the last 1,000 (blocks.quiet_gradio_analytics), not after every event."""
+    from gradio_client import Client
+    demo, url = served
+    client = Client(url + "/", verbose=False)
+    for text in ("To be", "or not"):
+        client.predict(text, False, 1, 1, True, api_name="/attention_view")
+    queue = demo._queue
+    assert queue.events_recorded >= 2 and queue.event_count_at_last_cache == 0     # not recomputed
+    assert (queue.ANAYLTICS_CACHE_FREQUENCY, queue.ANALYTICS_MAX_EVENTS) == (1000, 1000)  # (Gradio's spelling)

@@ -106,6 +106,18 @@ def header(bank: ModelBank) -> str:
     return "\n".join(lines)
 
 
+def quiet_gradio_analytics() -> None:
+    """Gradio recomputes a summary of its last 10,000 events with pandas after *every* event (for its
+    monitoring dashboard, which this app does not open): 20-40 ms each time, holding Python's GIL, so
+    no other request's next model operation can start meanwhile (each of the thousands of small
+    operations of a forward pass waits for the GIL again). Under benchmarks/abuse.py it was the largest
+    single holder of the GIL (py-spy --gil: 11% of samples), growing with the events kept. Here the
+    summary is recomputed every 1,000 events over the last 1,000. Set before the queue is made (its
+    environment variables are read then); an operator's own values win."""
+    os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "1000")
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
+
+
 def build_demo(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBank] = None) -> gr.Blocks:
     """The whole app, its models shared read-only by every request.
 
@@ -115,6 +127,7 @@ def build_demo(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBan
     computing right after the server is up, or by the first request, which waits for them (see
     :mod:`.bank`). The page is served about a second sooner (``import torch``)."""
     bank = bank or ModelBank.open(checkpoint_dir, concurrency=MODEL_CONCURRENCY)
+    quiet_gradio_analytics()
     with gr.Blocks(title="scratchformer") as demo, ArrivalViews() as arrival, SharedLinks() as links:
         top = gr.Markdown(header(bank), elem_id="header")
         on_arrival([top], lambda: loaded_header(bank))      # weights that failed to load, if any
