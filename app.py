@@ -20,9 +20,10 @@ QUEUE_MAX_SIZE = int(os.environ.get("SCRATCHFORMER_QUEUE_SIZE", "64"))
 # file again in each child under the name "__mp_main__" (scratchformer/training/live_process.py):
 # there, nothing is built.
 if __name__ != "__mp_main__":
-    from scratchformer.app.blocks import build_demo, launch_kwargs
+    from scratchformer.app.blocks import build_app, launch_kwargs
 
-    demo = build_demo()
+    app = build_app()
+    demo = app.demo
     # Events that run a model share the "models" concurrency group (limit set in scratchformer/app/events.py);
     # everything else runs at most 4 at a time. Past QUEUE_MAX_SIZE waiting requests, new ones are
     # turned away with a "queue is full" message instead of piling up.
@@ -35,6 +36,5 @@ if __name__ == "__main__":
     # are loaded and every tab's default example is computed once (the first visitors wait for it,
     # and so does any request that comes before the weights: scratchformer/app/bank.py).
     demo.launch(prevent_thread_lock=True, **launch_kwargs())
-    demo.arrival.start()
-    demo.live_warm()          # then the fork server of the Train live tab (scratchformer/app/live_tab.py)
+    app.start()               # the default views, then the Train live tab's fork server (in the background)
     demo.block_thread()

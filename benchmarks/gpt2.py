@@ -176,10 +176,11 @@ def attention_view_ms(folder: Path, runs: int) -> tuple[float, int]:
     from app_checkpoints import serve                   # launch in this process on a free port
     os.environ["SCRATCHFORMER_GPT2"] = str(folder)
     from scratchformer.app.bank import GPT2, GPT2_PAIR
-    from scratchformer.app.blocks import build_demo
-    demo = build_demo()
-    demo.bank.load_models(late_in_background=False)
-    tok = demo.bank.get(GPT2).tokenizer
+    from scratchformer.app.blocks import build_app
+    app = build_app()
+    demo = app.demo
+    app.bank.load_models(late_in_background=False)
+    tok = app.bank.get(GPT2).tokenizer
     text = tok.decode(tok.encode(CORPUS.read_text(encoding="utf-8")[:2000])[:64])
     try:
         client = Client(serve(demo), verbose=False)

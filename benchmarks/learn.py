@@ -21,7 +21,7 @@ Watch it learn (``--no-scrub`` skips it; the checkpoints must hold training snap
 
 Train live (``--no-live`` skips it, and the induction race below). First the server is brought to
 where ``app.py`` leaves it: the page's default views computed (``arrival_s``), then the trainings'
-fork server started and waited for (``live_warm_s``: what ``demo.live_warm()`` does in the
+fork server started and waited for (``live_warm_s``: what ``App.start()`` does in the
 background, here timed on its own). Then:
 
 * ``keystroke_p50_idle_ms`` / ``keystroke_p95_idle_ms``: a visitor types into the Attention tab
@@ -307,7 +307,7 @@ def main(argv=None) -> None:
     sys.path.insert(0, str(ROOT / "tests"))
     from gradio_client import Client
     from app_checkpoints import serve
-    from scratchformer.app.blocks import build_demo
+    from scratchformer.app.blocks import build_app
     from scratchformer.app.bank import WORD_PAIR
     from scratchformer.app.learn_tab import steps_of, trainings
     from scratchformer.training import live_process
@@ -327,9 +327,10 @@ def main(argv=None) -> None:
               "induction_steps": None, "induction_reports": None, "induction_elapsed_s": None,
               "induction_seed": None, "induction_by_seed": None}
     steps: list = []
-    demo = build_demo(args.checkpoints)
+    app = build_app(args.checkpoints)
+    demo = app.demo
     if not args.no_scrub:
-        steps = steps_of(demo.bank)
+        steps = steps_of(app.bank)
         if not steps:
             raise SystemExit(f"{args.checkpoints}: the character models have no training snapshots "
                              "(train them with --snapshots 12, or pass --no-scrub)")
@@ -340,14 +341,14 @@ def main(argv=None) -> None:
         if not args.no_scrub:
             result["snapshots"] = len(steps)
             result.update(scrub(client, steps, args.rounds))
-            if WORD_PAIR in trainings(demo.bank):       # the word pair's snapshots, when shipped
-                words = scrub(client, steps_of(demo.bank, WORD_PAIR), args.rounds, WORD_PAIR)
+            if WORD_PAIR in trainings(app.bank):       # the word pair's snapshots, when shipped
+                words = scrub(client, steps_of(app.bank, WORD_PAIR), args.rounds, WORD_PAIR)
                 result.update({f"{k}_words": v for k, v in words.items()})
         if not args.no_live:
             # where app.py leaves the server: the defaults computed, then the fork server warmed
             t0 = time.perf_counter()
-            demo.arrival.start()
-            demo.arrival.wait()
+            app.arrival.start()
+            app.arrival.wait()
             result["arrival_s"] = round(time.perf_counter() - t0, 2)
             t0 = time.perf_counter()
             live_process.warm()

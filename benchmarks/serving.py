@@ -222,22 +222,23 @@ PAIR = "small (CPU-trained)"
 
 
 def launch_app(args):
-    """The app (app.py's build_demo, queue and launch), in this process, on a free loopback port:
-    (demo, url). The generate concurrency is read when the app's modules are imported: set it first."""
+    """The app (app.py's build_app, queue and launch), in this process, on a free loopback port:
+    (the built App, url). The generate concurrency is read when the app's modules are imported: set it first."""
     import socket
     os.environ["SCRATCHFORMER_GENERATE_CONCURRENCY"] = str(args.generate_concurrency)
     os.environ["SCRATCHFORMER_CHECKPOINTS"] = args.checkpoints
     os.environ.setdefault("MPLBACKEND", "agg")
     from scratchformer.app import blocks as ui
-    demo = ui.build_demo()
+    app = ui.build_app()
+    demo = app.demo
     demo.queue(default_concurrency_limit=4, max_size=max(64, 2 * max(args.clients)))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
                             **ui.launch_kwargs())
-    demo.bank.load_models(late_in_background=False)
-    return demo, url
+    app.bank.load_models(late_in_background=False)
+    return app, url
 
 
 def http_client(client, seed: int, tokens: int, start: threading.Barrier, out: dict) -> None:
@@ -268,7 +269,7 @@ def server_main(args) -> dict:
     """``--server``: before (SCRATCHFORMER_BATCHING=0) and after, through the app's HTTP API."""
     from gradio_client import Client
     from scratchformer.app.bank import BATCHING_ENV
-    demo, url = launch_app(args)
+    app, url = launch_app(args)
     cores = os.cpu_count() or 1
     try:
         clients = [Client(url, verbose=False) for _ in range(max(2, *args.clients))]   # 2: the warm-up
@@ -285,11 +286,11 @@ def server_main(args) -> dict:
                 results[mode, n] = run_http_clients(clients, n, args.tokens)
         os.environ[BATCHING_ENV] = "0"
         singles.append(run_http_clients(clients, 1, args.tokens))
-        steps = [s.steps for _, s in demo.bank.schedulers._by_model.values() if s is not None]  # noqa: SLF001
+        steps = [s.steps for _, s in app.bank.schedulers._by_model.values() if s is not None]  # noqa: SLF001
     finally:
         os.environ.pop(BATCHING_ENV, None)
-        demo.bank.schedulers.close()
-        demo.close()
+        app.bank.schedulers.close()
+        app.demo.close()
     header = (f"through the app's /generate over HTTP (gradio_client), generate concurrency "
               f"{args.generate_concurrency}, torch threads {torch.get_num_threads()}")
     return report_and_print(args, results, singles, cores, header, {"mode": "server", "scheduler_steps": steps,

@@ -64,12 +64,13 @@ def deep_bytes(obj, seen: set) -> int:
     return n
 
 
-def shared_with_app(demo) -> set:
+def shared_with_app(app) -> set:
     """ids of what every session only points to: the app, its components and functions, the models."""
     import torch
-    shared = {id(demo), id(demo.bank), id(demo.default_config)}
+    demo = app.demo
+    shared = {id(demo), id(app.bank), id(demo.default_config)}
     shared |= {id(b) for b in demo.blocks.values()} | {id(f) for f in demo.fns.values()}
-    for slot in demo.bank.slots.values():
+    for slot in app.bank.slots.values():
         shared.add(id(slot))
     shared |= {id(m) for m in _objects_of(torch.nn.Module)}
     return shared
@@ -80,10 +81,11 @@ def _objects_of(kind) -> list:
     return [o for o in gc.get_objects() if isinstance(o, kind)]
 
 
-def session_bytes(demo, session) -> dict:
+def session_bytes(app, session) -> dict:
     """What ``session`` (a gradio SessionState) holds, in bytes, by part."""
     from gradio.state_holder import SessionState
-    shared = shared_with_app(demo)
+    demo = app.demo
+    shared = shared_with_app(app)
     seen = set(shared)
     out = {"state": deep_bytes(session.state_data, seen)}
     out["gradio_copy"] = (deep_bytes(session.config_values, seen) + deep_bytes(session.blocks_config.blocks, seen)
@@ -100,20 +102,21 @@ def one_session(tokens: int) -> dict:
     """Phase 1: launch the app here, generate ``tokens`` tokens in one session, size that session."""
     os.environ.setdefault("MPLBACKEND", "agg")
     from gradio_client import Client
-    from scratchformer.app.blocks import build_demo, launch_kwargs
-    demo = build_demo()
+    from scratchformer.app.blocks import build_app, launch_kwargs
+    app = build_app()
+    demo = app.demo
     demo.queue(default_concurrency_limit=4, max_size=64)
     _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=free_port(), quiet=True,
                             **launch_kwargs())
     try:
-        demo.arrival.payload()                   # the default views, as app.py computes them at start
+        app.arrival.payload()                    # the default views, as app.py computes them at start
         client = Client(url, verbose=False)
         t0 = time.perf_counter()
         out = client.predict(PROMPT, *SETTINGS, tokens, 0, api_name="/generate")
         seconds = time.perf_counter() - t0
         assert len(out[0]) == tokens, "the Transformer's text is not as long as asked"
         [session] = [s for s in demo.state_holder.session_data.values() if s.state_data]
-        sizes = session_bytes(demo, session)
+        sizes = session_bytes(app, session)
     finally:
         demo.close()
     return {**sizes, "seconds": seconds}

@@ -367,15 +367,15 @@ def _slider(page: Page, elem_id: str, value) -> None:
 
 def test_every_text_box_is_listed(app):
     """BOXES covers every visible text box that feeds an event (a new tab's box must be added)."""
-    demo, _ = app
-    inputs = {c.elem_id for fn in demo.fns.values() for c in fn.inputs
+    built, _ = app
+    inputs = {c.elem_id for fn in built.demo.fns.values() for c in fn.inputs
               if isinstance(c, gr.Textbox) and c.visible is True}
     assert inputs == {b.elem_id for b in BOXES}
-    assert {row.tab_id for row in demo.links.rows} - {"models", "learn"} <= set(LINK_TEXT)   # no text to carry
+    assert {row.tab_id for row in built.links.rows} - {"models", "learn"} <= set(LINK_TEXT)   # no text to carry
 
 
 def test_hostile_text_typed_into_every_box_stays_text(app, browser):
-    demo, url = app
+    built, url = app
     w = Watch(browser, url)
     page = w.page
     w.open()
@@ -426,7 +426,7 @@ def _shown(text: str, s: str) -> bool:
 
 
 def test_hostile_links_stay_text(app, browser):
-    demo, url = app
+    built, url = app
     w = Watch(browser, url)
     page = w.page
     note = page.locator("#link-note")
@@ -437,7 +437,7 @@ def test_hostile_links_stay_text(app, browser):
 
     # 1. every tab's link, every setting hostile: its text a payload (which its view must show), every
     #    other value a short payload (refused, and quoted in the note)
-    for t, row in enumerate(demo.links.rows):
+    for t, row in enumerate(built.links.rows):
         tab = row.tab_id
         pairs, used, refused = [("tab", tab)], {}, {}
         text = None

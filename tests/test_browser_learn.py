@@ -31,17 +31,17 @@ expect.set_options(timeout=60_000)
 def app(tmp_path_factory):
     folder = os.environ.get("SCRATCHFORMER_TEST_CHECKPOINTS")
     folder = Path(folder) if folder else add_snapshots(make_checkpoints(tmp_path_factory.mktemp("learn")))
-    demo = ui.build_demo(folder)
-    url = serve(demo)
-    yield demo, url
-    demo.close()
+    built = ui.build_app(folder)
+    url = serve(built.demo)
+    yield built, url
+    built.demo.close()
 
 
 def test_the_slider_moves_both_models_through_training(app):
-    demo, url = app
+    built, url = app
     from scratchformer.app.learn_tab import steps_of
-    steps = [t for t, _ in steps_of(demo.bank)]        # the character pair's (both models' steps are the same)
-    history = {v.step: v for v in learning_history(demo.bank.slots["Transformer"].folder)}
+    steps = [t for t, _ in steps_of(built.bank)]        # the character pair's (both models' steps are the same)
+    history = {v.step: v for v in learning_history(built.bank.slots["Transformer"].folder)}
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
         page = browser.new_page(viewport={"width": 1300, "height": 900})

@@ -35,10 +35,10 @@ expect.set_options(timeout=60_000)
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    demo = ui.build_demo(make_encoder_checkpoints(make_checkpoints(tmp_path_factory.mktemp("c"))))
-    url = serve(demo)
-    yield demo, url
-    demo.close()
+    built = ui.build_app(make_encoder_checkpoints(make_checkpoints(tmp_path_factory.mktemp("c"))))
+    url = serve(built.demo)
+    yield built, url
+    built.demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +83,7 @@ def copy_link(page: Page, tab: str) -> str:
 
 
 def test_an_attention_link_opens_the_same_view(app, browser):
-    demo, url = app
+    built, url = app
     page = fresh_page(browser, url)
     page.get_by_role("tab", name="Attention").click()
     wait_title(page, "attn-head-plot", "layer 2, head 1")
@@ -114,7 +114,7 @@ def test_an_attention_link_opens_the_same_view(app, browser):
 
 
 def test_a_generate_link_writes_the_same_text(app, browser):
-    demo, url = app
+    built, url = app
     page = fresh_page(browser, url)
     expect(page.locator("#why-caption")).to_contain_text("step 200 of 200")   # the example is there
     page.locator("#prompt textarea").fill("QUEEN:\nAnd")
@@ -141,7 +141,7 @@ def test_a_generate_link_writes_the_same_text(app, browser):
 
 
 def test_links_follow_the_controls_without_a_click(app, browser):
-    demo, url = app
+    built, url = app
     page = fresh_page(browser, url)
     expect(page.locator("#why-caption")).to_contain_text("step 200 of 200")
     assert "?" not in page.url                  # arriving does not write a link
@@ -156,7 +156,7 @@ def test_links_follow_the_controls_without_a_click(app, browser):
 
 
 def test_a_malformed_link_opens_the_page_with_a_note(app, browser):
-    demo, url = app
+    built, url = app
     page = fresh_page(browser, url + "?tab=attention&layer=99&head=1&bogus=%ZZ&causal=perhaps")
     note = page.locator("#link-note")
     expect(note).to_contain_text("layer must be in 1…2 (a whole number), got '99'")
@@ -192,7 +192,7 @@ def _download(page: Page, elem_id: str, title: str):
 
 
 def test_figures_export_png_svg_and_their_numbers(app, browser):
-    demo, url = app
+    built, url = app
     page = fresh_page(browser, url + "?tab=attention&text=To%20be%2C%20or%20not&layer=1&head=2")
     wait_title(page, "attn-head-plot", "layer 1, head 2 (causal mask on)")
     name, png = _download(page, "attn-head-plot", "Download plot as a PNG")
@@ -207,7 +207,7 @@ def test_figures_export_png_svg_and_their_numbers(app, browser):
     assert name == "attention_L1H2_causal.json"
 
     # the numbers are the model's own attention weights (layer 1, head 2, causal), with their characters
-    loaded = demo.bank.get("Transformer")
+    loaded = built.bank.get("Transformer")
     text = "To be, or not"
     ids = torch.tensor([loaded.tokenizer.encode(text)])
     with torch.no_grad():

@@ -53,11 +53,11 @@ def drawn(elem_id: str) -> str:
 def app(tmp_path_factory):
     # $SCRATCHFORMER_TEST_CHECKPOINTS (the shipped ones, for the README's picture), else tiny random ones
     ckpts = os.environ.get("SCRATCHFORMER_TEST_CHECKPOINTS") or make_checkpoints(tmp_path_factory.mktemp("c"))
-    demo = ui.build_demo(ckpts)
-    url = serve(demo)
-    demo.live_warm()     # as app.py does at launch: the trainings' fork server, started in the background
-    yield demo, url
-    demo.close()
+    built = ui.build_app(ckpts)
+    url = serve(built.demo)
+    built.start()        # as app.py does at launch: the default views, then the trainings' fork server
+    yield built.demo, url
+    built.demo.close()
 
 
 @pytest.fixture(scope="module")

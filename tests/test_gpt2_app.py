@@ -15,7 +15,7 @@ from app_checkpoints import make_checkpoints, make_word_checkpoints
 from scratchformer.app import mcp_tools as T
 from scratchformer.app import settings as check
 from scratchformer.app.bank import GPT2, GPT2_PAIR, LSTM_NAME, SMALL_PAIR, TRANSFORMER, WORD_LSTM, ModelBank
-from scratchformer.app.blocks import build_demo, header, pair_label
+from scratchformer.app.blocks import build_app, header, pair_label
 from scratchformer.app.generate_tab import generate as generate_callback
 from scratchformer.app.inspect_tabs import attention, attention_layer
 from scratchformer.app.policy import md_text
@@ -51,12 +51,12 @@ def ckpt_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def demo(ckpt_dir, gpt2_folder):
+def app(ckpt_dir, gpt2_folder):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("SCRATCHFORMER_GPT2", str(gpt2_folder))
-        d = build_demo(ckpt_dir)
-    d.bank.load_models(late_in_background=False)
-    return d
+        built = build_app(ckpt_dir)
+    built.bank.load_models(late_in_background=False)
+    return built
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +64,8 @@ def reference(gpt2_folder):
     return transformers.GPT2LMHeadModel.from_pretrained(gpt2_folder, attn_implementation="eager").eval()
 
 
-def test_the_gpt2_pair_is_offered_with_the_word_lstm_and_named_on_the_page(demo, gpt2_folder):
-    bank = demo.bank
+def test_the_gpt2_pair_is_offered_with_the_word_lstm_and_named_on_the_page(app, gpt2_folder):
+    bank = app.bank
     assert GPT2_PAIR in bank.pairs() and bank.slots[GPT2].late
     pair = bank.for_pair(GPT2_PAIR)
     assert pair.get(TRANSFORMER) is bank.get(GPT2) and pair.get(LSTM_NAME) is bank.get(WORD_LSTM)
@@ -89,10 +89,10 @@ def paired_events(demo):
             yield f, pair
 
 
-def test_every_view_of_the_pair_runs_on_gpt2(demo):
+def test_every_view_of_the_pair_runs_on_gpt2(app):
     """Each event that follows the pair, on its controls' defaults with the GPT-2 pair: no error."""
     ran = []
-    for f, pair in paired_events(demo):
+    for f, pair in paired_events(app.demo):
         args = [GPT2_PAIR if c._id == pair._id else getattr(c, "value", None) for c in f.inputs]
         if f.api_name == "generate":
             args[[c.elem_id for c in f.inputs].index("max-new")] = 8
@@ -105,8 +105,8 @@ def test_every_view_of_the_pair_runs_on_gpt2(demo):
         assert name in ran
 
 
-def test_the_attention_head_shown_is_transformers_own(demo, reference, close):
-    bank = demo.bank.for_pair(GPT2_PAIR)
+def test_the_attention_head_shown_is_transformers_own(app, reference, close):
+    bank = app.bank.for_pair(GPT2_PAIR)
     ids = bank.get(TRANSFORMER).tokenizer.encode(TEXT)
     with torch.no_grad():
         theirs = reference(torch.tensor([ids]), output_attentions=True).attentions
@@ -116,8 +116,8 @@ def test_the_attention_head_shown_is_transformers_own(demo, reference, close):
         close("gpt2 app attention head", z, theirs[layer - 1][0, head - 1].double(), atol=1e-5)
 
 
-def test_the_grid_pages_through_layers(demo, reference, close):
-    bank = demo.bank.for_pair(GPT2_PAIR)
+def test_the_grid_pages_through_layers(app, reference, close):
+    bank = app.bank.for_pair(GPT2_PAIR)
     first = attention(bank, TEXT, True, 2, 1, False).grid
     assert first.layout.title.text.startswith(f"layers 1–6 of {N_LAYER} × every head")
     assert len(first.data) == 6 * N_HEAD and first.data[0].name == "layer 1 head 1"
@@ -132,13 +132,13 @@ def test_the_grid_pages_through_layers(demo, reference, close):
     # the panels are the heads' weights (average-pooled only past GRID_MAX_CELLS tokens; this text is shorter)
     close("gpt2 grid panel", torch.tensor(page.data[N_HEAD + 1].z, dtype=torch.float64), theirs[7][0, 1].double())
     # the small pair's 2 layers fit on one page: the layer slider redraws the average, not the grid
-    small = demo.bank.for_pair(SMALL_PAIR)
+    small = app.bank.for_pair(SMALL_PAIR)
     grid, average = attention_layer(small, TEXT, True, 1, 1, False)
     assert grid == {"__type__": "update"} and average.layout.title.text.startswith("layer 1, average")
 
 
-def test_generation_on_the_page_is_transformers_greedy_generate(demo, reference):
-    bank = demo.bank
+def test_generation_on_the_page_is_transformers_greedy_generate(app, reference):
+    bank = app.bank
     tok = bank.get(GPT2).tokenizer
     last = list(generate_callback(bank, TEXT, 0, 0, 1, 16, 0, None, GPT2_PAIR))[-1]
     ids = tok.encode(TEXT)
@@ -163,14 +163,14 @@ def test_a_large_model_writes_at_most_300_tokens_per_request():
     assert check.generation(0.8, 0, 0.95, 2000, 0, n_params=1_000_000).max_new_tokens == 2000
 
 
-def test_controls_follow_the_pair(demo):
+def test_controls_follow_the_pair(app):
     """The layer and head controls range over the largest pair (what the API accepts); the page fits
     them to the chosen pair, and fits a view's values before computing it (browser code)."""
-    sliders = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+    sliders = {b.elem_id: b for b in app.demo.blocks.values() if getattr(b, "elem_id", None)}
     assert sliders["attn-layer"].maximum == N_LAYER and sliders["attn-head"].maximum == N_HEAD
     assert sliders["watch-layer"].maximum == N_LAYER and sliders["inside-layer"].maximum == N_LAYER
     assert len(sliders["inside-heads-off"].choices) == N_LAYER * N_HEAD
-    fits = [f for f in demo.fns.values() if f.fn is not None and getattr(f.fn, "__name__", "") == "fit"]
+    fits = [f for f in app.demo.fns.values() if f.fn is not None and getattr(f.fn, "__name__", "") == "fit"]
     fitted = {c.elem_id for f in fits for c in f.outputs}
     assert {"attn-layer", "attn-head", "watch-layer", "inside-layer", "inside-heads-off", "inside-ffn-off"} <= fitted
     fit = next(f for f in fits if "attn-layer" in [c.elem_id for c in f.outputs])
@@ -183,7 +183,7 @@ def test_controls_follow_the_pair(demo):
     watch = next(f for f in fits if [c.elem_id for c in f.outputs] == ["watch-layer"])
     assert watch.fn(SMALL_PAIR, 7) == {"minimum": 1, "maximum": 2, "value": 2, "interactive": True,
                                        "__type__": "update"}             # one output: the update itself
-    attn = next(f for f, _ in paired_events(demo) if f.api_name == "attention")
+    attn = next(f for f, _ in paired_events(app.demo) if f.api_name == "attention")
     assert f'"{GPT2_PAIR}": {{"layer": {N_LAYER}, "head": {N_HEAD}, ' in attn.js
 
 
@@ -245,8 +245,8 @@ def test_a_broken_gpt2_source_leaves_the_app_serving(ckpt_dir, gpt2_folder, tmp_
         T.generate(bank, models="gpt2")
 
 
-def test_a_prompt_longer_than_the_context_is_read_from_its_end_with_a_note(demo):
-    bank = demo.bank
+def test_a_prompt_longer_than_the_context_is_read_from_its_end_with_a_note(app):
+    bank = app.bank
     prompt = CORPUS[:1500]
     n = len(bank.get(GPT2).tokenizer.encode(prompt))
     with pytest.warns(UserWarning, match="context length"):        # the page's toast, outside a request

@@ -180,12 +180,12 @@ def test_a_bad_step_is_refused_by_name(bank, value, says):
 
 
 def test_the_page_has_the_tab_with_a_slider_over_the_steps(bank):
-    demo = ui.build_demo(bank=bank)
-    fn = next(f for f in demo.fns.values() if f.api_name == "learning_step")
+    app = ui.build_app(bank=bank)
+    fn = next(f for f in app.demo.fns.values() if f.api_name == "learning_step")
     slider, training = fn.inputs
     assert (slider.minimum, slider.maximum, slider.value) == (0, 2, 2)
     assert training.value == SMALL_PAIR and not training.visible        # one pair with snapshots: no choice
-    assert "learn" in {row.tab_id for row in demo.links.rows}
+    assert "learn" in {row.tab_id for row in app.links.rows}
 
 
 def test_without_snapshots_the_tab_says_how_to_make_them(tmp_path):
@@ -252,11 +252,11 @@ def test_a_training_without_snapshots_is_refused_by_name(word_bank, training):
 
 
 def test_the_page_offers_the_choice_when_both_pairs_have_snapshots(word_bank):
-    demo = ui.build_demo(bank=word_bank)
-    fn = next(f for f in demo.fns.values() if f.api_name == "learning_step")
+    app = ui.build_app(bank=word_bank)
+    fn = next(f for f in app.demo.fns.values() if f.api_name == "learning_step")
     slider, training = fn.inputs
     assert training.visible and [c[1] for c in training.choices] == [SMALL_PAIR, WORD_PAIR]
-    link = demo.links.parse("tab=learn&step=1&training=words%20(BPE)")
+    link = app.links.parse("tab=learn&step=1&training=words%20(BPE)")
     assert link.notes == [] and link.values["training"] == WORD_PAIR
-    bad = demo.links.parse("tab=learn&training=GPT-2")
+    bad = app.links.parse("tab=learn&training=GPT-2")
     assert any("training must be one of" in n for n in bad.notes)

@@ -3,7 +3,6 @@ and what a link opens (the linked tab's own view on the link's values). No brows
 side (writing the URL, copy, a fresh page opening it) is tests/test_browser_share.py."""
 import math
 
-import gradio as gr
 import pytest
 import torch
 
@@ -12,18 +11,18 @@ from test_app_seq2seq import make_encoder_checkpoints
 from scratchformer.app import blocks as ui
 from scratchformer.app.generate_tab import generate
 from scratchformer.app.inspect_tabs import attention
-from scratchformer.app.links import MAX_LINK_LENGTH, MAX_LINK_TEXT, Setting, parse_query
+from scratchformer.app.links import MAX_LINK_LENGTH, MAX_LINK_TEXT, Setting
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    demo = ui.build_demo(make_encoder_checkpoints(make_checkpoints(tmp_path_factory.mktemp("c"))))
-    yield demo
-    demo.close()
+def app(tmp_path_factory):
+    app = ui.build_app(make_encoder_checkpoints(make_checkpoints(tmp_path_factory.mktemp("c"))))
+    yield app
+    app.demo.close()
 
 
-def test_every_tab_has_a_link_row_and_its_settings(demo):
-    settings = demo.links.settings()
+def test_every_tab_has_a_link_row_and_its_settings(app):
+    settings = app.links.settings()
     # (the "compare" tab, characters vs words, needs the word pair, which these checkpoints lack)
     assert list(settings) == ["generate", "attention", "inside", "embeddings", "tokenizer", "lstm", "seq2seq",
                               "gpt-vs-bert", "models"]
@@ -42,11 +41,11 @@ def test_every_tab_has_a_link_row_and_its_settings(demo):
     assert (temperature.lo, temperature.hi, temperature.whole) == (0, 2, False)
 
 
-def test_a_valid_link_is_read_exactly(demo):
-    link = demo.links.parse("?tab=attention&text=To%20be%0Aor&causal=0&layer=2&head=1&hide_first=true")
+def test_a_valid_link_is_read_exactly(app):
+    link = app.links.parse("?tab=attention&text=To%20be%0Aor&causal=0&layer=2&head=1&hide_first=true")
     assert link.tab == "attention" and link.notes == []
     assert link.values == {"text": "To be\nor", "causal": False, "layer": 2, "head": 1, "hide_first": True}
-    link = demo.links.parse("tab=generate&prompt=ROMEO%3A&temperature=0.35&top_k=5&top_p=0.9&max_new_tokens=40"
+    link = app.links.parse("tab=generate&prompt=ROMEO%3A&temperature=0.35&top_k=5&top_p=0.9&max_new_tokens=40"
                             "&seed=12345678901234&model=LSTM&step=3")
     assert link.notes == []
     assert link.values == {"prompt": "ROMEO:", "temperature": 0.35, "top_k": 5, "top_p": 0.9, "max_new_tokens": 40,
@@ -71,41 +70,41 @@ def test_a_valid_link_is_read_exactly(demo):
     ("tab=models&layer=2", "'layer' is not a setting of the models tab (its settings: none)"),
     ("tab=attention&layer=1&layer=2", "layer appears more than once in the link; the last value was used"),
 ])
-def test_what_a_link_cannot_use_is_ignored_with_a_note(demo, query, note):
-    link = demo.links.parse(query)
+def test_what_a_link_cannot_use_is_ignored_with_a_note(app, query, note):
+    link = app.links.parse(query)
     assert any(note in n for n in link.notes), link.notes
     assert "layer" not in link.values or link.values["layer"] in (1, 2)
 
 
-def test_bad_values_leave_the_good_ones(demo):
-    link = demo.links.parse("tab=attention&layer=7&head=2&causal=x&text=hi")
+def test_bad_values_leave_the_good_ones(app):
+    link = app.links.parse("tab=attention&layer=7&head=2&causal=x&text=hi")
     assert link.tab == "attention"
     assert link.values == {"head": 2, "text": "hi"}
     assert len(link.notes) == 2
 
 
-def test_garbage_never_raises(demo):
+def test_garbage_never_raises(app):
     for query in ["%", "%%%zz&&==&", "tab", "=&=", "tab=%ZZ", "?" * 50, "a=" + "%" * 1000, "\x00\x01",
                   "tab=attention&text=%ED%A0%80", "tab=generate&" + "x=1&" * 2000, None, 42]:
-        link = demo.links.parse(query)
+        link = app.links.parse(query)
         assert isinstance(link.notes, list)
 
 
-def test_no_query_and_no_tab(demo):
-    assert demo.links.parse("").tab is None and demo.links.parse("").notes == []
-    link = demo.links.parse("prompt=KING")          # no tab: the first tab's settings
+def test_no_query_and_no_tab(app):
+    assert app.links.parse("").tab is None and app.links.parse("").notes == []
+    link = app.links.parse("prompt=KING")          # no tab: the first tab's settings
     assert link.tab == "generate" and link.values == {"prompt": "KING"}
 
 
-def test_long_texts_and_links_are_cropped_with_a_note(demo):
+def test_long_texts_and_links_are_cropped_with_a_note(app):
     long = "a" * (MAX_LINK_TEXT + 500)
-    link = demo.links.parse(f"tab=attention&text={long}")
+    link = app.links.parse(f"tab=attention&text={long}")
     assert link.values["text"] == "a" * MAX_LINK_TEXT
     assert any("kept the first 2,000" in n for n in link.notes)
-    link = demo.links.parse(f"tab=generate&prompt=b{long}")   # a prompt keeps its end, as the app does
+    link = app.links.parse(f"tab=generate&prompt=b{long}")   # a prompt keeps its end, as the app does
     assert link.values["prompt"] == "a" * MAX_LINK_TEXT
     assert any("kept the last 2,000" in n for n in link.notes)
-    link = demo.links.parse("tab=attention&text=" + "c" * (MAX_LINK_LENGTH * 2))
+    link = app.links.parse("tab=attention&text=" + "c" * (MAX_LINK_LENGTH * 2))
     assert any("only its first 20,000 were read" in n for n in link.notes)
 
 
@@ -128,30 +127,30 @@ def _run(fn, *args):
     return list(result) if hasattr(result, "__next__") else [result]
 
 
-def test_a_link_opens_the_same_attention_view_as_the_tab(demo):
-    row = next(r for r in demo.links.rows if r.tab_id == "attention")
-    link = demo.links.parse("tab=attention&text=KING%20RICHARD&causal=0&layer=2&head=2")
+def test_a_link_opens_the_same_attention_view_as_the_tab(app):
+    row = next(r for r in app.links.rows if r.tab_id == "attention")
+    link = app.links.parse("tab=attention&text=KING%20RICHARD&causal=0&layer=2&head=2")
     values = {**row.defaults(), **link.values}
     shown = row.view(**values)
-    direct = attention(demo.bank, "KING RICHARD", False, 2, 2, False)
+    direct = attention(app.bank, "KING RICHARD", False, 2, 2, False)
     assert shown.head.to_json() == direct.head.to_json()
     assert shown.head.layout.meta["export"] == "attention_L2H2_nomask"
     # and those are the model's own weights
-    loaded = demo.bank.get("Transformer")
+    loaded = app.bank.get("Transformer")
     ids = torch.tensor([loaded.tokenizer.encode("KING RICHARD")])
     weights = loaded.model(ids, causal=False, trace=True).trace.self_attn[1][0, 1]
     z = torch.tensor(shown.head.data[0].z, dtype=torch.float32)
     assert torch.allclose(z, weights.float(), atol=1e-6)
 
 
-def test_a_generate_link_writes_the_same_text_and_opens_the_step(demo):
-    row = next(r for r in demo.links.rows if r.tab_id == "generate")
-    link = demo.links.parse("tab=generate&prompt=KING%3A%0A&temperature=0.9&top_k=10&seed=5&max_new_tokens=12"
+def test_a_generate_link_writes_the_same_text_and_opens_the_step(app):
+    row = next(r for r in app.links.rows if r.tab_id == "generate")
+    link = app.links.parse("tab=generate&prompt=KING%3A%0A&temperature=0.9&top_k=10&seed=5&max_new_tokens=12"
                             "&model=LSTM&step=4")
     values = {**row.defaults(), **link.values}
     updates = list(row.view(**values))
     texts = [u.transformer_text for u in updates if isinstance(u.transformer_text, str)]
-    direct = list(generate(demo.bank, "KING:\n", 0.9, 10, 0.95, 12, 5))[-1]
+    direct = list(generate(app.bank, "KING:\n", 0.9, 10, 0.95, 12, 5))[-1]
     assert texts[-1] == direct.transformer_text and len(direct.transformer_text) == 12
     last = updates[-1]
     assert last.why_model == "LSTM" and last.why_step["value"] == 4

@@ -58,10 +58,10 @@ GENERIC = re.compile(r"has raised an exception|Something went wrong|verbose erro
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
-    demo = ui.build_demo(make_encoder_checkpoints(make_checkpoints(tmp_path_factory.mktemp("ckpts"))))
-    demo.arrival.payload()          # the default example generation (why_token replays it)
-    yield demo
-    demo.close()
+    app = ui.build_app(make_encoder_checkpoints(make_checkpoints(tmp_path_factory.mktemp("ckpts"))))
+    app.arrival.payload()           # the default example generation (why_token replays it)
+    yield app.demo
+    app.demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -141,15 +141,15 @@ def wrong_kinds(tmp_path_factory):
     for sub, model in (("gpt-shakespeare", lstm), ("lstm-shakespeare", gpt), ("seq2seq-dates", gpt)):
         shutil.rmtree(folder / sub, ignore_errors=True)
         save_checkpoint(folder / sub, model, tok, {})
-    demo = ui.build_demo(folder)
-    demo.arrival.payload()
-    yield folder, demo, Client(serve(demo), verbose=False)
-    demo.close()
+    app = ui.build_app(folder)
+    app.arrival.payload()
+    yield folder, app, Client(serve(app.demo), verbose=False)
+    app.demo.close()
 
 
 def test_wrong_kind_checkpoints_are_refused_by_name_and_the_rest_is_served(wrong_kinds):
-    folder, demo, client = wrong_kinds
-    bank = demo.bank
+    folder, app, client = wrong_kinds
+    bank = app.bank
     for name, sub, kind in (("Transformer", "gpt-shakespeare", "gpt"), ("LSTM", "lstm-shakespeare", "lstm"),
                             ("Encoder-decoder", "seq2seq-dates", "seq2seq")):
         err = bank.slots[name].error
@@ -157,7 +157,7 @@ def test_wrong_kind_checkpoints_are_refused_by_name_and_the_rest_is_served(wrong
         assert f"checkpoint {sub} " in err and str(folder) not in err and repr(kind) in err
     assert bank.available("BERT")
     # the page says why, in the header and in each panel
-    texts = json.dumps(demo.config, default=str)
+    texts = json.dumps(app.demo.config, default=str)
     assert texts.count("unavailable") >= 4 and "must be a" in texts
     # every endpoint still answers: the ones of a missing model with its reason, the others normally
     with pytest.raises(AppError, match="gpt-shakespeare.*'gpt'"):

@@ -221,9 +221,9 @@ def test_a_missing_checkpoint_folder_is_reported(tmp_path):
 
 def test_the_page_is_laid_out_before_torch_is_imported(ckpt_dir):
     """build_demo reads only the checkpoints' configs: no torch before the server is up (it takes ~1 s)."""
-    code = ("import sys; from scratchformer.app.blocks import build_demo; demo = build_demo(sys.argv[1]); "
+    code = ("import sys; from scratchformer.app.blocks import build_app; app = build_app(sys.argv[1]); "
             "assert 'torch' not in sys.modules, 'torch imported'; "
-            "assert not demo.bank.ready and demo.bank.offered('Transformer')")
+            "assert not app.bank.ready and app.bank.offered('Transformer')")
     res = subprocess.run([sys.executable, "-c", code, str(ckpt_dir)], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1], timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -232,22 +232,22 @@ def test_the_page_is_laid_out_before_torch_is_imported(ckpt_dir):
 def test_weights_that_fail_after_the_layout_are_reported_by_name_and_early_requests_wait(tmp_path):
     broken = make_checkpoints(tmp_path)
     (broken / "gpt-shakespeare" / "model.safetensors").write_bytes(b"not safetensors")   # the config is fine
-    demo = ui.build_demo(broken)
-    bank = demo.bank
+    app = ui.build_app(broken)
+    bank = app.bank
     assert not bank.ready and bank.offered("Transformer")          # laid out from its config
     # a request that comes before the weights: it waits for them, then gets the reason
     with pytest.raises(gr.Error, match="gpt-shakespeare.*model.safetensors"):
         events.bound(I.attention, bank)("abc", True, 1, 1, False)
     assert bank.ready and bank.available("LSTM") and not bank.offered("Transformer")
     # the page's header and the Transformer's panels say why, with the default views
-    values = dict(zip([c._id for c in demo.arrival.outputs], demo.arrival.payload()))
-    header = next(c for c in demo.arrival.outputs if c.elem_id == "header")
+    values = dict(zip([c._id for c in app.arrival.outputs], app.arrival.payload()))
+    header = next(c for c in app.arrival.outputs if c.elem_id == "header")
     assert "Transformer is unavailable" in values[header._id]
-    notes = [v for c, v in zip(demo.arrival.outputs, demo.arrival.payload())
+    notes = [v for c, v in zip(app.arrival.outputs, app.arrival.payload())
              if "model-missing" in (c.elem_classes or []) and isinstance(v, dict) and v.get("visible")]
     assert notes and all("Transformer is unavailable" in n["value"] and "model\\.safetensors" in n["value"]
                          for n in notes)
-    demo.close()
+    app.demo.close()
 
 
 def test_events_wait_while_the_default_views_are_computed():

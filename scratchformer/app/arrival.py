@@ -1,8 +1,8 @@
 """What every tab shows when the page opens: its default example, computed once and sent as is.
 
 A tab builder calls :func:`on_arrival` with the components to fill and a function of no arguments
-that computes their values (the tab's own callback on its default inputs). :func:`build_demo
-<scratchformer.app.blocks.build_demo>` collects them in one :class:`ArrivalViews`, and page-load
+that computes their values (the tab's own callback on its default inputs). :func:`build_app
+<scratchformer.app.blocks.build_app>` collects them in one :class:`ArrivalViews`, and page-load
 events send them to each new page: first what is on screen when it opens (the header and the first
 tab), then the other tabs' views, so the first screen does not wait for views nobody sees yet.
 

@@ -1,5 +1,5 @@
-"""The whole app: ``build_demo()`` lays out the tabs (one module per tab or group of tabs) and
-``launch_kwargs()`` says how to serve it. ``app.py`` only calls these two.
+"""The whole app: ``build_app()`` lays out the tabs (one module per tab or group of tabs) and
+``launch_kwargs()`` says how to serve it. ``app.py`` only calls these two (and :meth:`App.start`).
 
 Every callback is a plain function of plain values and the read-only
 :class:`~scratchformer.app.bank.ModelBank`; tests call them directly. Adding a section to the app is
@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -118,14 +119,41 @@ def quiet_gradio_analytics() -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 
 
+@dataclass(frozen=True)
+class App:
+    """The built app: the page and what it is built on.
+
+    demo     the page (a gr.Blocks): ``demo.queue(...)``, ``demo.launch(...)``
+    bank     the models, shared read-only by every request (:class:`~.bank.ModelBank`)
+    arrival  every tab's default example, computed once and sent to each new page (:mod:`.arrival`)
+    links    the tabs' link settings and the reading of a page's link (:mod:`.links`)
+    """
+
+    demo: gr.Blocks
+    bank: ModelBank
+    arrival: ArrivalViews
+    links: SharedLinks
+
+    def start(self) -> None:
+        """After launch: compute the default views (in the background), then start the Train live
+        tab's fork server (:func:`.live_tab.warm_after`)."""
+        self.arrival.start()
+        live_tab.warm_after(self.arrival)
+
+
 def build_demo(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBank] = None) -> gr.Blocks:
+    """The page alone (:func:`build_app`'s ``demo``), for callers that only serve it."""
+    return build_app(checkpoint_dir, bank).demo
+
+
+def build_app(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBank] = None) -> App:
     """The whole app, its models shared read-only by every request.
 
     Without ``bank``, the page is laid out from the checkpoints' configs alone (``checkpoint_dir``,
     default $SCRATCHFORMER_CHECKPOINTS or checkpoints/): torch is not imported and no weights are
     loaded here. They are loaded once, on first use: by the default views, which ``app.py`` starts
-    computing right after the server is up, or by the first request, which waits for them (see
-    :mod:`.bank`). The page is served about a second sooner (``import torch``)."""
+    computing right after the server is up (:meth:`App.start`), or by the first request, which waits
+    for them (see :mod:`.bank`). The page is served about a second sooner (``import torch``)."""
     bank = bank or ModelBank.open(checkpoint_dir, concurrency=MODEL_CONCURRENCY)
     quiet_gradio_analytics()
     with gr.Blocks(title="scratchformer") as demo, ArrivalViews() as arrival, SharedLinks() as links:
@@ -142,11 +170,7 @@ def build_demo(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBan
         defaults = arrival.attach(demo)      # every tab's default example, computed once
         links.attach(demo, tabs, link_note, after=defaults)   # then the page's own link, if it has one
         demo.unload(forget_session(demo, also=(live_tab.forget,)))   # a closed page's session is dropped at once
-    demo.bank = bank  # for tests and benchmarks; read-only
-    demo.arrival = arrival
-    demo.links = links
-    demo.live_warm = lambda: live_tab.warm_after(arrival)
-    return demo
+    return App(demo, bank, arrival, links)
 
 
 def pair_label(bank: ModelBank, pair: str) -> str:

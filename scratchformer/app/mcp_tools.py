@@ -1,7 +1,7 @@
 """The app's tools for language-model agents: plain functions of (bank, typed values) → a JSON-ready
 dict, served as one JSON text per call (:func:`bind`).
 
-``build_demo`` registers each function of :data:`TOOLS` with ``gr.api`` (:func:`~.blocks.register_tools`), which makes
+``build_app`` registers each function of :data:`TOOLS` with ``gr.api`` (:func:`~.blocks.register_tools`), which makes
 it two things at once: an API endpoint (``/tool_<name>`` for ``gradio_client``) and, when the app is
 launched with ``mcp_server=True``, a Model Context Protocol tool called ``<name>``. Gradio builds the
 tool's schema from the function itself: the type hints give each argument's JSON type, the defaults
