@@ -391,6 +391,21 @@ def test_one_worker_serves_both_models_of_a_pair(close):
     assert wait_for(lambda: not worker.alive)
 
 
+def test_the_time_a_row_waits_for_a_slow_reader_is_not_its_own():
+    """elapsed_s counts the stream's own time: a reader 50 ms a token behind pauses its row, and those
+    waits (between steps too: the worker idles when every row waits) are left out."""
+    import time
+    with DecodeScheduler(tiny_lstm(), TOK, max_ahead=1, handover_s=0.0) as scheduler:
+        t0 = time.perf_counter()
+        steps = []
+        for g in scheduler.stream("to be", max_new_tokens=12, seed=1):
+            steps.append(g)
+            time.sleep(0.05)
+        wall = time.perf_counter() - t0
+    assert wall > 0.6 and steps[-1].elapsed_s < 0.3 * wall
+    assert all(a.elapsed_s <= b.elapsed_s for a, b in zip(steps, steps[1:]))
+
+
 def test_records_are_in_order_with_growing_time():
     with DecodeScheduler(tiny_gpt(), TOK) as scheduler:
         steps = list(scheduler.stream("to be", max_new_tokens=20, seed=1))

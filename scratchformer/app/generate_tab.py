@@ -7,6 +7,7 @@ The inference code (torch) is imported inside the callbacks that use it: the pag
 served before torch is imported (see :mod:`.blocks`)."""
 from __future__ import annotations
 
+import functools
 import time
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
@@ -37,7 +38,7 @@ CAPTION_CHARS = 40         # "why this token" quotes this many characters before
 
 class GenerateUpdate(NamedTuple):
     """One update of the generate tab, in the order of its outputs (Gradio reads it as a tuple).
-    A field that did not change is ``gr.skip()``."""
+    A field that did not change is ``gr.skip()`` or, in the stream's updates, its value sent again."""
 
     transformer_text: object
     transformer_stats: object
@@ -91,8 +92,10 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
     token does), and always at the end. With each update the watch panel shows the Transformer's
     newest character: its attention per head of layer ``watch_layer`` (1-based; default the last)
     and their average, and the distribution it was drawn from (:mod:`.watch`). Each yield is a
-    :class:`GenerateUpdate`; outputs that did not change are ``gr.skip()``. tokens/s counts only the
-    time spent in each model's own steps (not the watch panel). Each model gets its own generator
+    :class:`GenerateUpdate`; outputs that did not change are sent again as the same values (see
+    below: cheaper than ``gr.skip()``). A model's tokens/s is its tokens over the seconds its stream
+    was computed (``GenStep.elapsed_s``: in a batch with other visitors' rows, the batch's steps;
+    time spent waiting for this loop to read, or drawing the watch panel, is left out). Each model gets its own generator
     seeded with ``seed``, so a (prompt, settings, seed) always gives the same text, whatever else
     the server is doing. ``pair``: which models write (:data:`~.bank.PAIRS`: the small CPU-trained pair,
     or the larger GPU-trained one when its checkpoints are there), chosen per request.
@@ -155,18 +158,27 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
         note_md = warn(notes)
         steps = {n: Kept(GenerationRecord(settings, seed), prompt[-CAPTION_CHARS:], pair) for n in streams}
         latest = {}          # each model's newest Step, for the watch panel (the session keeps none)
-        skip = gr.skip()
-        no_watch = (skip,) * 5
+        first = next(iter(streams))
+        # While the text streams, the other outputs are sent again as the very same values, not as
+        # gr.skip(): Gradio answers a gr.skip() by building a new component for the session (about
+        # 1 ms of Python, holding the GIL), 12 ms an update for these 11 outputs against 1 ms for the
+        # texts (30% of a core for one stream at 25 updates a second, and the session grew by the
+        # copies). A value sent again costs nothing: a figure is serialised once (_sent), and the
+        # stream sends only what changed. So the why-this-token panel waits, cleared, for the end
+        # (it would explain the last generation's tokens), and the watch panel shows its last drawing.
+        waiting = _message_plot("drawn as the models write")
+        why_waiting = _message_plot("why this token: shown when the text is written")
+        watch = (waiting, waiting, "")
         yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
-                             skip, skip, skip, skip, skip, *no_watch)
+                             gr.skip(), step_slider(1, 1, interactive=False), why_waiting, WHY_WAITING, first,
+                             *watch, why_waiting, "")
 
         seconds = {n: 0.0 for n in streams}
         last_update = next_watch = time.perf_counter()
         for i in range(max_new_tokens):          # each stream yields exactly max_new_tokens tokens
             for name, stream in streams.items():
-                t0 = time.perf_counter()
                 g = next(stream)
-                seconds[name] += time.perf_counter() - t0
+                seconds[name] = g.elapsed_s    # the stream's own time (not this loop's wait for it)
                 texts[name] += g.text
                 steps[name].record.add(g)
                 latest[name] = g.step
@@ -175,18 +187,18 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
                 stats[name] = _stats(shown[name], i + 1, seconds[name], bpc[name], done)
             now = time.perf_counter()
             if not done and now - last_update >= STREAM_INTERVAL_S:
-                watch = no_watch[:3]
                 if live and now >= next_watch:
-                    watch = _watch(bank, steps, latest, layer, i + 1)
+                    attn, dist, context = _watch(bank, steps, latest, layer, i + 1)
+                    watch = (_sent(attn), _sent(dist), context)
                     # the watch panel re-reads the whole context: for a large model (GPT-2) that costs more
                     # than a token, so it is redrawn at most WATCH_SHARE of the time, the text every update
                     cost = time.perf_counter() - now
                     next_watch = now + cost / WATCH_SHARE
                 yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]],
-                                     skip, skip, skip, skip, skip, skip, skip, *watch, skip, skip)
+                                     surprise, note_md, gr.skip(), 1, why_waiting, WHY_WAITING, first,
+                                     *watch, why_waiting, "")     # (a State's gr.skip() costs nothing)
                 last_update = time.perf_counter()
 
-        first = next(iter(streams))
         n_steps = steps[first].record.n_steps
         # the last step is at hand: shown from its Step, not replayed
         plot, caption = _why_token(steps[first], bank.get(first), first, n_steps, latest[first])
@@ -202,10 +214,27 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
                 close()
 
 
-def step_slider(n_steps: int, k: int):
+def step_slider(n_steps: int, k: int, interactive: bool = True):
     """The why-this-token slider for a generation of ``n_steps`` tokens, at step ``k``. A slider needs
-    minimum < maximum: a 1-token generation gets 1…2, held still at 1."""
-    return gr.update(maximum=max(2, n_steps), value=k, interactive=n_steps > 1)
+    minimum < maximum: a 1-token generation gets 1…2, held still at 1 (as it is while a text is
+    written: ``interactive=False``)."""
+    return gr.update(maximum=max(2, n_steps), value=k, interactive=interactive and n_steps > 1)
+
+
+WHY_WAITING = "*Why this token* is shown here when the text is written."
+
+
+@functools.lru_cache(maxsize=8)
+def _message_plot(text: str):
+    """A figure that only says ``text``, serialised once (:func:`_sent`)."""
+    return _sent(views.message_figure(text, height=160))
+
+
+def _sent(fig):
+    """``fig`` serialised as Gradio sends a plot (its PlotData, which Gradio passes through as it is),
+    so that sending it again in a stream's later updates costs nothing."""
+    from gradio.components.plot import PlotData
+    return PlotData(type="plotly", plot=fig.to_json())
 
 
 def linked_generation(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens, seed, layer, model, step,

@@ -59,6 +59,7 @@ class Row:
     length: int = 0             # positions in the row's cache (GPT); tokens read (LSTM)
     emitted: int = 0            # GenSteps made
     paused_s: float = 0.0       # time spent paused because the reader was behind (not in elapsed_s)
+    paused_since: Optional[float] = None   # when the row last paused (None: it is moving)
     pending: list = field(default_factory=list)   # GenSteps made, not yet handed over (the worker's only)
     pending_since: float = 0.0  # when the first of them was made
 

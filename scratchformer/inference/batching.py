@@ -333,6 +333,11 @@ class DecodeScheduler:
         for i, row in enumerate(rows):
             request = row.request
             request.paused = row.emitted - request.read >= self.max_ahead
+            if request.paused and row.paused_since is None:
+                row.paused_since = t0
+            elif not request.paused and row.paused_since is not None:   # the time it waited is not its own
+                row.paused_s += t0 - row.paused_since
+                row.paused_since = None
             if request.paused:
                 self._hand_over(row, force=True)        # all it may read, before it waits for its reader
                 moving.append(False)
@@ -388,9 +393,6 @@ class DecodeScheduler:
                 except Exception as e:
                     failed.append((row, e))
         t1 = time.perf_counter()
-        for row in rows:
-            if row.request.paused:
-                row.paused_s += t1 - t0
         # 6. what each reader may read now goes over; finished and failed rows leave
         gone = {id(row) for row, _ in failed}
         for row in rows:
