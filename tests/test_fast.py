@@ -87,8 +87,8 @@ def test_lstm_layer_equals_the_step_loop(dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("steps", [1, 2, 9, 300])
 def test_lstm_layer_in_inference_equals_the_step_loop(dtype, steps):
-    """Without a gradient, over more than one step, lstm_layer runs PyTorch's LSTM kernel (torch.lstm):
-    the same outputs and final state as LSTMCell.step, step by step (one step: the Python loop)."""
+    """Without a gradient (a prompt read before generating), lstm_layer gives the same outputs and
+    final state as LSTMCell.step, step by step."""
     torch.manual_seed(1)
     cell = LSTMCell(5, 7).to(dtype)
     g = torch.Generator().manual_seed(3)

@@ -54,7 +54,7 @@ LARGE_MAX_NEW_TOKENS = 300        # … so it writes at most this many per reque
 
 # A tool call (MCP, /tool_generate) answers once, at the end: both models' 2,000 tokens took 17-19 s
 # of server time while other hostile calls ran (benchmarks/abuse.py, 2 cores); 200 took 10-14 s there
-# (the rest is sharing the decode batch and the cores), 0.8-1.0 s alone with a 2,000-character prompt.
+# (the rest is sharing the decode batch and the cores), 0.6-0.9 s alone with a 2,000-character prompt.
 # So a tool call writes at most TOOL_MAX_NEW_TOKENS per model and stops early, with a note, when it
 # has taken TOOL_SECONDS (as `max_time` in Hugging Face's generate): what it wrote is then the
 # beginning of what an unhurried call writes. The page's Generate streams up to MAX_NEW_TOKENS.

@@ -20,18 +20,7 @@ def lstm_layer(cell: nn.Module, x: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor
     by :class:`LSTMLayerFunction`. x_proj = cell.ih(x), the input part of every gate for all steps
     at once, is computed time-major when training ([T, B, ·] in memory, the order in which the
     recurrence reads it); in inference it is one plain product.
-
-    In inference over more than one step (a prompt read before generating), the layer runs PyTorch's
-    own LSTM kernel instead (``torch.lstm``, what ``nn.LSTM`` calls: the same recurrence, gates in
-    the same order i, f, g, o, looped in C++): about 5× faster than the Python loop below at 2,000
-    steps (0.13 against 0.66 s for the character LSTM on one core). One step, the decoding case, stays
-    here, where it is faster.
     """
-    if not torch.is_grad_enabled() and x.shape[1] > 1:
-        out, h_t, c_t = torch.lstm(x, (h.unsqueeze(0), c.unsqueeze(0)),
-                                   [cell.ih.weight, cell.hh.weight, cell.ih.bias, cell.hh.bias],
-                                   True, 1, 0.0, False, False, True)   # biases, 1 layer, no dropout,
-        return out, h_t[0], c_t[0]                                     # eval, one way, batch first
     if torch.is_grad_enabled():
         x_proj = LinearFunction.apply(x.transpose(0, 1), cell.ih.weight, cell.ih.bias).transpose(0, 1)
     else:
