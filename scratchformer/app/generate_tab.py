@@ -95,8 +95,8 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
     :class:`GenerateUpdate`; outputs that did not change are sent again as the same values (see
     below: cheaper than ``gr.skip()``). A model's tokens/s is its tokens over the seconds its stream
     was computed (``GenStep.elapsed_s``: in a batch with other visitors' rows, the batch's steps;
-    time spent waiting for this loop to read, or drawing the watch panel, is left out). Each model gets its own generator
-    seeded with ``seed``, so a (prompt, settings, seed) always gives the same text, whatever else
+    time spent waiting for this loop to read, or drawing the watch panel, is left out). Each model
+    gets its own generator seeded with ``seed``, so a (prompt, settings, seed) always gives the same text, whatever else
     the server is doing. ``pair``: which models write (:data:`~.bank.PAIRS`: the small CPU-trained pair,
     or the larger GPU-trained one when its checkpoints are there), chosen per request.
     """
