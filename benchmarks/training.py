@@ -15,9 +15,15 @@ batch, forward, backward, clip, AdamW step — after a few warm-up steps:
   through the from-scratch LSTM (train.py's path: the hand-written BPTT of model/fast/lstm_bptt.py)
   and, for reference, through PyTorch's fused LSTM kernel on the same weights;
 * nanoGPT's own GPT (its ``model.py`` with its ``configure_optimizers``) when ``--nanogpt-dir``
-  points at a folder holding it: with bias=False (its train.py's default) and bias=True (like ours).
+  points at a folder holding it: with bias=False (its train.py's default) and bias=True (like ours);
+* nanoGPT's own ``train.py``, run as a user runs it (a subprocess, its README's CPU command:
+  ``python train.py config/train_shakespeare_char.py --device=cpu --compile=False --block_size=64
+  --batch_size=12 --n_layer=4 --n_head=4 --n_embd=128 --dropout=0.0``, in a scratch copy of the
+  folder whose ``data/shakespeare_char`` holds the corpus as its ``prepare.py`` writes it), at the
+  same thread count (``OMP_NUM_THREADS``); its own "iter N: … time X ms" lines are parsed, the
+  first 5 left out as it does for its MFU. ``gpt_vs_nanogpt_train_py`` = our GPT / that.
 
-Ratios (wall-clock, per thread count): ``gpt_vs_nanogpt`` = our GPT as shipped (bias=True) / nanoGPT
+Ratios (wall-clock, per thread count; the medians of ``--repeats`` runs, the spread min–max beside): ``gpt_vs_nanogpt`` = our GPT as shipped (bias=True) / nanoGPT
 as shipped (bias=False, the harder comparison); ``gpt_vs_nanogpt_same_bias`` = both with biases;
 ``lstm_vs_kernel`` = our LSTM / the fused kernel. A roofline line per model: training FLOPs per
 token (3 × forward, benchmarks/roofline.py) and the GFLOP/s achieved beside a measured matmul peak.
@@ -34,7 +40,12 @@ import argparse
 import importlib.util
 import json
 import os
+import re
+import shutil
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -145,10 +156,56 @@ def bench_nanogpt(folder: Path, train_ids, vocab: int, iters: int, bias: bool = 
     return n, time_training(step, list(model.parameters()), opt, train_ids, iters)
 
 
+def nanogpt_workdir(folder: Path, text: str) -> Path:
+    """A scratch copy of nanoGPT's folder with ``data/shakespeare_char`` prepared from ``text``
+    exactly as its ``prepare.py`` does (sorted characters, a 90/10 cut, uint16 ``.bin`` files)."""
+    import pickle
+
+    import numpy as np
+    work = Path(tempfile.mkdtemp(prefix="nanogpt_"))
+    for name in ("train.py", "model.py", "configurator.py"):
+        shutil.copy(folder / name, work / name)
+    shutil.copytree(folder / "config", work / "config")
+    data = work / "data" / "shakespeare_char"
+    data.mkdir(parents=True)
+    chars = sorted(set(text))
+    stoi = {ch: i for i, ch in enumerate(chars)}
+    n = int(len(text) * 0.9)
+    np.array([stoi[c] for c in text[:n]], dtype=np.uint16).tofile(data / "train.bin")
+    np.array([stoi[c] for c in text[n:]], dtype=np.uint16).tofile(data / "val.bin")
+    with open(data / "meta.pkl", "wb") as f:
+        pickle.dump({"vocab_size": len(chars), "itos": dict(enumerate(chars)), "stoi": stoi}, f)
+    return work
+
+
+NANOGPT_ARGS = ["config/train_shakespeare_char.py", "--device=cpu", "--compile=False",
+                f"--block_size={BLOCK}", f"--batch_size={BATCH}", "--n_layer=4", "--n_head=4",
+                "--n_embd=128", "--dropout=0.0", "--lr_decay_iters=2000",
+                # no evaluation or checkpoint inside the timed steps (one 1-batch evaluation at step 0)
+                "--eval_interval=1000000", "--eval_iters=1", "--log_interval=1", "--always_save_checkpoint=False"]
+ITER_LINE = re.compile(r"^iter (\d+): loss [-\d.naif]+, time ([\d.]+)ms", re.M)
+
+
+def bench_nanogpt_train_py(work: Path, threads: int, iters: int, skip: int = 5) -> tuple[float, None]:
+    """nanoGPT's train.py for ``skip + iters`` steps at ``threads`` threads → (tokens per second over
+    its own per-step times after the first ``skip``, None: its CPU time per step is not known, the
+    process's includes importing torch)."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    cmd = [sys.executable, "train.py", *NANOGPT_ARGS, f"--max_iters={skip + iters}", f"--out_dir={work / 'out'}"]
+    run = subprocess.run(cmd, cwd=work, env=env, capture_output=True, text=True, timeout=1800)
+    if run.returncode != 0:
+        raise RuntimeError(f"nanoGPT's train.py failed ({run.returncode}): {run.stderr[-2000:]}")
+    times = [float(ms) / 1000 for it, ms in ITER_LINE.findall(run.stdout) if int(it) >= skip]
+    if not times:
+        raise RuntimeError(f"no 'iter N: ... time X ms' lines in nanoGPT's output: {run.stdout[-2000:]}")
+    return len(times) * BATCH * BLOCK / sum(times), None
+
+
 LABELS = {"gpt": "scratchformer GPT (bias=True, shipped)", "gpt_nobias": "scratchformer GPT (bias=False)",
           "lstm": "scratchformer LSTM (hand-written BPTT)",
           "lstm_kernel": "reference: nn.LSTM kernel, same weights",
-          "nanogpt": "nanoGPT GPT (bias=False, its default)", "nanogpt_bias": "nanoGPT GPT (bias=True, like ours)"}
+          "nanogpt": "nanoGPT GPT (bias=False, its default)", "nanogpt_bias": "nanoGPT GPT (bias=True, like ours)",
+          "nanogpt_train_py": "nanoGPT's own train.py (subprocess)"}
 
 
 def measure(threads: int, args, train_ids, vocab: int) -> dict:
@@ -164,6 +221,8 @@ def measure(threads: int, args, train_ids, vocab: int) -> dict:
         runs["nanogpt"] = lambda: bench_nanogpt(args.nanogpt_dir, train_ids, vocab, args.iters)
         runs["nanogpt_bias"] = lambda: bench_nanogpt(args.nanogpt_dir, train_ids, vocab, args.iters,
                                                      bias=True)
+    if args.nanogpt_work is not None:
+        runs["nanogpt_train_py"] = lambda: (None, bench_nanogpt_train_py(args.nanogpt_work, threads, args.iters))
     wall, cpu, params = {}, {}, {}
     for _ in range(args.repeats):  # interleaved, so a burst of load elsewhere hits every model
         for name, fn in runs.items():
@@ -172,17 +231,24 @@ def measure(threads: int, args, train_ids, vocab: int) -> dict:
             cpu.setdefault(name, []).append(c)
     print(f"training tokens/s at nanoGPT's CPU config (batch {BATCH} x block {BLOCK}), "
           f"{threads} thread(s), median of {args.repeats}")
-    print(f"{'model':42s} {'params':>10s} {'tokens/s':>10s} {'tokens/CPU-s':>13s}")
+    print(f"{'model':42s} {'params':>10s} {'tokens/s':>10s} {'spread':>15s} {'tokens/CPU-s':>13s}")
     out = {}
     for name in wall:
-        w, c = statistics.median(wall[name]), statistics.median(cpu[name])
+        w = statistics.median(wall[name])
+        c = statistics.median(cpu[name]) if None not in cpu[name] else None
         out[f"{name}_train_tokens_per_s"] = round(w, 1)
-        out[f"{name}_train_tokens_per_cpu_s"] = round(c, 1)
-        print(f"{LABELS[name]:42s} {params[name]:>10,d} {w:>10,.0f} {c:>13,.0f}")
+        out[f"{name}_train_tokens_per_s_spread"] = [round(min(wall[name]), 1), round(max(wall[name]), 1)]
+        if c is not None:
+            out[f"{name}_train_tokens_per_cpu_s"] = round(c, 1)
+        n = f"{params[name]:,d}" if params[name] else "(its own)"
+        spread = f"{min(wall[name]):,.0f}-{max(wall[name]):,.0f}"
+        print(f"{LABELS[name]:42s} {n:>10s} {w:>10,.0f} {spread:>15s} {(f'{c:,.0f}' if c else '-'):>13s}")
     rate = lambda name: out.get(f"{name}_train_tokens_per_s")  # noqa: E731
     if rate("nanogpt"):
         out["gpt_vs_nanogpt"] = round(rate("gpt") / rate("nanogpt"), 3)
         out["gpt_vs_nanogpt_same_bias"] = round(rate("gpt") / rate("nanogpt_bias"), 3)
+    if rate("nanogpt_train_py"):
+        out["gpt_vs_nanogpt_train_py"] = round(rate("gpt") / rate("nanogpt_train_py"), 3)
     out["lstm_vs_kernel"] = round(rate("lstm") / rate("lstm_kernel"), 3)
     print("ratios: " + ", ".join(f"{k} {v}" for k, v in out.items() if "_vs_" in k))
     peak = matmul_peak_gflops()
@@ -206,6 +272,9 @@ def main() -> None:
     p.add_argument("--nanogpt-dir", type=Path, default=None, help="folder with nanoGPT's model.py")
     args = p.parse_args()
     text = D.load_corpus()
+    args.nanogpt_work = None
+    if args.nanogpt_dir is not None and (args.nanogpt_dir / "train.py").is_file():
+        args.nanogpt_work = nanogpt_workdir(args.nanogpt_dir, text)
     tok = D.default_tokenizer(text)
     train_ids, _ = D.split(D.encode_corpus(text, tok))
     counts = sorted({int(t) for t in str(args.threads).split(",")})
@@ -216,7 +285,9 @@ def main() -> None:
     first = per[str(counts[0])]
     result = {k: v for k, v in first.items() if k != "roofline"}   # the first count, flat (as before)
     result.update(threads=counts[0], batch_size=BATCH, block_size=BLOCK, by_threads=per)
-    for key in ("gpt_vs_nanogpt", "gpt_vs_nanogpt_same_bias", "lstm_vs_kernel"):
+    if args.nanogpt_work is not None:
+        shutil.rmtree(args.nanogpt_work, ignore_errors=True)
+    for key in ("gpt_vs_nanogpt", "gpt_vs_nanogpt_same_bias", "gpt_vs_nanogpt_train_py", "lstm_vs_kernel"):
         if key in first:
             result[key] = {t: r[key] for t, r in per.items()}
     print(json.dumps(result))

@@ -1,5 +1,11 @@
-"""The oneDNN matrix products (model/fast/gemm.py) against F.linear / addmm, and the LSTM trained through them
-against PyTorch's LSTM, in float32 (the dtype that takes the oneDNN path)."""
+"""The training loops' matrix products (model/fast/gemm.py) against F.linear / addmm, and the LSTM trained
+through them against PyTorch's LSTM, in float32 — with each backend: the BLAS (the default) and oneDNN
+(``SCRATCHFORMER_GEMM=onednn``), where this PyTorch has it."""
+import os
+import subprocess
+import sys
+
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -8,18 +14,37 @@ from scratchformer.model.fast import gemm
 from scratchformer.model.lstm import LSTM
 
 F32 = dict(rtol=1e-5, atol=1e-5)
+BACKENDS = ["blas"] + (["onednn"] if gemm.ONEDNN_PRESENT else [])
+
+
+@pytest.fixture(autouse=True, params=BACKENDS)
+def backend(request, monkeypatch):
+    """Every test here runs once per backend (gemm.ONEDNN is read at each call)."""
+    monkeypatch.setattr(gemm, "ONEDNN", request.param == "onednn")
+    return request.param
+
+
+def test_the_backend_is_the_blas_unless_onednn_is_asked_for():
+    code = "from scratchformer.model.fast import gemm; print(gemm.ONEDNN)"
+    for value, expected in ((None, "False"), ("onednn", str(gemm.ONEDNN_PRESENT)), ("blas", "False")):
+        env = {k: v for k, v in os.environ.items() if k != "SCRATCHFORMER_GEMM"}
+        if value is not None:
+            env["SCRATCHFORMER_GEMM"] = value
+        out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+        assert out.stdout.strip() == expected, value
 
 
 def rand(*shape, seed=0):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed))
 
 
-def test_linear_and_packed_products_match_pytorch():
+def test_linear_and_packed_products_match_pytorch(backend):
     x, w, b, add = rand(12, 31), rand(40, 31, seed=1), rand(40, seed=2), rand(12, 40, seed=3)
     torch.testing.assert_close(gemm.linear(x, w, b), F.linear(x, w, b), **F32)
     torch.testing.assert_close(gemm.linear(x.t().contiguous().t(), w), x @ w.t(), **F32)  # strided input
     for pack in (True, False):
         torch.testing.assert_close(gemm.Packed(w, pack).addmm(add, x), torch.addmm(add, x, w.t()), **F32)
+    assert gemm.uses_onednn(x, w) == (backend == "onednn")
     x64 = x.double()   # other dtypes take PyTorch's own path
     assert not gemm.uses_onednn(x64)
     torch.testing.assert_close(gemm.linear(x64, w.double()), x64 @ w.double().t())

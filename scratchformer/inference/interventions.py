@@ -238,9 +238,10 @@ def _batchable(model: nn.Module) -> bool:
 
 
 class _Products:
-    """One :class:`~scratchformer.model.layers.EncoderLayer`'s weights laid out for oneDNN
-    (:func:`scratchformer.model.fast.gemm.linear`: 1.25-1.5x faster than the BLAS for these products
-    on an AMD EPYC), ``(W, b)`` each, W [out, in] contiguous. A GPT-2 loaded from its folder holds
+    """One :class:`~scratchformer.model.layers.EncoderLayer`'s weights for
+    :func:`scratchformer.model.fast.gemm.linear` (the BLAS, or oneDNN where ``SCRATCHFORMER_GEMM=onednn``
+    chooses it: 1.25-1.5x faster for these products on issue 13's AMD EPYC), ``(W, b)`` each, W [out, in]
+    contiguous. A GPT-2 loaded from its folder holds
     its W as transposed views of the file's [in, out] matrices: they are copied here, once per layer
     for a whole head_worth (about 28 MB for one GPT-2 layer, freed with it)."""
 
@@ -300,8 +301,9 @@ class _Products:
 
 
 def _unembed(model: TransformerLM, x: Tensor) -> Tensor:
-    """``model.unembed(x)`` = LayerNorm_f(x)·W_outᵀ [..., V], its product through oneDNN where that is
-    faster (:func:`scratchformer.model.fast.gemm.linear`: on some CPUs about 1.5× for this product)."""
+    """``model.unembed(x)`` = LayerNorm_f(x)·W_outᵀ [..., V], its product through
+    :func:`scratchformer.model.fast.gemm.linear` (oneDNN where that is chosen: on some CPUs about 1.5×
+    faster for this product)."""
     return _Products.apply((model.lm_head.weight, model.lm_head.bias), model.ln_f(x))
 
 

@@ -8,7 +8,8 @@ Read model/ first; nothing here is needed to understand what the models compute.
                                 :class:`~scratchformer.model.lstm.LSTM` calls it when a pass records
                                 nothing and silences nothing
     accelerate(model)           training: the attention and feed-forward ``nn.Linear`` layers take
-                                their products through oneDNN (gemm.py); state_dict unchanged
+                                their products through gemm.py (the BLAS, or oneDNN where
+                                SCRATCHFORMER_GEMM=onednn chooses it); state_dict unchanged
     fast_decoder(model)         generation: a GPT's cached decoding step with fewer calls (decode.py)
 """
 from .decode import FastGPTDecoder, fast_decoder

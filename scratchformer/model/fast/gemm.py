@@ -1,17 +1,22 @@
-"""Matrix products for the LSTM's training loop, through oneDNN when this PyTorch has it.
+"""Matrix products for the training loops: PyTorch's BLAS by default, oneDNN where it is faster.
 
 The maths is the one of ``F.linear``: y = x·Wᵀ + b, with W stored [out, in] like ``nn.Linear``.
-PyTorch sends a float32 matrix product on the CPU to its BLAS (MKL); on some processors (AMD's
-among them) oneDNN's kernels — the ones under PyTorch's fused LSTM — run the small products of one
-LSTM step about twice as fast, and a weight used at every step can be laid out once for them
-(:class:`Packed`). Anything else (other dtypes, other devices, a PyTorch without oneDNN) takes
-``F.linear`` / ``torch.addmm``. Results equal those up to float32 rounding (tests/test_gemm.py).
+PyTorch sends a float32 matrix product on the CPU to its BLAS (MKL). oneDNN (the library under
+PyTorch's fused LSTM) has its own kernels, and a weight used at every step can be laid out once for
+them (:class:`Packed`). Which is faster depends on the processor: on the AMD EPYC of issue 13 (2026-11)
+oneDNN ran the small products of one LSTM step about twice as fast; on today's AMD EPYC (Zen 3, AVX2,
+2026-12) the BLAS is 5-25% faster for every product the GPT and the LSTM train with
+(issue 24; ``benchmarks/training.py``). So the BLAS is the default and oneDNN is chosen with the
+environment variable ``SCRATCHFORMER_GEMM=onednn`` (read at import). Other dtypes, other devices and a
+PyTorch without oneDNN always take ``F.linear`` / ``torch.addmm``. The two agree up to float32
+rounding (tests/test_gemm.py runs both).
 
 These functions do not record gradients: :class:`LinearFunction` and
 :class:`~scratchformer.model.fast.lstm_bptt.LSTMLayerFunction` call them inside their own backward.
 """
 from __future__ import annotations
 
+import os
 from typing import Optional
 
 import torch
@@ -21,11 +26,12 @@ from torch import Tensor, nn
 from ..attention import MultiHeadAttention
 from ..layers import FeedForward
 
-ONEDNN = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+ONEDNN_PRESENT = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+ONEDNN = ONEDNN_PRESENT and os.environ.get("SCRATCHFORMER_GEMM", "blas").strip().lower() == "onednn"
 
 
 def uses_onednn(*tensors: Tensor) -> bool:
-    """Whether products of these tensors go through oneDNN (float32 CPU tensors, oneDNN present)."""
+    """Whether products of these tensors go through oneDNN (chosen, present, float32 CPU tensors)."""
     return ONEDNN and all(t.device.type == "cpu" and t.dtype == torch.float32 for t in tensors)
 
 
@@ -37,10 +43,11 @@ def linear(x: Tensor, w: Tensor, b: Optional[Tensor] = None) -> Tensor:
 
 
 class Packed:
-    """A weight w [out, in] prepared once for many products ``add + x·wᵀ`` (one per time step)."""
+    """A weight w [out, in] prepared once for many products ``add + x·wᵀ`` (one per time step):
+    laid out for oneDNN where that is chosen, else its transpose taken once."""
 
     def __init__(self, w: Tensor, pack: bool = True):
-        self.w = w    # pack=False: not worth laying out for one product
+        self.wt = w.t()   # pack=False: not worth laying out for one product
         self.packed = (torch.ops.mkldnn._reorder_linear_weight(w.contiguous(), None)
                        if pack and uses_onednn(w) else None)
 
@@ -49,7 +56,7 @@ class Packed:
         if self.packed is not None and add.dtype == x.dtype == torch.float32:
             return torch.ops.mkldnn._linear_pointwise.binary(x.contiguous(), add.contiguous(), self.packed,
                                                               None, "add")
-        return torch.addmm(add, x, self.w.t())
+        return torch.addmm(add, x, self.wt)
 
 
 class LinearFunction(torch.autograd.Function):

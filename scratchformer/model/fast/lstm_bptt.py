@@ -59,14 +59,16 @@ class LSTMLayerFunction(torch.autograd.Function):
         acts = x_proj.new_empty(T, B, H4)                   # gates i, f, g, o per step
         hs[0], cs[0] = h0, c0
         w = Packed(w_hh, pack=T > 1)
+        # Every per-step view is taken once, before the loop (one call each instead of T): the loop
+        # itself is then the seven operations of the recurrence.
+        zx_, hs_, cs_, tcs_, acts_ = zx.unbind(0), hs.unbind(0), cs.unbind(0), tcs.unbind(0), acts.unbind(0)
+        i_, f_, g_, o_ = (acts[:, :, k * H:(k + 1) * H].unbind(0) for k in range(4))
         for t in range(T):
-            z = w.addmm(zx[t], hs[t])                       # z = x_proj + h_{t-1}·W_hhᵀ + b_hh
-            a = acts[t]
-            torch.sigmoid(z, out=a)                         # i, f, o (g is overwritten next)
-            torch.tanh(z[:, 2 * H:3 * H], out=a[:, 2 * H:3 * H])
-            i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-            torch.mul(f, cs[t], out=cs[t + 1]).addcmul_(i, g)   # c_t = f ⊙ c_{t-1} + i ⊙ g
-            torch.mul(o, torch.tanh(cs[t + 1], out=tcs[t]), out=hs[t + 1])  # h_t = o ⊙ tanh(c_t)
+            z = w.addmm(zx_[t], hs_[t])                     # z = x_proj + h_{t-1}·W_hhᵀ + b_hh
+            torch.sigmoid(z, out=acts_[t])                  # i, f, o (g is overwritten next)
+            torch.tanh(z[:, 2 * H:3 * H], out=g_[t])        # g = tanh(z_g)
+            torch.mul(f_[t], cs_[t], out=cs_[t + 1]).addcmul_(i_[t], g_[t])   # c_t = f ⊙ c_{t-1} + i ⊙ g
+            torch.mul(o_[t], torch.tanh(cs_[t + 1], out=tcs_[t]), out=hs_[t + 1])  # h_t = o ⊙ tanh(c_t)
         ctx.save_for_backward(w_hh, hs, cs, tcs, acts)
         return hs[1:].transpose(0, 1), hs[T].clone(), cs[T].clone()
 
@@ -89,13 +91,17 @@ class LSTMLayerFunction(torch.autograd.Function):
         dz_all = acts.new_empty(T, B, H4)
         dh = d_out[T - 1] + d_hT if d_hT is not None else d_out[T - 1]
         dc = d_cT.clone() if d_cT is not None else torch.zeros_like(cs[0])
+        # the per-step views, taken once (see forward)
+        S_, Q_, R_, f_, d_out_ = S.unbind(0), Q.unbind(0), R.unbind(0), f.unbind(0), d_out.unbind(0)
+        dz_ = dz_all.unbind(0)
+        dzifg_ = dz_all[:, :, :3 * H].view(T, B, 3, H).unbind(0)
+        dzo_ = dz_all[:, :, 3 * H:].unbind(0)
         for t in range(T - 1, -1, -1):
-            dz = dz_all[t]
-            dc = torch.addcmul(dc, dh, S[t])                                  # dc_t
-            torch.mul(dc.unsqueeze(1), Q[t], out=dz[:, :3 * H].view(B, 3, H))  # dz_i, dz_f, dz_g
-            torch.mul(dh, R[t], out=dz[:, 3 * H:])                            # dz_o
-            dc = dc * f[t]                                                    # dc_{t-1}
-            dh = w_t.addmm(d_out[t - 1], dz) if t > 0 else linear(dz, w_hh.t())  # dh_{t-1}
+            dc = torch.addcmul(dc, dh, S_[t])                                 # dc_t
+            torch.mul(dc.unsqueeze(1), Q_[t], out=dzifg_[t])                  # dz_i, dz_f, dz_g
+            torch.mul(dh, R_[t], out=dzo_[t])                                 # dz_o
+            dc = dc * f_[t]                                                   # dc_{t-1}
+            dh = w_t.addmm(d_out_[t - 1], dz_[t]) if t > 0 else linear(dz_[t], w_hh.t())  # dh_{t-1}
         dz_flat = dz_all.reshape(T * B, H4)
         d_w_hh = linear(dz_flat.t(), hs[:-1].reshape(T * B, H).t())     # Σ_t dz_tᵀ h_{t-1}
         return dz_all.transpose(0, 1), d_w_hh, dz_flat.sum(0), dh, dc
