@@ -32,7 +32,12 @@ Prints a table (tokens per wall-clock second, and per CPU second of the process,
 other jobs share the machine); the LAST line is one JSON object with gpt_train_tokens_per_s, lstm_train_tokens_per_s
 (ours, as train.py trains it), lstm_kernel_train_tokens_per_s (reference) and, when measured,
 nanogpt_train_tokens_per_s.
-The median of ``--repeats`` timed runs is reported (the machine may be shared).
+The median of ``--repeats`` timed runs is reported (the machine may be shared), with the spread.
+On a machine whose speed drifts by tens of percent within minutes (other tenants), medians of runs
+measured minutes apart disagree; so the two ratios that matter are also measured *paired*
+(``--pairs``): chunks of 8 steps of the two models alternate, and the median of the pairs' ratios is
+reported (``gpt_vs_nanogpt_paired``: our GPT as shipped / nanoGPT's model with bias=False;
+``lstm_vs_kernel_paired``).
 """
 from __future__ import annotations
 
@@ -107,28 +112,59 @@ GPT_CFG = dict(n_layer=4, n_head=4, n_embd=128, block_size=BLOCK, dropout=0.0)
 LSTM_CFG = dict(n_embd=64, hidden=248, n_layer=2, block_size=BLOCK)
 
 
-def time_training(step_loss, params, opt, train_ids, iters: int, warmup: int = 3) -> tuple[float, float]:
-    """(tokens per wall-clock second, tokens per CPU second of this process) of ``iters`` full training
-    steps after ``warmup`` untimed ones. On a shared machine the CPU-time figure is the steadier one."""
+def training_step(step_loss, params, opt, train_ids):
+    """One full training step per call (draw a batch, forward, backward, clip, AdamW step), every
+    model's batches drawn from the same seed."""
     gen = torch.Generator().manual_seed(0)
-    for i in range(warmup + iters):
-        if i == warmup:
-            t0, c0 = time.perf_counter(), time.process_time()
+
+    def one() -> None:
         x, y = D.get_batch(train_ids, BATCH, BLOCK, gen)
         loss = step_loss(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
+    return one
+
+
+def time_training(one, iters: int, warmup: int = 3) -> tuple[float, float]:
+    """(tokens per wall-clock second, tokens per CPU second of this process) of ``iters`` steps after
+    ``warmup`` untimed ones. On a shared machine the CPU-time figure is the steadier one."""
+    for _ in range(warmup):
+        one()
+    t0, c0 = time.perf_counter(), time.process_time()
+    for _ in range(iters):
+        one()
     tokens = iters * BATCH * BLOCK
     return tokens / (time.perf_counter() - t0), tokens / (time.process_time() - c0)
+
+
+def paired(one_a, one_b, pairs: int, chunk: int = 8) -> tuple[float, float, float]:
+    """How many times faster A trains than B, measured so that a machine whose speed drifts (other
+    tenants) hurts neither: short chunks of ``chunk`` steps alternate A, B, B, A, …, and each pair's
+    time ratio is kept. Returns (median, lower quartile, upper quartile) of the ratios."""
+    for _ in range(3):
+        one_a(), one_b()
+    ratios = []
+    for p in range(pairs):
+        took = {}
+        for name, one in (("a", one_a), ("b", one_b)) if p % 2 == 0 else (("b", one_b), ("a", one_a)):
+            t0 = time.perf_counter()
+            for _ in range(chunk):
+                one()
+            took[name] = time.perf_counter() - t0
+        ratios.append(took["b"] / took["a"])
+    q1, med, q3 = statistics.quantiles(ratios, n=4)
+    return round(med, 3), round(q1, 3), round(q3, 3)
 
 
 def _opt_args():
     return argparse.Namespace(lr=1e-3, weight_decay=0.1, beta1=0.9, beta2=0.99)
 
 
-def bench_ours(kind: str, train_ids, vocab: int, iters: int):
+def ours(kind: str, train_ids, vocab: int):
+    """(parameters, one training step) of our GPT (``gpt``, ``gpt_nobias``), our LSTM (``lstm``) or
+    PyTorch's LSTM kernel on our LSTM's weights (``lstm_kernel``)."""
     torch.manual_seed(0)
     if kind in ("gpt", "gpt_nobias"):
         model = accelerate(build_model(TransformerConfig(model_type="gpt", vocab_size=vocab, bias=kind == "gpt",
@@ -140,10 +176,11 @@ def bench_ours(kind: str, train_ids, vocab: int, iters: int):
         step = (lambda x, y: fused(x, y).loss) if kind == "lstm_kernel" else (lambda x, y: model(x, y).loss)
     model.train()
     opt = make_optimizer(model, _opt_args(), torch.device("cpu"))
-    return num_params(model), time_training(step, list(model.parameters()), opt, train_ids, iters)
+    return num_params(model), training_step(step, list(model.parameters()), opt, train_ids)
 
 
-def bench_nanogpt(folder: Path, train_ids, vocab: int, iters: int, bias: bool = False):
+def nanogpt(folder: Path, train_ids, vocab: int, bias: bool = False):
+    """(parameters, one training step) of nanoGPT's GPT from its ``model.py``."""
     spec = importlib.util.spec_from_file_location("nanogpt_model", folder / "model.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -153,7 +190,17 @@ def bench_nanogpt(folder: Path, train_ids, vocab: int, iters: int, bias: bool = 
     opt = model.configure_optimizers(0.1, 1e-3, (0.9, 0.99), "cpu")
     step = lambda x, y: model(x, y)[1]  # noqa: E731
     n = sum(p.numel() for p in model.parameters())
-    return n, time_training(step, list(model.parameters()), opt, train_ids, iters)
+    return n, training_step(step, list(model.parameters()), opt, train_ids)
+
+
+def bench_ours(kind: str, train_ids, vocab: int, iters: int):
+    n, one = ours(kind, train_ids, vocab)
+    return n, time_training(one, iters)
+
+
+def bench_nanogpt(folder: Path, train_ids, vocab: int, iters: int, bias: bool = False):
+    n, one = nanogpt(folder, train_ids, vocab, bias)
+    return n, time_training(one, iters)
 
 
 def nanogpt_workdir(folder: Path, text: str) -> Path:
@@ -251,6 +298,17 @@ def measure(threads: int, args, train_ids, vocab: int) -> dict:
         out["gpt_vs_nanogpt_train_py"] = round(rate("gpt") / rate("nanogpt_train_py"), 3)
     out["lstm_vs_kernel"] = round(rate("lstm") / rate("lstm_kernel"), 3)
     print("ratios: " + ", ".join(f"{k} {v}" for k, v in out.items() if "_vs_" in k))
+    if args.pairs:
+        pairs = {"lstm_vs_kernel_paired": (lambda: ours("lstm", train_ids, vocab)[1],
+                                           lambda: ours("lstm_kernel", train_ids, vocab)[1])}
+        if args.nanogpt_dir is not None and (args.nanogpt_dir / "model.py").is_file():
+            pairs["gpt_vs_nanogpt_paired"] = (lambda: ours("gpt", train_ids, vocab)[1],
+                                              lambda: nanogpt(args.nanogpt_dir, train_ids, vocab)[1])
+        for key, (make_a, make_b) in pairs.items():
+            med, q1, q3 = paired(make_a(), make_b(), args.pairs)
+            out[key], out[key + "_quartiles"] = med, [q1, q3]
+            print(f"paired ({args.pairs} pairs of 8 steps, alternating): {key} median {med} "
+                  f"(quartiles {q1}-{q3})")
     peak = matmul_peak_gflops()
     c = TransformerConfig(vocab_size=vocab, **GPT_CFG)
     gpt_flops = 3 * gpt_forward_flops(c.n_layer, c.n_embd, c.d_ff, vocab, (BLOCK + 1) / 2)
@@ -269,6 +327,8 @@ def main() -> None:
     p.add_argument("--threads", default=f"1,{os.cpu_count()}", help="comma-separated thread counts")
     p.add_argument("--iters", type=int, default=30, help="timed steps per run")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--pairs", type=int, default=10,
+                   help="paired comparisons (alternating chunks of 8 steps) per ratio; 0: none")
     p.add_argument("--nanogpt-dir", type=Path, default=None, help="folder with nanoGPT's model.py")
     args = p.parse_args()
     text = D.load_corpus()
@@ -287,7 +347,8 @@ def main() -> None:
     result.update(threads=counts[0], batch_size=BATCH, block_size=BLOCK, by_threads=per)
     if args.nanogpt_work is not None:
         shutil.rmtree(args.nanogpt_work, ignore_errors=True)
-    for key in ("gpt_vs_nanogpt", "gpt_vs_nanogpt_same_bias", "gpt_vs_nanogpt_train_py", "lstm_vs_kernel"):
+    for key in ("gpt_vs_nanogpt", "gpt_vs_nanogpt_same_bias", "gpt_vs_nanogpt_train_py", "lstm_vs_kernel",
+                "gpt_vs_nanogpt_paired", "lstm_vs_kernel_paired"):
         if key in first:
             result[key] = {t: r[key] for t, r in per.items()}
     print(json.dumps(result))

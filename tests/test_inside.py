@@ -236,6 +236,27 @@ def test_greedy_continuation_with_cache_equals_argmax_of_full_passes(gpt, ids):
     assert read == 48 - 8
 
 
+def test_the_intact_continuation_and_a_shared_first_pass_equal_plain_passes(gpt, lstm, ids):
+    # the intact GPT decodes through the fast decoder and the LSTM's losses come from the
+    # continuation's own first pass: the same tokens and numbers as plain full passes give
+    from scratchformer.inference.interventions import _side
+    tok = TOK
+    for model in (gpt, lstm):
+        out, read = greedy_continuation(model, ids, 8)
+        ctx = ids[-read:]
+        with torch.no_grad():
+            for t in out:
+                assert t == int(model(torch.tensor([ctx])).logits[0, -1].argmax())
+                ctx.append(t)
+        for ablation in (None, make_ablation(model, ids, lstm_units=[(0, 2)]) if model is lstm else None):
+            side = _side(model, ids, tok, ablation, 5)
+            with torch.no_grad():
+                logits = model(torch.tensor([ids]), probe=Probe(ablation=ablation or Ablation())).logits[0]
+            ref = F.cross_entropy(logits[:-1], torch.tensor(ids[1:]))
+            assert side["loss"] == pytest.approx(float(ref), abs=1e-5)
+            assert side["top"] == tok.pieces(logits.argmax(-1).tolist())
+
+
 def test_lstm_silenced_units_and_emptied_cell_equal_a_loop_over_nn_lstmcell(lstm, ids, close):
     ab = Ablation(lstm_units={0: (1, 5)}, lstm_cells_off=frozenset({1}))
     cells = []

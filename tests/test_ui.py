@@ -72,6 +72,29 @@ def test_generate_updates_the_page_at_most_every_interval(bank, monkeypatch):
     assert every[-1][0] == each[-1][0] == ends[-1][0] and len(ends[-1][0]) == 40        # the same text
 
 
+def test_many_streams_at_once_share_the_update_budget(bank, monkeypatch):
+    # one stream alone updates every STREAM_INTERVAL_S; with 32 streams writing each updates 16 times
+    # less often (the server's update budget is shared), and the text is the same
+    assert G.STREAMING.count == 0
+    assert G.STREAMING.interval_s() == G.STREAM_INTERVAL_S
+    with G.STREAMING:
+        assert G.STREAMING.interval_s() == G.STREAM_INTERVAL_S          # 2 streams: the full rate
+        with G.STREAMING:
+            assert G.STREAMING.interval_s() == G.STREAM_INTERVAL_S
+    assert G.STREAMING.count == 0
+    monkeypatch.setattr(G, "STREAM_INTERVAL_S", 0.002)
+    alone = run_generate(bank, max_new_tokens=300)
+    monkeypatch.setattr(G.STREAMING, "count", 31)                     # 31 other streams are writing
+    crowded = run_generate(bank, max_new_tokens=300)
+    assert G.STREAMING.count == 31                                    # this one left when it ended
+    assert abs(G.STREAMING.interval_s() - 0.002 * 31 / G.FULL_RATE_STREAMS) < 1e-12
+    assert len(crowded) < len(alone) and crowded[-1][0] == alone[-1][0] and len(alone[-1][0]) == 300
+    monkeypatch.setattr(G.STREAMING, "count", 0)
+    with pytest.raises(Exception):
+        run_generate(bank, temperature=-1)
+    assert G.STREAMING.count == 0                                     # a refused request counts nothing
+
+
 def test_generate_is_reproducible_per_seed(bank):
     a, b, c = (run_generate(bank, seed=s)[-1] for s in (7, 7, 8))
     assert a[0] == b[0] and a[2] == b[2]

@@ -8,6 +8,7 @@ served before torch is imported (see :mod:`.blocks`)."""
 from __future__ import annotations
 
 import functools
+import threading
 import time
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
@@ -29,7 +30,8 @@ if TYPE_CHECKING:
 
 UI_MAX_NEW_TOKENS = 1000   # the slider's end; the API accepts up to sampling.MAX_NEW_TOKENS
 STREAM_INTERVAL_S = 0.04   # at most one page update per 40 ms (25 a second); every token still arrives
-WATCH_SHARE = 0.25          # the watch panel takes at most this share of a generation's time
+FULL_RATE_STREAMS = 2      # up to this many streams at once update every STREAM_INTERVAL_S (see Streaming)
+WATCH_SHARE = 0.25          # the watch panels take at most this share of the server's time
 DEFAULT_PROMPT = "ROMEO:\n"
 DEFAULT_SETTINGS = (0.8, 0, 0.95, 200, 0)   # temperature, top_k, top_p, max_new_tokens, seed
 STATE_TTL_S = 3600         # a session's last generation is dropped an hour after it was made
@@ -75,6 +77,39 @@ class WhyToken(NamedTuple):
     caption: str
 
 
+class Streaming:
+    """How many generations this server is streaming to pages now, and so how often each may update.
+
+    An update costs the server a few milliseconds of Python (Gradio serialises and diffs every
+    output), more than a token; one stream alone updates every ``STREAM_INTERVAL_S``. With many
+    visitors writing at once, updating each every 40 ms would cost more than the machine has (32
+    streams: 800 updates a second) and everyone's text would come late. So the streams share the
+    budget of ``FULL_RATE_STREAMS`` streams (50 updates a second): with n > FULL_RATE_STREAMS streams,
+    each updates every STREAM_INTERVAL_S · n / FULL_RATE_STREAMS seconds (32 streams: every 0.64 s),
+    and each watch panel is redrawn n times less often. Every token still arrives, in fewer and
+    larger pieces."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def __enter__(self) -> "Streaming":
+        with self._lock:
+            self.count += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self.count -= 1
+
+    def interval_s(self) -> float:
+        """Seconds between one stream's page updates now."""
+        return STREAM_INTERVAL_S * max(1.0, self.count / FULL_RATE_STREAMS)
+
+
+STREAMING = Streaming()
+
+
 def _stats(name: str, n_tokens: int, seconds: float, prompt_bpc: Optional[float], done: bool) -> str:
     rate = f"{n_tokens / seconds:,.0f} tokens/s" if seconds > 0 and n_tokens else "…"
     bpc = f"{prompt_bpc:.2f} bits/char" if prompt_bpc is not None and prompt_bpc == prompt_bpc else "—"
@@ -89,7 +124,8 @@ def generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens,
     The two streams are interleaved: one token from the Transformer, one from the LSTM, so both
     appear to write at once. The page is updated after a token pair when ``STREAM_INTERVAL_S`` has
     passed since the last update (each update costs the server a few milliseconds, more than a
-    token does), and always at the end. With each update the watch panel shows the Transformer's
+    token does; with many visitors writing at once, less often: :class:`Streaming`), and always at
+    the end. With each update the watch panel shows the Transformer's
     newest character: its attention per head of layer ``watch_layer`` (1-based; default the last)
     and their average, and the distribution it was drawn from (:mod:`.watch`). Each yield is a
     :class:`GenerateUpdate`; outputs that did not change are sent again as the same values (see
@@ -175,29 +211,31 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
 
         seconds = {n: 0.0 for n in streams}
         last_update = next_watch = time.perf_counter()
-        for i in range(max_new_tokens):          # each stream yields exactly max_new_tokens tokens
-            for name, stream in streams.items():
-                g = next(stream)
-                seconds[name] = g.elapsed_s    # the stream's own time (not this loop's wait for it)
-                texts[name] += g.text
-                steps[name].record.add(g)
-                latest[name] = g.step
-            done = i == max_new_tokens - 1
-            for name in streams:
-                stats[name] = _stats(shown[name], i + 1, seconds[name], bpc[name], done)
-            now = time.perf_counter()
-            if not done and now - last_update >= STREAM_INTERVAL_S:
-                if live and now >= next_watch:
-                    attn, dist, context = _watch(bank, steps, latest, layer, i + 1)
-                    watch = (_sent(attn), _sent(dist), context)
-                    # the watch panel re-reads the whole context: for a large model (GPT-2) that costs more
-                    # than a token, so it is redrawn at most WATCH_SHARE of the time, the text every update
-                    cost = time.perf_counter() - now
-                    next_watch = now + cost / WATCH_SHARE
-                yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]],
-                                     surprise, note_md, gr.skip(), 1, why_waiting, WHY_WAITING, first,
-                                     *watch, why_waiting, "")     # (a State's gr.skip() costs nothing)
-                last_update = time.perf_counter()
+        with STREAMING:
+            for i in range(max_new_tokens):          # each stream yields exactly max_new_tokens tokens
+                for name, stream in streams.items():
+                    g = next(stream)
+                    seconds[name] = g.elapsed_s    # the stream's own time (not this loop's wait for it)
+                    texts[name] += g.text
+                    steps[name].record.add(g)
+                    latest[name] = g.step
+                done = i == max_new_tokens - 1
+                for name in streams:
+                    stats[name] = _stats(shown[name], i + 1, seconds[name], bpc[name], done)
+                now = time.perf_counter()
+                if not done and now - last_update >= STREAMING.interval_s():
+                    if live and now >= next_watch:
+                        attn, dist, context = _watch(bank, steps, latest, layer, i + 1)
+                        watch = (_sent(attn), _sent(dist), context)
+                        # the watch panel re-reads the whole context: for a large model (GPT-2) that costs
+                        # more than a token, so all streams' panels together take at most WATCH_SHARE
+                        # of the time; the text is sent with every update
+                        cost = time.perf_counter() - now
+                        next_watch = now + cost * STREAMING.count / WATCH_SHARE
+                    yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]],
+                                         surprise, note_md, gr.skip(), 1, why_waiting, WHY_WAITING, first,
+                                         *watch, why_waiting, "")     # (a State's gr.skip() costs nothing)
+                    last_update = time.perf_counter()
 
         n_steps = steps[first].record.n_steps
         # the last step is at hand: shown from its Step, not replayed

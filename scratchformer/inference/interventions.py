@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from ..model.ablation import Ablation
 from ..model.attention import KVCache, fused_attention
+from ..model.fast import fast_decoder
 from ..model.fast.gemm import linear as fast_linear
 from ..model.lstm import LSTMLM
 from ..model.probe import Probe
@@ -107,6 +108,17 @@ def greedy_continuation(model: nn.Module, ids: Sequence[int], n: int,
     its positions with one KV cache (no refill); the LSTM reads all of ``ids`` and carries (h, c).
     Returns (new ids, how many tokens of ``ids`` were read).
     """
+    out, read, _ = _continue(model, ids, n, ablation)
+    return out, read
+
+
+def _continue(model: nn.Module, ids: Sequence[int], n: int,
+              ablation: Optional[Ablation]) -> tuple[list[int], int, Optional[Tensor]]:
+    """:func:`greedy_continuation`, and the logits [T, V] of its first pass when that pass was the
+    model's own over all of ``ids`` (the same as :func:`_forward`'s, so a caller needs no second
+    pass), else None. An intact GPT decodes through
+    :class:`~scratchformer.model.fast.decode.FastGPTDecoder` (the same function with fewer calls,
+    tests/test_fast_decode.py); an ablated one through the model itself."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CONTINUATION:
         raise ValueError(f"continuation length must be in 1…{MAX_CONTINUATION}, got {n!r}")
     limit = model.context_length
@@ -118,28 +130,40 @@ def greedy_continuation(model: nn.Module, ids: Sequence[int], n: int,
     x = torch.tensor([list(ids)], dtype=torch.long, device=dev)
     out = []
     probe = Probe(ablation=ablation or Ablation())
+    fast = fast_decoder(model) if probe.ablation.is_empty() else None
     with torch.inference_mode():
         if isinstance(model, LSTMLM):
             o = model(x, probe=probe)
+            first = o.logits[0].float().cpu()
             for _ in range(n):
                 nxt = int(o.logits[0, -1].argmax())
                 out.append(nxt)
                 o = model(torch.tensor([[nxt]], device=dev), state=o.state, probe=probe)
+        elif fast is not None:
+            cache, first = KVCache(len(model.layers), capacity=len(ids) + n), None
+            logits = fast(x, cache)[0]
+            for _ in range(n):
+                nxt = int(logits.argmax())
+                out.append(nxt)
+                if len(out) < n:
+                    logits = fast(torch.tensor([[nxt]], device=dev), cache)[0]
         else:
             cache = KVCache(len(model.layers))
             logits = model(x, cache=cache, probe=probe).logits
+            first = logits[0].float().cpu()
             for _ in range(n):
                 nxt = int(logits[0, -1].argmax())
                 out.append(nxt)
                 if len(out) < n:
                     logits = model(torch.tensor([[nxt]], device=dev), cache=cache, probe=probe).logits
-    return out, len(ids)
+    return out, len(ids), first
 
 
 def _side(model, ids, tokenizer, ablation, n_new) -> dict:
-    logits = _forward(model, ids, ablation)
+    cont, read, logits = _continue(model, ids, n_new, ablation)
+    if logits is None or read != len(ids):     # the continuation read only the end of the text
+        logits = _forward(model, ids, ablation)
     losses = position_losses(logits, ids)
-    cont, read = greedy_continuation(model, ids, n_new, ablation)
     pieces = tokenizer.pieces(ids)
     return {"loss": float(losses.mean()),
             "bits_per_char": float(losses.sum()) / math.log(2) / sum(len(p) for p in pieces[1:]),
