@@ -71,7 +71,7 @@ def tensors_in(obj, seen=None) -> int:
 
 
 def test_the_session_keeps_ids_and_numbers_after_2000_tokens(bank, monkeypatch):
-    monkeypatch.setattr(G, "STREAM_INTERVAL_S", 3600.0)      # no page updates on the way: the end only
+    monkeypatch.setattr(G, "STREAM_INTERVAL_S", 3600.0)      # no page updates on the way but the first
     *_, last = G.generate(bank, PROMPT, 0.8, 0, 0.95, 2000, 0)
     kept = last.steps
     assert tensors_in(kept) == 0

@@ -66,21 +66,21 @@ def test_generate_updates_the_page_at_most_every_interval(bank, monkeypatch):
     each = run_generate(bank, max_new_tokens=40)
     monkeypatch.setattr(G, "STREAM_INTERVAL_S", 3600.0)
     ends = run_generate(bank, max_new_tokens=40)
-    assert len(each) == 41 and len(ends) == 2 and 2 <= len(every) <= 41   # the start and the end at least
+    assert len(each) == 41 and len(ends) == 3 and 3 <= len(every) <= 41   # the start, the first token, the end
     texts = [o[0] for o in every[1:]]
     assert all(a == b[:len(a)] and len(a) < len(b) for a, b in zip(texts, texts[1:]))  # growing
     assert every[-1][0] == each[-1][0] == ends[-1][0] and len(ends[-1][0]) == 40        # the same text
 
 
 def test_many_streams_at_once_share_the_update_budget(bank, monkeypatch):
-    # one stream alone updates every STREAM_INTERVAL_S; with 32 streams writing each updates 16 times
+    # one stream alone updates every STREAM_INTERVAL_S; with 32 streams writing each updates 32 times
     # less often (the server's update budget is shared), and the text is the same
-    assert G.STREAMING.count == 0
+    assert G.STREAMING.count == 0 and G.FULL_RATE_STREAMS == 1
     assert G.STREAMING.interval_s() == G.STREAM_INTERVAL_S
     with G.STREAMING:
-        assert G.STREAMING.interval_s() == G.STREAM_INTERVAL_S          # 2 streams: the full rate
+        assert G.STREAMING.interval_s() == G.STREAM_INTERVAL_S          # alone: the full rate
         with G.STREAMING:
-            assert G.STREAMING.interval_s() == G.STREAM_INTERVAL_S
+            assert G.STREAMING.interval_s() == 2 * G.STREAM_INTERVAL_S
     assert G.STREAMING.count == 0
     monkeypatch.setattr(G, "STREAM_INTERVAL_S", 0.002)
     alone = run_generate(bank, max_new_tokens=300)
@@ -469,3 +469,36 @@ def test_the_large_pair_is_offered_only_when_both_checkpoints_load_and_is_chosen
     assert "layer 3" in attn.layout.title.text
     with pytest.raises(ValueError, match="watch layer"):
         G.why_attention(bank, last_small.steps, "Transformer", 2, 3)          # the small GPT has 2 layers
+
+
+def test_a_stream_postprocessed_in_its_own_thread_sends_what_gradio_would():
+    # events.postprocessed applies each output's own postprocess where the values are computed (the
+    # generate stream, postprocess=False): Gradio's postprocess_data then gives the same as it gives
+    # for the raw values with its own postprocessing
+    import asyncio
+
+    import plotly.graph_objects as go
+    from gradio.state_holder import SessionState
+
+    with gr.Blocks() as demo:
+        outs = [gr.Markdown(), gr.HTML(), gr.Plot(), gr.Slider(1, 10), gr.State(), gr.Textbox(), gr.Radio(["a", "b"])]
+        button = gr.Button()
+        raw_event = button.click(lambda: None, None, outs)
+        own_event = button.click(lambda: None, None, outs, postprocess=False)
+    fig = go.Figure(go.Heatmap(z=[[1, 2], [3, 4]]))
+    values = ("  **bold** <b>x</b>\n    indented", "<i>html</i>", fig, gr.update(maximum=20, value=7), {"kept": 1},
+              "text", "b")
+
+    def served(event, vals):
+        fn = demo.fns[event["id"]]
+        return asyncio.run(demo.postprocess_data(fn, list(vals), SessionState(demo)))
+
+    def stream():
+        yield values
+        yield tuple(gr.skip() if i in (0, 3) else v for i, v in enumerate(values))
+
+    own = list(events.postprocessed(stream, outs)())
+    assert [served(raw_event, values), served(raw_event, list(stream())[1])] == \
+           [served(own_event, own[0]), served(own_event, own[1])]
+    assert isinstance(own[0][2], dict) and own[0][4] == {"kept": 1}           # a plot's data; a State as it is
+    assert events.postprocessed(lambda: "*x*", outs[:1])() == outs[0].postprocess("*x*")

@@ -11,6 +11,8 @@
   message naming the setting and its range instead of Gradio's generic error.
 * :func:`friendly` / :func:`bound`: what a person can cause (``ValueError``) becomes a ``gr.Error``
   with its message; anything else a short error and a log line. The server keeps serving.
+* The generate stream postprocesses its own updates (:func:`postprocessed`), in the thread that
+  computed them, instead of Gradio's event loop sending each output to a thread of its own.
 """
 from __future__ import annotations
 
@@ -43,8 +45,48 @@ def model_event(triggers: list, fn: Callable, inputs: list, outputs: list, api_n
     On a ZeroGPU Space ``fn`` runs under ``@spaces.GPU`` (:func:`~scratchformer.app.zerogpu.gpu_task`).
     While the page's default views are being computed, the event waits for them
     (:meth:`~scratchformer.app.arrival.ArrivalViews.wait` says why)."""
+    if group == "generate":             # a stream: many updates of many outputs (see postprocessed)
+        fn, kwargs = postprocessed(fn, outputs), {**kwargs, "postprocess": False}
     return gr.on(triggers, page_only(after_defaults(gpu_task(fn))), inputs, outputs,
                  **_event_settings(api_name, group, kwargs))
+
+
+def postprocessed(fn: Callable, outputs: list) -> Callable:
+    """``fn`` (a function or a generator function) whose every result is what Gradio would send: each
+    output component's own ``postprocess`` applied here, by the thread that computed the values, for an
+    event registered with ``postprocess=False``.
+
+    Gradio 6.31 postprocesses an event's outputs one at a time, each in a worker thread awaited from its
+    event loop (``anyio.to_thread.run_sync``). For the generate stream that is 16 thread hops per
+    update; with 32 visitors streaming at once, py-spy found the server's event loop holding the GIL
+    94% of the time, mostly in that machinery, while the decoding thread waited for it. The same
+    ``postprocess`` of the same component, called here, gives the same values. Left as they are:
+    ``gr.State`` values and property updates (``gr.update``/``gr.skip()``: Gradio handles those
+    itself), except an update's ``value``, postprocessed like any value."""
+    from gradio.data_classes import GradioModel, GradioRootModel
+
+    def value(block, v):
+        if block.stateful:
+            return v
+        if isinstance(v, dict) and v.get("__type__") == "update":
+            return {**v, "value": value(block, v["value"])} if "value" in v else v
+        v = block.postprocess(v)
+        return v.model_dump() if isinstance(v, (GradioModel, GradioRootModel)) else v
+
+    def results(r):
+        if len(outputs) == 1:
+            return value(outputs[0], r)
+        return tuple(value(block, v) for block, v in zip(outputs, r))
+
+    if inspect.isgeneratorfunction(fn):
+        def run(*args, **kwargs):
+            for r in fn(*args, **kwargs):
+                yield results(r)
+    else:
+        def run(*args, **kwargs):
+            return results(fn(*args, **kwargs))
+    functools.update_wrapper(run, fn)
+    return run
 
 
 def model_then(event, fn: Callable, inputs: list, outputs: list, api_name: str, **kwargs):
