@@ -176,6 +176,26 @@ def test_a_short_race_lowers_both_losses_and_shares_the_time_fairly():
     assert final.pieces == list(race.corpus.text)
 
 
+def test_a_text_race_warms_up_then_decays_its_rate_over_the_budget_and_a_toy_task_keeps_it():
+    race = LiveRace(check_plan("text", TEXT, "tiny", 10, 0))
+    peak, w = live.LANGUAGE_LR["tiny"], live.WARMUP_SHARE
+    assert race.lr_at(0.0) < 0.1 * peak and race.lr_at(w) == pytest.approx(peak)
+    assert race.lr_at(1.0) == pytest.approx(peak * live.FINAL_LR_SHARE)
+    mid = (1 + w) / 2                                     # half way through the decay: the mean of the two
+    assert race.lr_at(mid) == pytest.approx(peak * (1 + live.FINAL_LR_SHARE) / 2)
+    rates = [race.lr_at(f / 100) for f in range(2, 101)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))  # it only falls after the warm-up
+    # the optimizers follow it: a race on a clock that moves 0.5 s per call
+    ticks = iter(i * 0.5 for i in range(10_000))
+    seen = []
+    step = race.step
+    race.step = lambda r: (seen.append(r.opt.param_groups[0]["lr"]), step(r))[1]
+    race.run(lambda u: None, clock=lambda: next(ticks))
+    assert seen and all(lr > 0 for lr in seen) and seen[-1] < seen[1]
+    toy = LiveRace(check_plan("copy", "", "tiny", 10, 0))
+    assert {toy.lr_at(f) for f in (0.0, 0.5, 1.0)} == {live.LR["tiny"]}
+
+
 def test_a_stopped_race_says_so_and_reports_once_more():
     race = LiveRace(check_plan("copy", "", "tiny", 30, 0))
     asked = iter([""] * 5 + ["stopped"] * 100)
