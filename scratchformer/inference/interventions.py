@@ -113,12 +113,12 @@ def greedy_continuation(model: nn.Module, ids: Sequence[int], n: int,
 
 
 def _continue(model: nn.Module, ids: Sequence[int], n: int,
-              ablation: Optional[Ablation]) -> tuple[list[int], int, Optional[Tensor]]:
-    """:func:`greedy_continuation`, and the logits [T, V] of its first pass when that pass was the
-    model's own over all of ``ids`` (the same as :func:`_forward`'s, so a caller needs no second
-    pass), else None. An intact GPT decodes through
+              ablation: Optional[Ablation]) -> tuple[list[int], int, Tensor]:
+    """:func:`greedy_continuation`, and the logits [T, V] of its first pass, the model's own over the
+    ``ids`` it read (the same as :func:`_forward`'s when it read them all, so a caller needs no second
+    pass). After that pass an intact GPT decodes through
     :class:`~scratchformer.model.fast.decode.FastGPTDecoder` (the same function with fewer calls,
-    tests/test_fast_decode.py); an ablated one through the model itself."""
+    tests/test_fast_decode.py), filling the same cache; an ablated one through the model itself."""
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_CONTINUATION:
         raise ValueError(f"continuation length must be in 1…{MAX_CONTINUATION}, got {n!r}")
     limit = model.context_length
@@ -138,30 +138,27 @@ def _continue(model: nn.Module, ids: Sequence[int], n: int,
             for _ in range(n):
                 nxt = int(o.logits[0, -1].argmax())
                 out.append(nxt)
-                o = model(torch.tensor([[nxt]], device=dev), state=o.state, probe=probe)
-        elif fast is not None:
-            cache, first = KVCache(len(model.layers), capacity=len(ids) + n), None
-            logits = fast(x, cache)[0]
-            for _ in range(n):
-                nxt = int(logits.argmax())
-                out.append(nxt)
                 if len(out) < n:
-                    logits = fast(torch.tensor([[nxt]], device=dev), cache)[0]
+                    o = model(torch.tensor([[nxt]], device=dev), state=o.state, probe=probe)
         else:
-            cache = KVCache(len(model.layers))
+            # the prompt through the model's own pass (every position's logits, the cache filled), the
+            # new tokens one at a time through the fast decoder when the model is intact
+            cache = KVCache(len(model.layers), capacity=len(ids) + n)
             logits = model(x, cache=cache, probe=probe).logits
             first = logits[0].float().cpu()
+            step = fast or (lambda new, cache: model(new, cache=cache, probe=probe).logits[:, -1])
+            last = logits[0, -1]
             for _ in range(n):
-                nxt = int(logits[0, -1].argmax())
+                nxt = int(last.argmax())
                 out.append(nxt)
                 if len(out) < n:
-                    logits = model(torch.tensor([[nxt]], device=dev), cache=cache, probe=probe).logits
+                    last = step(torch.tensor([[nxt]], device=dev), cache)[0]
     return out, len(ids), first
 
 
 def _side(model, ids, tokenizer, ablation, n_new) -> dict:
     cont, read, logits = _continue(model, ids, n_new, ablation)
-    if logits is None or read != len(ids):     # the continuation read only the end of the text
+    if read != len(ids):                       # the continuation read only the end of the text
         logits = _forward(model, ids, ablation)
     losses = position_losses(logits, ids)
     pieces = tokenizer.pieces(ids)
