@@ -3,7 +3,7 @@ through one :class:`~scratchformer.inference.batching.DecodeScheduler` per model
 
     python benchmarks/serving.py            # N = 1, 8, 32 clients, 200 tokens each per model
     python benchmarks/serving.py --quick    # 50 tokens, a short run
-    python benchmarks/serving.py --server   # through the running app's HTTP API (gradio_client)
+    python benchmarks/serving.py --server   # through the app (a child process), called as its page calls it
     python benchmarks/serving.py --server --modes after --clients 8 32   # batching on only (faster)
 
 The shipped character pair (checkpoints/gpt-shakespeare and checkpoints/lstm-shakespeare, or
@@ -24,14 +24,15 @@ one client alone with generate_stream (measured three times during the run; the 
 Requests/s per core = N ÷ that wall time ÷ the cores. Every
 "after" client's tokens are compared with its "before" tokens (same seed): ``same_tokens``.
 
-``--server``: the same clients, but each is a ``gradio_client.Client`` calling the app's ``/generate``
-(both models, the page's watch panel included, streamed over HTTP) of the app launched in this
-process on a free loopback port, with the shipped checkpoints. "before" is the same server with
-``SCRATCHFORMER_BATCHING=0`` (read at each call, so one server serves both), "after" with batching on.
-The app runs at most ``SCRATCHFORMER_GENERATE_CONCURRENCY`` generations at once (the app's default is
-2; Gradio queues the others); ``--generate-concurrency`` sets it (default 32 here, so that the
-queue does not hide what the server can do; the table's header says which). First token = the first
-update that carries generated text. ``same_tokens``: both texts of every client equal before and after.
+``--server``: the app as a Space runs it (``python app.py`` in a child process on a free loopback
+port, the shipped checkpoints), and N clients that call ``/generate`` as the page does (join the
+queue, read the server-sent events, apply Gradio's diffs: :class:`PageCall`; both models, the page's
+watch panel included, streamed). "before" is a server started with ``SCRATCHFORMER_BATCHING=0``,
+"after" one with batching on; one client alone is timed on the "before" server. The app runs at most
+``SCRATCHFORMER_GENERATE_CONCURRENCY`` generations at once (``--generate-concurrency``, default 32
+here, so that the queue does not hide what the server can do; the table's header says which). First
+token = the first update that carries generated text. ``same_tokens``: both texts of every client
+equal before and after.
 
 Prints a table, then as its last line one JSON object (``first_token_p50_s_32``, ``completion_p95_s_32``,
 ``aggregate_vs_single_32``, … for after; the same keys prefixed ``before_`` for before).
@@ -71,7 +72,7 @@ def parse_args(argv=None):
     ap.add_argument("--separate-workers", action="store_true",
                     help="a worker thread per model (default: the two schedulers share one DecodeWorker)")
     ap.add_argument("--server", action="store_true",
-                    help="through the app's HTTP API: gradio_client clients calling /generate")
+                    help="through the app (a child process) and its HTTP API, called as the page calls it")
     ap.add_argument("--generate-concurrency", type=int, default=32,
                     help="--server: generations the app runs at once ($SCRATCHFORMER_GENERATE_CONCURRENCY)")
     ap.add_argument("--modes", nargs="+", choices=["before", "after"], default=["before", "after"],
@@ -224,79 +225,133 @@ SERVER_SETTINGS = (SETTINGS.temperature, SETTINGS.top_k, SETTINGS.top_p)
 PAIR = "small (CPU-trained)"
 
 
-def launch_app(args):
-    """The app (app.py's build_app, queue and launch), in this process, on a free loopback port:
-    (the built App, url). The generate concurrency is read when the app's modules are imported: set it first."""
+def launch_app(args, batching: bool):
+    """``python app.py`` as a child process on a free loopback port (the shipped checkpoints, or
+    ``--checkpoints``), as a Space runs it: (the process, its url, its log file). Returns once the
+    page's config is served; the weights load in the background and the first calls wait for them."""
     import socket
-    os.environ["SCRATCHFORMER_GENERATE_CONCURRENCY"] = str(args.generate_concurrency)
-    os.environ["SCRATCHFORMER_CHECKPOINTS"] = args.checkpoints
-    os.environ.setdefault("MPLBACKEND", "agg")
-    from scratchformer.app import blocks as ui
-    app = ui.build_app()
-    demo = app.demo
-    demo.queue(default_concurrency_limit=4, max_size=max(64, 2 * max(args.clients)))
+    import subprocess
+    import tempfile
+    import httpx
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    _, url, _ = demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True,
-                            **ui.launch_kwargs())
-    app.bank.load_models(late_in_background=False)
-    return app, url
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+           "SCRATCHFORMER_GENERATE_CONCURRENCY": str(args.generate_concurrency),
+           "SCRATCHFORMER_QUEUE_SIZE": str(max(64, 2 * max(args.clients))),
+           "SCRATCHFORMER_CHECKPOINTS": args.checkpoints, "SCRATCHFORMER_BATCHING": "1" if batching else "0",
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    log = tempfile.NamedTemporaryFile("w+", prefix="serving-app-", suffix=".log", delete=False)
+    proc = subprocess.Popen([sys.executable, str(ROOT / "app.py")], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            if httpx.get(url + "/config", timeout=5).status_code == 200:
+                return proc, url, log.name
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    log.seek(0)
+    raise RuntimeError(f"the app did not start (log {log.name}):\n{log.read()[-3000:]}")
 
 
-def http_client(client, seed: int, tokens: int, start: threading.Barrier, out: dict) -> None:
-    """One visitor of the app: /generate, streamed; the first update with generated text, the last."""
-    start.wait()
-    t0 = time.perf_counter()
-    try:
-        job = client.submit(PROMPT, *SERVER_SETTINGS, tokens, seed, None, PAIR, api_name="/generate")
-        first = None
-        for update in job:
-            if first is None and update[0]:
-                first = time.perf_counter() - t0
-        final = job.outputs()[-1]
-        done = time.perf_counter() - t0
-        if first is None:
-            first = done
-        out[seed] = {"first": first, "done": done, "ids": [final[0], final[2]]}
-    except Exception as e:   # noqa: BLE001  reported in the table, the run goes on
-        out[seed] = {"error": f"{type(e).__name__}: {e}"}
+class PageCall:
+    """What the page does to call ``/generate``: join the queue (``/gradio_api/queue/join``), then read
+    the session's server-sent events (``/gradio_api/queue/data``), applying the diffs in which Gradio
+    streams a generator's updates. A blocking read per client, nothing polled.
 
+    (``gradio_client``'s ``Job`` iterator polls its results every millisecond under a lock; 32 of
+    them in the server's process took the GIL from the server, and this benchmark used to measure
+    that: 30–48 s at N = 32. So the server is now a child process and the clients read as a page does.)"""
 
-def run_http_clients(clients: list, n: int, tokens: int) -> dict:
-    """n clients (the first n of ``clients``) at once: as :func:`run_clients`, "ids" being the texts."""
-    return run_clients(clients, n, tokens, target=http_client)
+    def __init__(self, url: str, api_name: str = "generate"):
+        import httpx
+        config = httpx.get(url + "/config", timeout=30).json()
+        dep = next(d for d in config["dependencies"] if d.get("api_name") == api_name)
+        kinds = {c["id"]: c.get("type") for c in config["components"]}
+        self.url, self.fn_index = url, dep["id"]
+        self.states = [kinds.get(i) == "state" for i in dep["inputs"]]
+
+    def __call__(self, seed: int, tokens: int, start: threading.Barrier, out: dict) -> None:
+        """One visitor pressing Generate: the first update with generated text, the last."""
+        import uuid
+        import httpx
+        from gradio_client.utils import apply_diff
+        values = iter((PROMPT, *SERVER_SETTINGS, tokens, seed, None, PAIR))
+        data = [None if state else next(values) for state in self.states]
+        session = uuid.uuid4().hex
+        start.wait()
+        t0 = time.perf_counter()
+        try:
+            with httpx.Client(base_url=self.url, timeout=httpx.Timeout(120)) as http:
+                joined = http.post("/gradio_api/queue/join", json={
+                    "data": data, "fn_index": self.fn_index, "session_hash": session,
+                    "event_data": None, "trigger_id": None})
+                joined.raise_for_status()
+                first, outputs, final = None, None, None
+                with http.stream("GET", "/gradio_api/queue/data", params={"session_hash": session}) as events:
+                    buffer = ""
+                    for chunk in events.iter_text():
+                        buffer += chunk
+                        while "\n\n" in buffer and final is None:
+                            line, buffer = buffer.split("\n\n", 1)
+                            if not line.startswith("data:"):
+                                continue
+                            msg = json.loads(line[5:])
+                            kind = msg.get("msg")
+                            if kind == "process_generating":
+                                update = msg["output"]["data"]
+                                outputs = list(update) if outputs is None else [
+                                    apply_diff(old, diff) for old, diff in zip(outputs, update)]
+                            elif kind == "process_completed":
+                                if not msg.get("success"):
+                                    raise RuntimeError(str(msg.get("output"))[:300])
+                                final = msg["output"]["data"]
+                            if first is None and outputs is not None and outputs[0]:
+                                first = time.perf_counter() - t0
+                        if final is not None:
+                            break
+            done = time.perf_counter() - t0
+            if final is None:
+                raise RuntimeError("the stream ended without a result")
+            out[seed] = {"first": done if first is None else first, "done": done, "ids": [final[0], final[2]]}
+        except Exception as e:   # noqa: BLE001  reported in the table, the run goes on
+            out[seed] = {"error": f"{type(e).__name__}: {e}"}
 
 
 def server_main(args) -> dict:
-    """``--server``: before (SCRATCHFORMER_BATCHING=0) and after, through the app's HTTP API."""
-    from gradio_client import Client
-    from scratchformer.app.bank import BATCHING_ENV
-    app, url = launch_app(args)
+    """``--server``: the app as a child process, batching off (before; and one client alone) and on
+    (after), called as the page calls it."""
     cores = os.cpu_count() or 1
-    try:
-        clients = [Client(url, verbose=False) for _ in range(max(2, *args.clients))]   # 2: the warm-up
-        modes = {m: f for m, f in (("before", "0"), ("after", "1")) if m in args.modes}
-        for flag in modes.values():                          # warm-up: first calls, the schedulers
-            os.environ[BATCHING_ENV] = flag
-            run_http_clients(clients, 2, min(args.tokens, 20))
-        results, singles = {}, []
-        os.environ[BATCHING_ENV] = "0"
-        singles.append(run_http_clients(clients, 1, args.tokens))
-        for n in args.clients:
-            for mode, flag in modes.items():
-                os.environ[BATCHING_ENV] = flag
-                results[mode, n] = run_http_clients(clients, n, args.tokens)
-        os.environ[BATCHING_ENV] = "0"
-        singles.append(run_http_clients(clients, 1, args.tokens))
-        steps = [s.steps for _, s in app.bank.schedulers._by_model.values() if s is not None]  # noqa: SLF001
-    finally:
-        os.environ.pop(BATCHING_ENV, None)
-        app.bank.schedulers.close()
-        app.demo.close()
-    header = (f"through the app's /generate over HTTP (gradio_client), generate concurrency "
-              f"{args.generate_concurrency}, torch threads {torch.get_num_threads()}")
-    return report_and_print(args, results, singles, cores, header, {"mode": "server", "scheduler_steps": steps,
+    results, singles = {}, []
+    for mode in ("before", "after"):
+        if mode not in args.modes and singles:
+            continue
+        proc, url, log = launch_app(args, batching=mode == "after")
+        try:
+            call = PageCall(url)
+            run_clients(call, 2, min(args.tokens, 20), target=PageCall.__call__)            # warm-up: the weights, first calls
+            if mode == "before":
+                singles.append(run_clients(call, 1, args.tokens, target=PageCall.__call__))
+            if mode in args.modes:
+                for n in args.clients:
+                    results[mode, n] = run_clients(call, n, args.tokens, target=PageCall.__call__)
+            if mode == "before":
+                singles.append(run_clients(call, 1, args.tokens, target=PageCall.__call__))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except Exception:   # noqa: BLE001
+                proc.kill()
+    header = (f"the app as a child process, /generate called as the page calls it, generate concurrency "
+              f"{args.generate_concurrency}")
+    return report_and_print(args, results, singles, cores, header, {"mode": "server",
                                                                     "generate_concurrency": args.generate_concurrency})
 
 

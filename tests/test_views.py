@@ -189,3 +189,52 @@ def test_the_logit_lens_cuts_long_tokens_in_a_cell_and_shows_them_whole_on_hover
     assert heat.text[0][0] == "␣…" and heat.text[1][0] == "␣…"
     assert list(heat.customdata[0][0]) == ["0.250", "␣token0"] and heat.customdata[1][0][1] == "␣token59"
     assert np.allclose(np.asarray(heat.z, dtype=float), 0.5)
+
+
+def test_two_rows_equal_plotlys_own_make_subplots():
+    """views.sampling builds its two-panel figures from make_subplots' layout, made once (a figure in
+    8–20 ms instead of 43): the figure must be the one make_subplots + add_trace(row=…) gives."""
+    from plotly.subplots import make_subplots
+    from scratchformer.views.common import LAYOUT
+    from scratchformer.views.sampling import _two_rows
+    top = [dict(type="bar", x=[0, 1, 2], y=[0.2, 0.5, 0.3], name="top", marker=dict(color=["#111", "#222", "#333"]))]
+    bottom = [dict(type="bar", x=[0, 2], y=[0.4, 0.6], name="kept", marker=dict(color="#444", pattern=dict(shape="/"))),
+              dict(type="scatter", x=[1], y=[0.0], mode="markers", name="axis mark")]
+    xaxes = dict(tickmode="array", tickvals=[0, 1, 2], ticktext=["a", "b", "c"], range=[-0.7, 2.7])
+    yaxes = dict(title=dict(text="probability"), rangemode="tozero")
+    got = _two_rows(("upper <b>title</b>", "lower"), top, bottom, xaxes, yaxes, height=480, barmode="overlay",
+                    title=dict(text="t", x=0.01))
+    want = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12,
+                         subplot_titles=("upper <b>title</b>", "lower"))
+    for t in top:
+        want.add_trace(t, row=1, col=1)
+    for t in bottom:
+        want.add_trace(t, row=2, col=1)
+    want.update_layout(**LAYOUT, height=480, barmode="overlay", title=dict(text="t", x=0.01))
+    want.update_xaxes(**xaxes)
+    want.update_yaxes(**yaxes)
+    assert json.loads(got.to_json()) == json.loads(want.to_json())
+    # the cached layout is not changed by a figure made from it
+    again = _two_rows(("x", "y"), top, bottom, dict(range=[0, 1]), {}, height=100)
+    assert again.layout.xaxis.ticktext is None and got.layout.xaxis.range == (-0.7, 2.7)
+
+
+def test_figures_draw_only_the_trace_types_the_template_keeps():
+    """views.common's template keeps plotly's defaults for TRACE_TYPES only (a figure carries it);
+    a kind of trace outside them would be drawn without plotly's look. Every trace made in the package
+    (go.Bar(…), or a dict with type="…") must be one of them."""
+    import re
+    from pathlib import Path
+    import scratchformer
+    from scratchformer.views.common import TRACE_TYPES
+    made = set()
+    for path in Path(scratchformer.__file__).parent.rglob("*.py"):
+        source = path.read_text()
+        made |= {name.lower() for name in re.findall(r"\bgo\.([A-Z]\w*)\(", source) if name != "Figure"}
+        made |= set(re.findall(r'dict\(type="(\w+)"', source))
+    import plotly.graph_objects as go
+    from plotly.basedatatypes import BaseTraceType
+    traces = {name.lower() for name in dir(go) if isinstance(getattr(go, name), type)
+              and issubclass(getattr(go, name), BaseTraceType)}
+    made &= traces                          # (a dict(type="category") is an axis, not a trace)
+    assert {"bar", "heatmap"} <= made <= set(TRACE_TYPES), made - set(TRACE_TYPES)

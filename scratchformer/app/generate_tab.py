@@ -109,6 +109,13 @@ class Streaming:
 
 STREAMING = Streaming()
 
+# The page work of the streams (the traced passes, the watch and why-this-token panels) is done by one
+# stream at a time. Python runs one thread at a time anyway (the GIL), so this costs the streams
+# nothing in sum; but with 32 streams drawing at once, the thread that decodes every stream's next
+# token (inference/batching.py) waited behind all of them each time it gave the GIL up (every torch
+# call does), and their switching slowed everything: 32 visitors' 200 tokens took ~15% longer.
+DRAWING = threading.Lock()
+
 
 def _stats(name: str, n_tokens: int, seconds: float, prompt_bpc: Optional[float], done: bool) -> str:
     rate = f"{n_tokens / seconds:,.0f} tokens/s" if seconds > 0 and n_tokens else "…"
@@ -182,7 +189,8 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
                 if n not in notes:
                     notes.append(n)
             window = prep.ids[-window_len:]
-            traced = run_traced(loaded.model, loaded.tokenizer, window)
+            with DRAWING:
+                traced = run_traced(loaded.model, loaded.tokenizer, window)
             bits[name], bpc[name] = (traced.pieces, traced.bits), traced.bits_per_char
             streams[name] = bank.stream(name, prep.text, settings, max_new_tokens, seed)
             stats[name] = _stats(shown[name], 0, 0.0, bpc[name], False)
@@ -224,13 +232,15 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
                     stats[name] = _stats(shown[name], i + 1, seconds[name], bpc[name], done)
                 now = time.perf_counter()
                 if not done and (i == 0 or now - last_update >= STREAMING.interval_s()):   # the first at once
-                    if live and now >= next_watch:
-                        attn, dist, context = _watch(bank, steps, latest, layer, i + 1)
-                        watch = (_sent(attn), _sent(dist), context)
+                    if live and i > 0 and now >= next_watch:     # the first text goes out at once, alone
+                        with DRAWING:
+                            drawn = time.perf_counter()
+                            attn, dist, context = _watch(bank, steps, latest, layer, i + 1)
+                            watch = (_sent(attn), _sent(dist), context)
+                            cost = time.perf_counter() - drawn
                         # the watch panel re-reads the whole context: for a large model (GPT-2) that costs
                         # more than a token, so all streams' panels together take at most WATCH_SHARE
                         # of the time; the text is sent with every update
-                        cost = time.perf_counter() - now
                         next_watch = now + cost * STREAMING.count / WATCH_SHARE
                     yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]],
                                          surprise, note_md, gr.skip(), 1, why_waiting, WHY_WAITING, first,
@@ -239,10 +249,14 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
 
         n_steps = steps[first].record.n_steps
         # the last step is at hand: shown from its Step, not replayed
-        plot, caption = _why_token(steps[first], bank.get(first), first, n_steps, latest[first])
-        watch = _watch(bank, steps, latest, layer, n_steps)
-        why_attn, why_ctx = _why_attention(steps[first], bank.get(first), first, n_steps,
-                                           None if layer is None else layer + 1)
+        with DRAWING:
+            plot, caption = _why_token(steps[first], bank.get(first), first, n_steps, latest[first])
+            watch = _watch(bank, steps, latest, layer, n_steps)
+            if _watched(steps) == first and layer is not None:     # the same step, model and layer: the same views
+                why_attn, why_ctx = watch[0], watch[2]
+            else:
+                why_attn, why_ctx = _why_attention(steps[first], bank.get(first), first, n_steps,
+                                                   None if layer is None else layer + 1)
         yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
                              steps, step_slider(n_steps, n_steps), plot, caption, first, *watch, why_attn, why_ctx)
     finally:
@@ -294,9 +308,14 @@ def linked_generation(bank: ModelBank, prompt, temperature, top_k, top_p, max_ne
         why_attention=attn, why_context=ctx)
 
 
+def _watched(steps: dict) -> str:
+    """The model the watch panel shows: the Transformer, else the first model."""
+    return TRANSFORMER if TRANSFORMER in steps else next(iter(steps))
+
+
 def _watch(bank: ModelBank, steps: dict, latest: dict, layer, k: int) -> tuple:
-    """The watch panel for step ``k`` (1-based), the newest: the Transformer's, else the first model's."""
-    name = TRANSFORMER if TRANSFORMER in steps else next(iter(steps))
+    """The watch panel for step ``k`` (1-based), the newest: :func:`_watched`'s."""
+    name = _watched(steps)
     rec = steps[name].record
     return watch_views(bank.get(name), rec.ids, rec.starts[k - 1], rec.lens[k - 1], latest[name], layer or 0, k)
 

@@ -14,17 +14,40 @@ from typing import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 from torch import Tensor
 
 from ..tokenizers.base import display_token
 
-# A minimal look shared by every figure (plotly's default template alone is ~8 KB per figure).
-# ticklabeloverflow "allow": otherwise plotly measures every tick label once drawn, to hide those
-# past the figure's edge (none are: the margins hold them). Our axes carry a label per character;
-# that measuring was 0.15 s of the page's first drawing (2-core machine, benchmarks/live.py).
+# The look every figure shares. ticklabeloverflow "allow": otherwise plotly measures every tick
+# label once drawn, to hide those past the figure's edge (none are: the margins hold them). Our axes
+# carry a label per character; that measuring was 0.15 s of the page's first drawing (2-core machine,
+# benchmarks/live.py). It lives in plotly's default template (plotly's own, with this added), made
+# once here: given to each figure as ``update_layout(template=…)`` it was merged into a new copy of
+# the whole template, validated, at every figure: 3–10 ms of Python a figure, most of the time a
+# generation's end spends drawing (benchmarks/serving.py --server). tests/test_views.py checks that
+# every figure the views make uses only TRACE_TYPES.
 _AXIS = dict(ticklabeloverflow="allow")
-LAYOUT = dict(template=dict(layout=dict(xaxis=_AXIS, yaxis=_AXIS)), font=dict(family="sans-serif", size=12),
-              paper_bgcolor="white", plot_bgcolor="white", margin=dict(l=50, r=20, t=50, b=40))
+
+
+TRACE_TYPES = ("bar", "heatmap", "scatter")   # the only kinds of trace the views draw
+
+
+def _template() -> go.layout.Template:
+    """plotly's own template, less its defaults for kinds of trace we never draw (a figure carries its
+    template: 7.1 KB, 3.6 KB without them; each figure copies it when it is made), with ``_AXIS``."""
+    plotly = pio.templates["plotly"].to_plotly_json()
+    template = go.layout.Template(layout=plotly["layout"],
+                                  data={kind: plotly["data"][kind] for kind in TRACE_TYPES})
+    template.layout.xaxis.update(_AXIS)
+    template.layout.yaxis.update(_AXIS)
+    return template
+
+
+pio.templates["scratchformer"] = _template()
+pio.templates.default = "scratchformer"
+LAYOUT = dict(font=dict(family="sans-serif", size=12), paper_bgcolor="white", plot_bgcolor="white",
+              margin=dict(l=50, r=20, t=50, b=40))
 
 KEPT, CHOSEN, CUT_K, CUT_P = "#2b6cb0", "#dd6b20", "#a0aec0", "#d69e2e"
 ATTN_SCALE = "Viridis"

@@ -10,6 +10,8 @@ many of them top-k and top-p cut and the probability those carried.
 """
 from __future__ import annotations
 
+import copy
+import functools
 from typing import NamedTuple, Sequence
 
 import numpy as np
@@ -49,6 +51,32 @@ def _subplot_titles(step) -> tuple[str, str]:
             f"after top-k = {step.top_k or 'off'} and top-p = {step.top_p:g}: the distribution sampled from")
 
 
+@functools.lru_cache(maxsize=1)
+def _two_rows_layout() -> dict:
+    """The layout ``make_subplots`` gives two rows that share the x axis (their axes, domains and
+    title slots), made once: ``make_subplots`` costs about 12 ms a call, and a figure built by
+    ``add_trace(row=…)`` and ``update_xaxes`` another 30 ms, paid at the end of every generation."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, subplot_titles=("top", "bottom"))
+    return fig.update_layout(**LAYOUT).layout.to_plotly_json()
+
+
+def _two_rows(titles: tuple[str, str], top: list, bottom: list, xaxes: dict, yaxes: dict, **layout) -> go.Figure:
+    """A figure of two rows sharing the x axis, as ``make_subplots(rows=2, cols=1, shared_xaxes=True)``
+    would give, with the page's :data:`~.common.LAYOUT`, in one construction: ``top`` and ``bottom``
+    are the rows' traces (dicts of trace properties with a ``type``), ``xaxes`` / ``yaxes`` what both
+    rows' axes get, ``layout`` the rest."""
+    lay = {k: copy.deepcopy(v) for k, v in _two_rows_layout().items() if k != "template"}   # the default
+    for annotation, text in zip(lay["annotations"], titles):
+        annotation["text"] = text
+    for axis in ("xaxis", "xaxis2"):
+        lay[axis].update(copy.deepcopy(xaxes))
+    for axis in ("yaxis", "yaxis2"):
+        lay[axis].update(copy.deepcopy(yaxes))
+    lay.update(layout)
+    return go.Figure(data=[*(dict(t, xaxis="x", yaxis="y") for t in top),
+                           *(dict(t, xaxis="x2", yaxis="y2") for t in bottom)], layout=lay)
+
+
 def _whole_vocabulary_figure(step, texts: Sequence[str], title: str) -> go.Figure:
     """Every token of a small vocabulary, in id order."""
     p_t = to_numpy(step.probs_temperature)
@@ -65,35 +93,32 @@ def _whole_vocabulary_figure(step, texts: Sequence[str], title: str) -> go.Figur
     hover = "%{customdata}: %{y:.4f}<extra>%{fullData.name}</extra>"
     cd = np.array(labels, dtype=object)
 
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, subplot_titles=_subplot_titles(step))
+    top, bottom = [], []
 
-    def bars(mask, y, name, colour, row, pattern=None, showlegend=True):
-        fig.add_trace(go.Bar(x=x[mask], y=y[mask], name=name, marker_color=colour, customdata=cd[mask], width=0.8,
-                             marker_pattern_shape=pattern, hovertemplate=hover,
-                             showlegend=showlegend, legendgroup=name), row=row, col=1)
+    def bars(mask, y, name, colour, pattern=None):
+        bottom.append(dict(type="bar", x=x[mask], y=y[mask], name=name, marker=dict(color=colour, pattern=dict(shape=pattern)),
+                           customdata=cd[mask], width=0.8, hovertemplate=hover, showlegend=True, legendgroup=name))
 
     top_colour = np.where(np.arange(V) == chosen, CHOSEN, KEPT)
-    fig.add_trace(go.Bar(x=x, y=p_t, marker_color=top_colour.tolist(), customdata=cd, width=0.8,
-                         hovertemplate=hover, name="after temperature", showlegend=False), row=1, col=1)
-    bars(kept_not_chosen, p_f, "kept", KEPT, 2)
-    bars(np.arange(V) == chosen, p_f, f"chosen: {labels[chosen]!r} (p = {step.token_prob:.3f})", CHOSEN, 2)
-    bars(cut_k, p_t, "cut by top-k (height: p after temperature)", CUT_K, 2, pattern="/")
-    bars(cut_p, p_t, "cut by top-p (height: p after temperature)", CUT_P, 2, pattern="x")
+    top.append(dict(type="bar", x=x, y=p_t, marker=dict(color=top_colour.tolist()), customdata=cd, width=0.8,
+                    hovertemplate=hover, name="after temperature", showlegend=False))
+    bars(kept_not_chosen, p_f, "kept", KEPT)
+    bars(np.arange(V) == chosen, p_f, f"chosen: {labels[chosen]!r} (p = {step.token_prob:.3f})", CHOSEN)
+    bars(cut_k, p_t, "cut by top-k (height: p after temperature)", CUT_K, pattern="/")
+    bars(cut_p, p_t, "cut by top-p (height: p after temperature)", CUT_P, pattern="x")
     for mask, name, colour in ((cut_k, "cut by top-k", CUT_K), (cut_p, "cut by top-p", CUT_P)):
         # a mark on the axis under every cut token: most cut tokens are far too unlikely for a bar
-        fig.add_trace(go.Scatter(x=x[mask], y=np.zeros(int(mask.sum())), mode="markers", cliponaxis=False,
-                                 name="axis mark: " + name,
-                                 marker=dict(symbol="x-thin", size=7, line=dict(width=2, color=colour)),
-                                 customdata=cd[mask], hovertemplate="%{customdata}: cut<extra></extra>",
-                                 showlegend=False, legendgroup=name + " (height: p after temperature)"),
-                      row=2, col=1)
-    fig.update_layout(**LAYOUT, height=480, barmode="overlay", bargap=0.15,
-                      title=dict(text=plotly_text(title), x=0.01),
-                      legend=dict(orientation="h", y=-0.12, x=0))
-    fig.update_xaxes(tickmode="array", tickvals=x.tolist(), ticktext=labels, tickangle=0,
-                     tickfont=dict(size=10, family="monospace"), range=[-0.7, V - 0.3])
-    fig.update_yaxes(title_text="probability", rangemode="tozero")
-    return fig
+        bottom.append(dict(type="scatter", x=x[mask], y=np.zeros(int(mask.sum())), mode="markers", cliponaxis=False,
+                           name="axis mark: " + name,
+                           marker=dict(symbol="x-thin", size=7, line=dict(width=2, color=colour)),
+                           customdata=cd[mask], hovertemplate="%{customdata}: cut<extra></extra>",
+                           showlegend=False, legendgroup=name + " (height: p after temperature)"))
+    return _two_rows(_subplot_titles(step), top, bottom,
+                     xaxes=dict(tickmode="array", tickvals=x.tolist(), ticktext=labels, tickangle=0,
+                                tickfont=dict(size=10, family="monospace"), range=[-0.7, V - 0.3]),
+                     yaxes=dict(title=dict(text="probability"), rangemode="tozero"),
+                     height=480, barmode="overlay", bargap=0.15,
+                     title=dict(text=plotly_text(title), x=0.01), legend=dict(orientation="h", y=-0.12, x=0))
 
 
 def shown_tokens(probs_temperature, chosen: int, n: int = TOP_SHOWN) -> list[int]:
@@ -164,27 +189,27 @@ def _top_tokens_figure(step, texts: Sequence[str], title: str) -> go.Figure:
     other_hover_t = f"{other_name}: p = {rest_t:.4f} in all after temperature<br>{o.cuts}"
     other_hover_f = f"{other_name}: p = {rest_f:.4f} in all of the distribution sampled from<br>{o.cuts}"
 
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.12, subplot_titles=_subplot_titles(step))
     is_chosen = ids == chosen
     kept = ~(cut_k[ids] | cut_p[ids])
+    top, bottom = [], []
 
     def bars(mask, y, name, colour, pattern=None):
-        fig.add_trace(go.Bar(x=x[mask], y=y[ids][mask], name=name, marker_color=colour, customdata=cd[mask],
-                             width=0.8, marker_pattern_shape=pattern, hovertemplate=hover, legendgroup=name),
-                      row=2, col=1)
+        bottom.append(dict(type="bar", x=x[mask], y=y[ids][mask], name=name,
+                           marker=dict(color=colour, pattern=dict(shape=pattern)), customdata=cd[mask], width=0.8,
+                           hovertemplate=hover, legendgroup=name))
 
-    fig.add_trace(go.Bar(x=x, y=p_t[ids], marker_color=np.where(is_chosen, CHOSEN, KEPT).tolist(), customdata=cd,
-                         width=0.8, hovertemplate=hover, name="after temperature", showlegend=False), row=1, col=1)
-    fig.add_trace(go.Bar(x=[n], y=[rest_t], name=other_name + " (after temperature)", marker_color=OTHERS,
-                         customdata=[other_hover_t], width=0.8, hovertemplate="%{customdata}<extra></extra>",
-                         showlegend=False), row=1, col=1)
+    top.append(dict(type="bar", x=x, y=p_t[ids], marker=dict(color=np.where(is_chosen, CHOSEN, KEPT).tolist()),
+                    customdata=cd, width=0.8, hovertemplate=hover, name="after temperature", showlegend=False))
+    top.append(dict(type="bar", x=[n], y=[rest_t], name=other_name + " (after temperature)",
+                    marker=dict(color=OTHERS), customdata=[other_hover_t], width=0.8,
+                    hovertemplate="%{customdata}<extra></extra>", showlegend=False))
     bars(kept & ~is_chosen, p_f, "kept", KEPT)
     ticks = [vocab_label(texts, i) for i in ids]
     bars(is_chosen, p_f, f"chosen: {ticks[int(np.flatnonzero(is_chosen)[0])]!r} (p = {step.token_prob:.3f})", CHOSEN)
     bars(cut_k[ids], p_t, "cut by top-k (height: p after temperature)", CUT_K, pattern="/")
     bars(cut_p[ids], p_t, "cut by top-p (height: p after temperature)", CUT_P, pattern="x")
-    fig.add_trace(go.Bar(x=[n], y=[rest_f], name=other_name, marker_color=OTHERS, customdata=[other_hover_f],
-                         width=0.8, hovertemplate="%{customdata}<extra></extra>"), row=2, col=1)
+    bottom.append(dict(type="bar", x=[n], y=[rest_f], name=other_name, marker=dict(color=OTHERS),
+                       customdata=[other_hover_f], width=0.8, hovertemplate="%{customdata}<extra></extra>"))
     for cut, count, name, colour in ((cut_k, o.cut_k, "cut by top-k", CUT_K), (cut_p, o.cut_p, "cut by top-p", CUT_P)):
         # a mark on the axis under every cut token (most are far too unlikely for a bar), and under
         # the others' bar when a filter cut some of them
@@ -193,16 +218,14 @@ def _top_tokens_figure(step, texts: Sequence[str], title: str) -> go.Figure:
         if count:
             xs.append(n)
             tips.append(f"{count:,} of {other_name}: {name}")
-        fig.add_trace(go.Scatter(x=xs, y=[0.0] * len(xs), mode="markers", cliponaxis=False,
-                                 name="axis mark: " + name,
-                                 marker=dict(symbol="x-thin", size=7, line=dict(width=2, color=colour)),
-                                 customdata=tips, hovertemplate="%{customdata}<extra></extra>",
-                                 showlegend=False, legendgroup=name + " (height: p after temperature)"),
-                      row=2, col=1)
-    fig.update_layout(**LAYOUT, height=520, barmode="overlay", bargap=0.15,
-                      title=dict(text=plotly_text(title), x=0.01),
-                      legend=dict(orientation="h", y=-0.3, x=0))
-    fig.update_xaxes(tickmode="array", tickvals=[*x.tolist(), n], ticktext=[*ticks, f"other {k:,}"],
-                     tickangle=-45, tickfont=dict(size=10, family="monospace"), range=[-0.7, n + 0.7])
-    fig.update_yaxes(title_text="probability", rangemode="tozero")
-    return fig
+        bottom.append(dict(type="scatter", x=xs, y=[0.0] * len(xs), mode="markers", cliponaxis=False,
+                           name="axis mark: " + name,
+                           marker=dict(symbol="x-thin", size=7, line=dict(width=2, color=colour)),
+                           customdata=tips, hovertemplate="%{customdata}<extra></extra>",
+                           showlegend=False, legendgroup=name + " (height: p after temperature)"))
+    return _two_rows(_subplot_titles(step), top, bottom,
+                     xaxes=dict(tickmode="array", tickvals=[*x.tolist(), n], ticktext=[*ticks, f"other {k:,}"],
+                                tickangle=-45, tickfont=dict(size=10, family="monospace"), range=[-0.7, n + 0.7]),
+                     yaxes=dict(title=dict(text="probability"), rangemode="tozero"),
+                     height=520, barmode="overlay", bargap=0.15,
+                     title=dict(text=plotly_text(title), x=0.01), legend=dict(orientation="h", y=-0.3, x=0))
