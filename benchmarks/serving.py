@@ -285,10 +285,11 @@ class PageCall:
         values = iter((PROMPT, *SERVER_SETTINGS, tokens, seed, None, PAIR))
         data = [None if state else next(values) for state in self.states]
         session = uuid.uuid4().hex
+        http = httpx.Client(base_url=self.url, timeout=httpx.Timeout(120))   # the page is open already
         start.wait()
         t0 = time.perf_counter()
         try:
-            with httpx.Client(base_url=self.url, timeout=httpx.Timeout(120)) as http:
+            with http:
                 joined = http.post("/gradio_api/queue/join", json={
                     "data": data, "fn_index": self.fn_index, "session_hash": session,
                     "event_data": None, "trigger_id": None})

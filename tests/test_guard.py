@@ -43,6 +43,12 @@ def test_uploads_are_refused(url):
     assert status == 403 and "no file uploads" in body
 
 
+def test_the_deep_link_route_is_refused(url):
+    """Gradio's deep-link route would write a file to the server's disk for any session named."""
+    status, body = request(url, "/gradio_api/deep_link?session_hash=anyone")
+    assert status == 404 and "no deep links" in body
+
+
 def test_a_body_over_the_limit_is_refused_and_a_small_one_served(url):
     big = json.dumps({"data": ["x" * (MAX_BODY_BYTES + 10), 1, 1, True]}).encode()
     status, body = request(url, "/gradio_api/call/tool_attention", big, {"content-type": "application/json"})

@@ -502,3 +502,28 @@ def test_a_stream_postprocessed_in_its_own_thread_sends_what_gradio_would():
            [served(own_event, own[0]), served(own_event, own[1])]
     assert isinstance(own[0][2], dict) and own[0][4] == {"kept": 1}           # a plot's data; a State as it is
     assert events.postprocessed(lambda: "*x*", outs[:1])() == outs[0].postprocess("*x*")
+
+
+def test_a_light_session_has_what_gradios_own_has_but_the_configs(tmp_path):
+    """blocks.light_sessions: a new session skips the config of every component (used only by the
+    deep-link route, which the Guard refuses). Made from the same page, it must have every attribute
+    Gradio's own SessionState.__init__ sets, with equal values; a Gradio that adds one fails here."""
+    from gradio.state_holder import SessionState
+    demo = ui.build_demo(make_checkpoints(tmp_path))
+    assert SessionState.gradio_init is not SessionState.__init__
+    light = SessionState(demo)
+    full = SessionState.__new__(SessionState)
+    SessionState.gradio_init(full, demo)
+    assert set(vars(light)) == set(vars(full))
+    assert len(full.config_values) > 50 and light.config_values == {}
+    for name in set(vars(full)) - {"blocks_config", "config_values"}:
+        assert getattr(light, name) == getattr(full, name), name
+    assert light.blocks_config.blocks == full.blocks_config.blocks
+    assert light.blocks_config is not demo.default_config          # a copy, as Gradio's
+    # what Gradio does later works on a light session: a state value set, a component's value changed
+    state = next(b for b in demo.blocks.values() if isinstance(b, gr.State))
+    light[state._id] = {"kept": 1}
+    assert light[state._id] == {"kept": 1} and state._id in light.config_values
+    box = next(b for b in demo.blocks.values() if isinstance(b, gr.Textbox))
+    light._update_value_in_config(box._id, "typed")
+    assert light.config_values[box._id]["props"]["value"] == "typed"

@@ -119,6 +119,33 @@ def quiet_gradio_analytics() -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 
 
+def light_sessions() -> None:
+    """Gradio 6.31 makes, for every new session (each page, each API client), the config of every
+    component of the page (``SessionState.config_values``): about 40 ms of the server's event loop
+    for this page's components, during which no other request moves (32 visitors who arrive together:
+    their 32 generations waited 1–1.5 s in line before their first byte, ``benchmarks/serving.py
+    --server``), and most of a session's memory. Gradio uses those configs only for its deep-link
+    route (``gr.DeepLinkButton``), which this app has not and which the Guard refuses; the rest of its
+    code makes an entry when a component of the session changes. So a session starts with none.
+    tests/test_ui.py checks that a session made this way has what Gradio's own has, so a Gradio that
+    changes ``SessionState`` fails there."""
+    import copy
+    from gradio import state_holder
+    cls = state_holder.SessionState
+    if getattr(cls, "gradio_init", None) is not None:
+        return
+
+    def __init__(self, blocks):
+        self.blocks_config = copy.copy(blocks.default_config)
+        self.config_values = {}
+        self.state_data = {}
+        self._state_ttl = {}
+        self.is_closed = False
+        self.STATE_TTL_WHEN_CLOSED = 1 if os.getenv("GRADIO_IS_E2E_TEST", None) else 3600
+
+    cls.gradio_init, cls.__init__ = cls.__init__, __init__
+
+
 @dataclass(frozen=True)
 class App:
     """The built app: the page and what it is built on.
@@ -156,6 +183,7 @@ def build_app(checkpoint_dir: str | Path | None = None, bank: Optional[ModelBank
     for them (see :mod:`.bank`). The page is served about a second sooner (``import torch``)."""
     bank = bank or ModelBank.open(checkpoint_dir, concurrency=MODEL_CONCURRENCY)
     quiet_gradio_analytics()
+    light_sessions()
     with gr.Blocks(title="scratchformer") as demo, ArrivalViews() as arrival, SharedLinks() as links:
         top = gr.Markdown(header(bank), elem_id="header")
         on_arrival([top], lambda: loaded_header(bank))      # weights that failed to load, if any

@@ -8,6 +8,9 @@ Gradio's routes and
   prompt of emoji as JSON, is about 25 KB; without this the HTTP API took a 30 MB body;
 * refuses file uploads (403): the app has no upload component, yet Gradio's ``/gradio_api/upload``
   would store a stranger's file and serve it back from the app's address;
+* refuses Gradio's deep-link route (404): the app has no deep-link button, and the route would write
+  a file to the server's disk for any session a stranger names (and it needs the per-session
+  component configs that :func:`~.blocks.light_sessions` leaves out);
 * refuses MCP requests whose ``Host`` or ``Origin`` is not the app's own (403): otherwise a web page
   the person visits (or a DNS-rebinding site) could drive a copy of the app running on their laptop
   through its MCP endpoint.
@@ -35,6 +38,7 @@ MAX_BODY_BYTES = int(os.environ.get("SCRATCHFORMER_MAX_BODY_KB", "256")) * 1024
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 MCP_PATH = "/gradio_api/mcp"
 UPLOAD_PATH = "/gradio_api/upload"
+DEEP_LINK_PATH = "/gradio_api/deep_link"
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
 
@@ -74,6 +78,8 @@ class Guard:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         if path.rstrip("/").endswith(UPLOAD_PATH):
             return await self.refuse(send, path, 403, "this app takes no file uploads")
+        if path.rstrip("/").endswith(DEEP_LINK_PATH):
+            return await self.refuse(send, path, 404, "this app has no deep links")
         if MCP_PATH in path:
             reason = self.foreign(headers)
             if reason:
