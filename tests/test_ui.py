@@ -527,3 +527,14 @@ def test_a_light_session_has_what_gradios_own_has_but_the_configs(tmp_path):
     box = next(b for b in demo.blocks.values() if isinstance(b, gr.Textbox))
     light._update_value_in_config(box._id, "typed")
     assert light.config_values[box._id]["props"]["value"] == "typed"
+
+
+def test_generations_run_as_many_at_once_as_a_batch_holds_when_batched(monkeypatch):
+    from scratchformer.app.bank import BATCH_ROWS
+    monkeypatch.delenv("SCRATCHFORMER_GENERATE_CONCURRENCY", raising=False)
+    monkeypatch.delenv("SCRATCHFORMER_BATCHING", raising=False)
+    assert events.generate_concurrency() == BATCH_ROWS
+    monkeypatch.setenv("SCRATCHFORMER_BATCHING", "0")
+    assert events.generate_concurrency() == 2
+    monkeypatch.setenv("SCRATCHFORMER_GENERATE_CONCURRENCY", "5")
+    assert events.generate_concurrency() == 5

@@ -33,7 +33,20 @@ from .zerogpu import gpu_task
 log = logging.getLogger("scratchformer.app")
 
 MODEL_CONCURRENCY = int(os.environ.get("SCRATCHFORMER_CONCURRENCY", "2"))
-GENERATE_CONCURRENCY = int(os.environ.get("SCRATCHFORMER_GENERATE_CONCURRENCY", "2"))
+
+
+def generate_concurrency() -> int:
+    """How many generations run at once: $SCRATCHFORMER_GENERATE_CONCURRENCY, else as many as one decode
+    batch holds (``BATCH_ROWS``, 32) when generations are batched (:func:`~.bank.batching_on`: the
+    streams running at once advance together, one batched pass per token, so 32 cost little more than
+    2 and nobody waits in Gradio's queue for a free slot), else 2 (each generation decodes alone, and
+    more at once would only share the same two cores)."""
+    from .bank import BATCH_ROWS, batching_on
+    value = os.environ.get("SCRATCHFORMER_GENERATE_CONCURRENCY", "").strip()
+    return int(value) if value else (BATCH_ROWS if batching_on() else 2)
+
+
+GENERATE_CONCURRENCY = generate_concurrency()
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "$", "right": "$", "display": False}]
 
 
