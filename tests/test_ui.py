@@ -515,18 +515,23 @@ def test_a_light_session_has_what_gradios_own_has_but_the_configs(tmp_path):
     full = SessionState.__new__(SessionState)
     SessionState.gradio_init(full, demo)
     assert set(vars(light)) == set(vars(full))
-    assert len(full.config_values) > 50 and light.config_values == {}
+    assert len(full.config_values) > 50 and dict(light.config_values) == {}
     for name in set(vars(full)) - {"blocks_config", "config_values"}:
         assert getattr(light, name) == getattr(full, name), name
     assert light.blocks_config.blocks == full.blocks_config.blocks
     assert light.blocks_config is not demo.default_config          # a copy, as Gradio's
-    # what Gradio does later works on a light session: a state value set, a component's value changed
+    # what Gradio does later works on a light session, and keeps no config: a state value set, a
+    # component's value changed (without making its config: get_config is not called)
     state = next(b for b in demo.blocks.values() if isinstance(b, gr.State))
     light[state._id] = {"kept": 1}
-    assert light[state._id] == {"kept": 1} and state._id in light.config_values
+    assert light[state._id] == {"kept": 1}
     box = next(b for b in demo.blocks.values() if isinstance(b, gr.Textbox))
-    light._update_value_in_config(box._id, "typed")
-    assert light.config_values[box._id]["props"]["value"] == "typed"
+    calls = []
+    box.get_config = lambda *a, **k: calls.append(1) or {}
+    light._update_value_in_config(box._id, "typed")          # every output of every update does this
+    assert calls == [] and dict(light.config_values) == {} and list(light.components) == []
+    light._update_config(box._id)                            # a property update (gr.update) still makes one
+    assert calls == [1] and dict(light.config_values) == {}
 
 
 def test_generations_run_as_many_at_once_as_a_batch_holds_when_batched(monkeypatch):

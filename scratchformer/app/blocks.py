@@ -119,6 +119,20 @@ def quiet_gradio_analytics() -> None:
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 
 
+class NoConfigs(dict):
+    """A session's component configs, kept by nothing (:func:`light_sessions`): Gradio asks whether
+    it has one before making it (yes), updates the value in an empty one, and stores nothing."""
+
+    def __contains__(self, key) -> bool:
+        return True
+
+    def __getitem__(self, key) -> dict:
+        return {}
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+
 def light_sessions() -> None:
     """Gradio 6.31 makes, for every new session (each page, each API client), the config of every
     component of the page (``SessionState.config_values``): about 40 ms of the server's event loop
@@ -126,7 +140,8 @@ def light_sessions() -> None:
     their 32 generations waited 1–1.5 s in line before their first byte, ``benchmarks/serving.py
     --server``), and most of a session's memory. Gradio uses those configs only for its deep-link
     route (``gr.DeepLinkButton``), which this app has not and which the Guard refuses; the rest of its
-    code makes an entry when a component of the session changes. So a session starts with none.
+    code makes an entry the first time a component of the session changes (another ~1 ms of the event
+    loop per component and session). So a session keeps none (:class:`NoConfigs`).
     tests/test_ui.py checks that a session made this way has what Gradio's own has, so a Gradio that
     changes ``SessionState`` fails there."""
     import copy
@@ -137,7 +152,7 @@ def light_sessions() -> None:
 
     def __init__(self, blocks):
         self.blocks_config = copy.copy(blocks.default_config)
-        self.config_values = {}
+        self.config_values = NoConfigs()
         self.state_data = {}
         self._state_ttl = {}
         self.is_closed = False
