@@ -26,7 +26,7 @@ from typing import Callable
 import gradio as gr
 
 from .arrival import after_defaults, on_arrival
-from .bank import ModelBank
+from .bank import BATCH_ROWS, ModelBank, batching_on
 from .policy import MAX_MESSAGE_CHARS, NotesMd, md_text, notes_md, visible_controls
 from .zerogpu import gpu_task
 
@@ -41,7 +41,6 @@ def generate_concurrency() -> int:
     streams running at once advance together, one batched pass per token, so 32 cost little more than
     2 and nobody waits in Gradio's queue for a free slot), else 2 (each generation decodes alone, and
     more at once would only share the same two cores)."""
-    from .bank import BATCH_ROWS, batching_on
     value = os.environ.get("SCRATCHFORMER_GENERATE_CONCURRENCY", "").strip()
     return int(value) if value else (BATCH_ROWS if batching_on() else 2)
 
