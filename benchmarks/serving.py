@@ -198,6 +198,8 @@ def report_and_print(args, results: dict, singles: list, cores: int, header: str
                   "requests_per_s_per_core": n / r["wall"] / cores}
         for key, value in values.items():
             report[f"{prefix}{key}_{n}"] = round(value, 3)
+        if "server_cpu_s" in r:     # --server: the app process's CPU time during the run
+            report[f"{prefix}server_cpu_s_{n}"] = round(r["server_cpu_s"], 2)
         if r["errors"]:
             report[f"{prefix}errors_{n}"] = r["errors"][:3]
         rows.append((mode, n, values, len(r["errors"])))
@@ -210,11 +212,13 @@ def report_and_print(args, results: dict, singles: list, cores: int, header: str
     print(f"{args.tokens} tokens per model per client; {header}; {cores} cores; one client alone: "
           f"{single_rate:.0f} tokens/s (fastest of {', '.join(f'{r:.0f}' for r in single_rates)})")
     print(f"{'mode':7s} {'N':>3s} {'first p50':>10s} {'first p95':>10s} {'done p50':>9s} {'done p95':>9s} "
-          f"{'tokens/s':>9s} {'× one':>6s} {'req/s/core':>10s} {'errors':>6s}")
+          f"{'tokens/s':>9s} {'× one':>6s} {'req/s/core':>10s} {'errors':>6s} {'server cpu':>10s}")
     for mode, n, v, errors in rows:
+        cpu = results[mode, n].get("server_cpu_s")
         print(f"{mode:7s} {n:3d} {v['first_token_p50_s']:9.3f}s {v['first_token_p95_s']:9.3f}s "
               f"{v['completion_p50_s']:8.3f}s {v['completion_p95_s']:8.3f}s {v['aggregate_tok_s']:9.0f} "
-              f"{v['aggregate_vs_single']:6.1f} {v['requests_per_s_per_core']:10.2f} {errors:6d}")
+              f"{v['aggregate_vs_single']:6.1f} {v['requests_per_s_per_core']:10.2f} {errors:6d} "
+              f"{'' if cpu is None else f'{cpu:9.2f}s':>10s}")
     print(json.dumps(report))
     return report
 
@@ -258,6 +262,17 @@ def launch_app(args, batching: bool):
     proc.kill()
     log.seek(0)
     raise RuntimeError(f"the app did not start (log {log.name}):\n{log.read()[-3000:]}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system, every thread) process ``pid`` has used so far, from /proc (Linux;
+    NaN elsewhere). On a machine whose speed drifts, the server's CPU seconds for a run are a
+    steadier measure of the work it did than the wall time."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return math.nan
 
 
 class PageCall:
@@ -341,7 +356,9 @@ def server_main(args) -> dict:
                 singles.append(run_clients(call, 1, args.tokens, target=PageCall.__call__))
             if mode in args.modes:
                 for n in args.clients:
+                    cpu = cpu_seconds(proc.pid)
                     results[mode, n] = run_clients(call, n, args.tokens, target=PageCall.__call__)
+                    results[mode, n]["server_cpu_s"] = cpu_seconds(proc.pid) - cpu
             if mode == "before":
                 singles.append(run_clients(call, 1, args.tokens, target=PageCall.__call__))
         finally:

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from scratchformer import BertLM, TransformerConfig
-from scratchformer.inference.batch_sampling import race_is_multinomial, sample_rows
+from scratchformer.inference.batch_sampling import SHARED_BYTES, race_is_multinomial, sample_rows
 from scratchformer.inference.batched import BatchedKVCache, batched_gpt_step, batched_lstm_step
 from scratchformer.inference.batching import DecodeScheduler, DecodeWorker, SchedulerBusy
 from scratchformer.inference.generation import generate_stream, refill_keep
@@ -158,12 +158,29 @@ def test_sample_rows_is_sample_step_bit_for_bit():
             assert step.token_id == ref.token_id and step.token_prob == ref.token_prob
             for name in ("logits", "probs_temperature", "probs_filtered", "cut_by_top_k", "cut_by_top_p"):
                 assert torch.equal(getattr(step, name), getattr(ref, name)), (r, name)
-                ours_t = getattr(step, name)   # a tensor of its own, not a view of the whole batch
-                assert ours_t.untyped_storage().nbytes() == ours_t.numel() * ours_t.element_size()
+                ours_t = getattr(step, name)   # a view of a small batch (at most SHARED_BYTES)
+                assert ours_t.untyped_storage().nbytes() <= SHARED_BYTES
             assert step.settings is settings[r]
         logits = logits.roll(1, dims=1)
     for a, b in zip(ours_gen, ref_gen):
         assert torch.equal(a.get_state(), b.get_state())
+
+
+def test_sample_rows_copies_the_rows_of_a_large_batch():
+    """A Step of a large vocabulary holds a copy of its own row, not the whole batch (a Step kept by a
+    reader must not keep 32 rows of GPT-2's scores alive); a small batch's rows are views of it."""
+    n, vocab = 4, SHARED_BYTES // 8 // 4 + 1          # probabilities are float64: just over SHARED_BYTES
+    logits = torch.randn(n, vocab, generator=torch.Generator().manual_seed(0))
+    settings = [SamplingSettings(1.0, top_k=5)] * n
+    ref_gen = [make_generator(r) for r in range(n)]
+    for step, r in zip(sample_rows(logits, settings, [make_generator(r) for r in range(n)]), range(n)):
+        ref = sample_step(logits[r], settings[r], ref_gen[r])
+        assert step.token_id == ref.token_id and torch.equal(step.probs_filtered, ref.probs_filtered)
+        for name in ("logits", "probs_temperature", "probs_filtered", "cut_by_top_k", "cut_by_top_p"):
+            t = getattr(step, name)
+            assert t.untyped_storage().nbytes() == t.numel() * t.element_size(), name
+    small = sample_rows(logits[:, :40], settings, [make_generator(r) for r in range(n)])
+    assert small[0].logits.untyped_storage().data_ptr() == small[1].logits.untyped_storage().data_ptr()
 
 
 # ------------------------------------------------------------------ batched ≡ alone, end to end
@@ -348,20 +365,23 @@ def test_an_error_goes_to_its_stream_and_the_worker_serves_the_others(close):
 
 def test_tokens_are_handed_over_a_few_at_a_time_and_the_first_at_once(close):
     """A row's GenSteps go to its reader together (at most handover_s after the first of them was
-    made): fewer wake-ups of the readers, the same records. The first token goes at once."""
+    made, or the reader's own pace): fewer wake-ups of the readers, the same records. The first token
+    goes at once, and never more than max_ahead // 2 wait (the row would pause for steps not given)."""
     model = tiny_gpt(seed=8)
     settings = SamplingSettings(0.9)
     ref = alone(model, TOK, "to be", settings, 40, 3)
-    for handover_s, most_at_once in ((0.0, 1), (60.0, 32)):     # 32: the row pauses max_ahead (32) ahead
-        with DecodeScheduler(model, TOK, handover_s=handover_s) as scheduler:
+    for handover_s, pace, most_at_once in ((0.0, None, 1), (60.0, None, 16), (0.0, 60.0, 16), (60.0, 0.0, 1)):
+        with DecodeScheduler(model, TOK, handover_s=handover_s) as scheduler:   # max_ahead 32
             stream = scheduler.stream("to be", settings=settings, max_new_tokens=40, seed=3)
+            if pace is not None:
+                stream.pace(pace)
             got = [next(stream)]
             assert len(stream._buffer) == 0                 # noqa: SLF001  the first came alone, at once
             got.append(next(stream))
             grouped = len(stream._buffer) + 1               # noqa: SLF001  handed over with the second
             got += list(stream)
-        assert grouped == most_at_once
-        assert_same_steps(close, f"handover {handover_s}", got, ref)
+        assert grouped == most_at_once, (handover_s, pace)
+        assert_same_steps(close, f"handover {handover_s}, pace {pace}", got, ref)
 
 
 def test_closing_the_scheduler_ends_open_streams_with_an_error():

@@ -220,6 +220,7 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
         seconds = {n: 0.0 for n in streams}
         last_update = next_watch = time.perf_counter()
         with STREAMING:
+            _pace(streams)
             for i in range(max_new_tokens):          # each stream yields exactly max_new_tokens tokens
                 for name, stream in streams.items():
                     g = next(stream)
@@ -246,6 +247,7 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
                                          surprise, note_md, gr.skip(), 1, why_waiting, WHY_WAITING, first,
                                          *watch, why_waiting, "")     # (a State's gr.skip() costs nothing)
                     last_update = time.perf_counter()
+                    _pace(streams)
 
         n_steps = steps[first].record.n_steps
         # the last step is at hand: shown from its Step, not replayed
@@ -264,6 +266,17 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
+
+
+def _pace(streams: dict) -> None:
+    """Tell each batched stream how long its tokens may wait before they are handed to this loop: half
+    the time between two page updates (:class:`Streaming`; 20 ms for one stream alone, 0.64 s for each
+    of 32). The loop then wakes a few times between updates instead of at every decoding step, and
+    leaves the GIL to the thread that decodes everyone's next token."""
+    for stream in streams.values():
+        pace = getattr(stream, "pace", None)    # a stream decoded alone (batching off) has none
+        if pace is not None:
+            pace(STREAMING.interval_s() / 2)
 
 
 def step_slider(n_steps: int, k: int, interactive: bool = True):

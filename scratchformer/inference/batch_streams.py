@@ -46,6 +46,7 @@ class Request:
     cancelled: bool = False
     paused: bool = False
     read: int = 0               # GenSteps the reader has taken (written by the reader only)
+    pace_s: Optional[float] = None   # how long the reader lets its GenSteps wait (None: the scheduler's)
 
 
 @dataclass
@@ -109,6 +110,13 @@ class GenerationStream:
         if request.paused:
             self._scheduler._wake()   # noqa: SLF001  the row can move again
         return item
+
+    def pace(self, seconds: float) -> None:
+        """Let the GenSteps wait up to ``seconds`` (at most 1 s) before they are handed over, in one
+        piece: a reader that shows them only every so often (a page updated every second while many
+        visitors write) is then woken that often, not at every step, and leaves the GIL to the worker.
+        The first and last GenSteps still come at once."""
+        self._request.pace_s = min(max(float(seconds), 0.0), 1.0)
 
     def close(self) -> None:
         """Stop: the row leaves the batch at the next step (a waiting request is dropped now)."""

@@ -156,7 +156,10 @@ class DecodeScheduler:
     ``handover_s``: a row's GenSteps are handed to its reader together, at most this long after the
     first of them was made (the first token of a stream, the last, and an error at once). A reader
     woken at every step costs the worker the GIL 2 × rows times per step; the page draws at most every
-    40 ms (generate_tab.STREAM_INTERVAL_S), so 20 ms of grouping is not seen.
+    40 ms (generate_tab.STREAM_INTERVAL_S), so 20 ms of grouping is not seen. A reader that draws less
+    often says so with :meth:`GenerationStream.pace <.batch_streams.GenerationStream.pace>` (its row then
+    waits that long instead); a row hands over at least every ``max_ahead // 2`` GenSteps, so that it
+    never pauses for steps its reader was not given.
 
     One worker thread does all the model's work: ``worker`` (a :class:`DecodeWorker` shared with other
     schedulers) or, by default, one of its own. :meth:`stream` may be called from any thread.
@@ -423,10 +426,12 @@ class DecodeScheduler:
 
     def _hand_over(self, row: Row, now: float = 0.0, force: bool = False) -> None:
         """Put the row's pending GenSteps into its reader's queue, as one list, when one is the stream's
-        first or last, when the oldest waited ``handover_s``, or when ``force``d."""
+        first or last, when the oldest waited ``handover_s`` (or the reader's own pace), when they are
+        ``max_ahead // 2``, or when ``force``d."""
         pending = row.pending
-        if pending and (force or row.emitted == 1 or pending[-1] is END
-                        or now - row.pending_since >= self.handover_s):
+        wait = row.request.pace_s
+        if pending and (force or row.emitted == 1 or pending[-1] is END or len(pending) >= self.max_ahead // 2
+                        or now - row.pending_since >= (self.handover_s if wait is None else wait)):
             row.request.out.put(pending)
             row.pending = []
 
