@@ -565,3 +565,29 @@ def test_freeze_after_takes_the_objects_of_start_up_out_of_the_collectors_passes
     finally:
         gc.unfreeze()
     assert gc.get_freeze_count() == 0 and any(o is before for o in gc.get_objects())
+
+
+def test_the_prompts_surprise_is_computed_once_per_model_and_prompt(bank, monkeypatch):
+    """Visitors who generate from the same prompt share its surprise strip (one traced pass per model),
+    and the strip is the one the traced pass gives."""
+    import scratchformer.inference.traced as traced
+    from scratchformer.app.bank import TRANSFORMER
+    calls = []
+    real = traced.run_traced
+    monkeypatch.setattr(traced, "run_traced", lambda *a, **k: calls.append(list(a[2])) or real(*a, **k))
+    loaded = bank.get(TRANSFORMER)
+    window = loaded.tokenizer.encode("To be, or not")
+    G._SURPRISE.clear()
+    first = run_generate(bank, "To be, or not")[-1]
+    assert calls.count(window) == len(first.steps) == 2        # one pass per model that writes
+    again = run_generate(bank, "To be, or not", seed=5)[-1]
+    assert calls.count(window) == 2 and again.surprise == first.surprise
+    ref = real(loaded.model, loaded.tokenizer, window)
+    pieces, bits, per_char = G.prompt_surprise(loaded, window)
+    assert pieces == ref.pieces and bits[1:] == ref.bits[1:] and per_char == ref.bits_per_char   # bits[0]: NaN
+    other = loaded.tokenizer.encode("another prompt")
+    run_generate(bank, "another prompt")
+    assert calls.count(other) == 2
+    for n in range(G.SURPRISE_PROMPTS + 3):   # at most SURPRISE_PROMPTS remembered per model
+        G.prompt_surprise(loaded, window[:1] + [n % loaded.tokenizer.vocab_size] * (n + 1))
+    assert len(G._SURPRISE[loaded.model]) == G.SURPRISE_PROMPTS

@@ -7,9 +7,11 @@ The inference code (torch) is imported inside the callbacks that use it: the pag
 served before torch is imported (see :mod:`.blocks`)."""
 from __future__ import annotations
 
+import collections
 import functools
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, NamedTuple, Optional
 
 import gradio as gr
@@ -162,7 +164,6 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
     """:func:`generate`; ``live=False`` draws the watch panel only for the last step (the page's
     default example)."""
     from ..inference.replay import GenerationRecord
-    from ..inference.traced import run_traced
     settings, max_new_tokens, seed, layer = check_generate(bank, temperature, top_k, top_p, max_new_tokens,
                                                            seed, watch_layer)
     prompt, notes = generation_prompt(prompt)
@@ -188,10 +189,8 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
             for n in prep.notes():
                 if n not in notes:
                     notes.append(n)
-            window = prep.ids[-window_len:]
-            with DRAWING:
-                traced = run_traced(loaded.model, loaded.tokenizer, window)
-            bits[name], bpc[name] = (traced.pieces, traced.bits), traced.bits_per_char
+            pieces, prompt_bits, bpc[name] = prompt_surprise(loaded, prep.ids[-window_len:])
+            bits[name] = (pieces, prompt_bits)
             streams[name] = bank.stream(name, prep.text, settings, max_new_tokens, seed)
             stats[name] = _stats(shown[name], 0, 0.0, bpc[name], False)
         if not streams:
@@ -277,6 +276,35 @@ def _pace(streams: dict) -> None:
         pace = getattr(stream, "pace", None)    # a stream decoded alone (batching off) has none
         if pace is not None:
             pace(STREAMING.interval_s() / 2)
+
+
+SURPRISE_PROMPTS = 16       # prompts whose surprise strip is remembered, per model
+_SURPRISE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()   # model → {token ids: surprise}
+_SURPRISE_LOCK = threading.Lock()
+
+
+def prompt_surprise(loaded, window: list[int]) -> tuple:
+    """(the tokens' texts, each token's surprise −log₂ p in bits, bits per character) of ``window``
+    under ``loaded``'s model: a traced pass, made once per model and prompt and then remembered (the
+    ``SURPRISE_PROMPTS`` most recent per model). Visitors who generate from the same prompt (the
+    page's default, a shared link) share it: 32 at once made 64 traced passes, a tenth of the server's
+    time. A model's weights never change once it is in the bank; a model that leaves it takes its
+    entries with it (weak keys)."""
+    key = tuple(window)
+    with _SURPRISE_LOCK:
+        known = _SURPRISE.setdefault(loaded.model, collections.OrderedDict())
+        if key in known:
+            known.move_to_end(key)
+            return known[key]
+    from ..inference.traced import run_traced
+    with DRAWING:
+        traced = run_traced(loaded.model, loaded.tokenizer, list(window))
+    value = (traced.pieces, traced.bits, traced.bits_per_char)
+    with _SURPRISE_LOCK:
+        known[key] = value
+        while len(known) > SURPRISE_PROMPTS:
+            known.popitem(last=False)
+    return value
 
 
 def step_slider(n_steps: int, k: int, interactive: bool = True):
