@@ -108,3 +108,16 @@ def test_a_costly_watch_panel_is_redrawn_a_share_of_the_time(bank, monkeypatch):
     # an update not drawn sends the last drawing again (the same object; first: a placeholder)
     drawn = {id(u.watch_attention) for u in updates} - {id(first.watch_attention)}
     assert len(updates) == 59 and 1 <= len(drawn) < 30
+
+
+def test_the_watch_panels_share_shrinks_when_many_stream():
+    """A quarter of the time for the panels while up to 4 stream, then less (8: an eighth), never
+    under WATCH_SHARE_BUSY: with 32 visitors the text comes first."""
+    streaming = generate_tab.Streaming()
+    shares = {}
+    for n in (1, 2, 4, 8, 13, 32, 200):
+        streaming.count = n
+        shares[n] = streaming.watch_share()
+    assert shares[1] == shares[4] == generate_tab.WATCH_SHARE == 0.25
+    assert shares[8] == 0.125 and shares[32] == shares[200] == generate_tab.WATCH_SHARE_BUSY
+    assert list(shares.values()) == sorted(shares.values(), reverse=True)

@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 UI_MAX_NEW_TOKENS = 1000   # the slider's end; the API accepts up to sampling.MAX_NEW_TOKENS
 STREAM_INTERVAL_S = 0.04   # at most one page update per 40 ms (25 a second); every token still arrives
 FULL_RATE_STREAMS = 1      # up to this many streams at once update every STREAM_INTERVAL_S (see Streaming)
-WATCH_SHARE = 0.25          # the watch panels take at most this share of the server's time
+WATCH_SHARE = 0.25          # the watch panels take at most this share of the server's time (a few streams)
+WATCH_SHARE_BUSY = 0.08     # … and at least this much when many stream at once (Streaming.watch_share)
 DEFAULT_PROMPT = "ROMEO:\n"
 DEFAULT_SETTINGS = (0.8, 0, 0.95, 200, 0)   # temperature, top_k, top_p, max_new_tokens, seed
 STATE_TTL_S = 3600         # a session's last generation is dropped an hour after it was made
@@ -107,6 +108,14 @@ class Streaming:
     def interval_s(self) -> float:
         """Seconds between one stream's page updates now."""
         return STREAM_INTERVAL_S * max(1.0, self.count / FULL_RATE_STREAMS)
+
+    def watch_share(self) -> float:
+        """The share of the server's time all the streams' watch panels may take together:
+        ``WATCH_SHARE`` while up to 4 stream, then less, down to ``WATCH_SHARE_BUSY`` from 13 on (8
+        streams: 12.5%). With many visitors the text comes first: at 32 streams a panel that costs 11 ms
+        is redrawn every 4.4 s instead of every 1.4 s, and the 32 generations take about 9% less CPU
+        (benchmarks/serving.py --server, 2026-12-07)."""
+        return max(WATCH_SHARE_BUSY, min(WATCH_SHARE, WATCH_SHARE * 4 / max(1, self.count)))
 
 
 STREAMING = Streaming()
@@ -239,9 +248,9 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
                             watch = (_sent(attn), _sent(dist), context)
                             cost = time.perf_counter() - drawn
                         # the watch panel re-reads the whole context: for a large model (GPT-2) that costs
-                        # more than a token, so all streams' panels together take at most WATCH_SHARE
-                        # of the time; the text is sent with every update
-                        next_watch = now + cost * STREAMING.count / WATCH_SHARE
+                        # more than a token, so all streams' panels together take at most a share of
+                        # the time (Streaming.watch_share); the text is sent with every update
+                        next_watch = now + cost * STREAMING.count / STREAMING.watch_share()
                     yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]],
                                          surprise, note_md, gr.skip(), 1, why_waiting, WHY_WAITING, first,
                                          *watch, why_waiting, "")     # (a State's gr.skip() costs nothing)
