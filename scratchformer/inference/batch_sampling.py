@@ -20,7 +20,7 @@ def _race(probs: Tensor, generators: list[torch.Generator]) -> list[int]:
     """The exponential race for every row: token_r = argmax_i π_ri / e_ri,  e_ri ~ Exp(1) drawn from
     generator r (one noise vector per row, then one division and one argmax for all rows)."""
     noise = torch.empty_like(probs)
-    for row, generator in zip(noise, generators):
+    for row, generator in zip(noise.unbind(0), generators):
         row.exponential_(generator=generator)
     return torch.argmax(probs / noise, dim=-1).tolist()
 
@@ -95,7 +95,12 @@ def sample_rows(logits: Tensor, settings: list[SamplingSettings],
     if nucleus:
         every = len(nucleus) == n
         mass = sorted_probs.sum(dim=-1)                    # a row's whole mass: the kept one when k = V
-        kept_mass = torch.stack([mass[r] if ks[r] == V else sorted_probs[r, :ks[r]].sum() for r in nucleus])
+        kept_mass = mass if every else mass[nucleus]
+        with_k = [(i, r) for i, r in enumerate(nucleus) if ks[r] < V]
+        if with_k:                                         # top-k on too: the mass of the k kept, row by row
+            kept_mass = kept_mass.clone()
+            for i, r in with_k:
+                kept_mass[i] = sorted_probs[r, :ks[r]].sum()
         top = (sorted_probs if every else sorted_probs[nucleus]) / kept_mass[:, None]   # renormalised
         limit = torch.tensor([settings[r].top_p - TOP_P_TOLERANCE for r in nucleus], dtype=torch.float64)
         reach = (torch.cumsum(top, dim=-1) - top) < limit[:, None]       # C_{r-1} < p
