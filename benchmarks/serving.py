@@ -76,7 +76,8 @@ def parse_args(argv=None):
     ap.add_argument("--generate-concurrency", type=int, default=32,
                     help="--server: generations the app runs at once ($SCRATCHFORMER_GENERATE_CONCURRENCY)")
     ap.add_argument("--modes", nargs="+", choices=["before", "after"], default=["before", "after"],
-                    help="--server: which to run (before, one thread per client, is the slow one)")
+                    help="which to run (before, one thread per client, is the slow one; one client alone is "
+                         "always timed with generate_stream)")
     ap.add_argument("--checkpoints", default=os.environ.get("SCRATCHFORMER_CHECKPOINTS", str(ROOT / "checkpoints")))
     args = ap.parse_args(argv)
     if args.quick:
@@ -167,7 +168,8 @@ def main(argv=None) -> dict:
     results = {}
     for n in args.clients:
         for mode, open_streams in (("before", before), ("after", after)):
-            results[mode, n] = run_clients(open_streams, n, args.tokens)
+            if mode in args.modes:
+                results[mode, n] = run_clients(open_streams, n, args.tokens)
         if len(singles) < 2 and n != min(args.clients):
             singles.append(run_clients(before, 1, args.tokens))
     singles.append(run_clients(before, 1, args.tokens))
