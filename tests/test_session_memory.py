@@ -9,6 +9,7 @@ import torch
 from gradio_client import Client
 
 from app_checkpoints import make_checkpoints, serve
+from scratchformer import views
 from scratchformer.app import blocks as ui
 from scratchformer.app import generate_tab as G
 from scratchformer.app.bank import LSTM_NAME, TRANSFORMER, ModelBank
@@ -88,11 +89,12 @@ def test_why_this_token_replayed_later_shows_what_the_generation_showed(bank):
     *_, last = G.generate(bank, PROMPT, 0.9, 10, 0.9, 30, 2)
     plot, caption = G.why_token(bank, last.steps, TRANSFORMER, 30)
     assert caption == last.why_caption
-    for a, b in zip(plot.data, last.why_plot.data):
+    for a, b in zip(views.as_figure(plot).data, views.as_figure(last.why_plot).data):
         np.testing.assert_allclose(np.asarray(a.y, float), np.asarray(b.y, float), atol=1e-6)
     attn, context = G.why_attention(bank, last.steps, TRANSFORMER, 30, None)
     assert context == last.why_context
-    np.testing.assert_allclose(np.asarray(attn.data[0].z), np.asarray(last.why_attention.data[0].z), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(views.as_figure(attn).data[0].z),
+                               np.asarray(views.as_figure(last.why_attention).data[0].z), atol=1e-6)
     # the LSTM's steps, replayed over the whole text so far
     plot, caption = G.why_token(bank, last.steps, LSTM_NAME, 7)
     assert "LSTM, step 7 of 30." in caption

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from app_checkpoints import CHARS, GPT_CONFIG, make_checkpoints
+from scratchformer import views
 from scratchformer.app import blocks as ui
 from scratchformer.app import events, live_tab
 from scratchformer.app.arrival import ArrivalViews, after_defaults, on_arrival
@@ -134,7 +135,7 @@ def test_why_token_replays_a_step_of_the_last_generation(bank):
     chosen = replay_step(bank.get("LSTM").model, steps["LSTM"].record, 5)   # = the generation's (test_session_memory)
     assert chosen.token_id == steps["LSTM"].record.generated[4]
     assert f"step 5 of 12" in caption and f"{chosen.token_prob:.3f}" in caption
-    np.testing.assert_allclose(fig.data[0].y, chosen.probs_temperature.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(views.as_figure(fig).data[0].y, chosen.probs_temperature.numpy(), rtol=1e-6)
     with pytest.raises(gr.Error, match="step must be in 1…12"):
         events.friendly(G.why_token)(bank, steps, "LSTM", 13)
     with pytest.raises(gr.Error, match="generate some text first"):
@@ -466,7 +467,7 @@ def test_the_large_pair_is_offered_only_when_both_checkpoints_load_and_is_chosen
     assert rec.pair == LARGE_PAIR and rec.record.n_steps == 4
     # the replay reads the pair that wrote the steps: its attention has the large model's 3 layers
     attn, _ = G.why_attention(bank, last.steps, "Transformer", 2, 3)
-    assert "layer 3" in attn.layout.title.text
+    assert "layer 3" in views.as_figure(attn).layout.title.text
     with pytest.raises(ValueError, match="watch layer"):
         G.why_attention(bank, last_small.steps, "Transformer", 2, 3)          # the small GPT has 2 layers
 

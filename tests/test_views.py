@@ -3,6 +3,7 @@ import json
 import math
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 import torch
 
@@ -238,3 +239,51 @@ def test_figures_draw_only_the_trace_types_the_template_keeps():
               and issubclass(getattr(go, name), BaseTraceType)}
     made &= traces                          # (a dict(type="category") is an axis, not a trace)
     assert {"bar", "heatmap"} <= made <= set(TRACE_TYPES), made - set(TRACE_TYPES)
+
+
+def _decoded(x):
+    """A figure's JSON with every typed array ({"dtype", "bdata", "shape"}) as a list of floats: two
+    encodings of the same numbers compare equal."""
+    import base64
+    if isinstance(x, dict):
+        if {"dtype", "bdata"} <= set(x):
+            a = np.frombuffer(base64.b64decode(x["bdata"]), dtype=np.dtype(x["dtype"].replace("f", "<f")
+                                                                             .replace("i", "<i").replace("u", "<u")))
+            if "shape" in x:
+                a = a.reshape([int(n) for n in x["shape"].split(",")])
+            return a.astype(np.float64).tolist()
+        return {k: _decoded(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_decoded(v) for v in x]
+    return x
+
+
+@pytest.mark.parametrize("vocab", [65, 500])
+def test_plain_figures_are_the_checked_figures(vocab):
+    """The generate tab streams its figures as plain data (PlainFigure: plotly.py does not check them,
+    50× cheaper). Each must be a figure plotly.py accepts (an unknown property or a bad value raises
+    here) and must serialise to the JSON the checked go.Figure gives: the same numbers, titles, colours
+    and template, so the page draws the same figure."""
+    texts = [f"<t{i}>" for i in range(vocab)]
+    step = sample_step(torch.randn(vocab) * 3, SamplingSettings(0.8, 10, 0.9), make_generator(3))
+    weights = torch.softmax(torch.randn(4, 120), -1)
+    cases = [(views.distribution_figure, (step, texts), dict(title="a <b>x</b>")),
+             (views.next_char_figure, (step.probs_filtered, texts, step.token_id), dict(title="s", step=step)),
+             (views.newest_attention_figure, (weights, [chr(97 + i % 26) for i in range(120)]), dict(title="t"))]
+    for make, args, kw in cases:
+        checked, plain = make(*args, **kw), views.export_name(make(*args, plain=True, **kw), "x")
+        assert isinstance(checked, go.Figure) and isinstance(plain, views.PlainFigure)
+        views.export_name(checked, "x")
+        assert isinstance(views.as_figure(plain), go.Figure)          # plotly.py checks every property
+        assert _decoded(json.loads(plain.to_json())) == _decoded(json.loads(checked.to_json())), make.__name__
+        assert json.loads(plain.to_json())["layout"]["template"] == json.loads(checked.to_json())["layout"]["template"]
+
+
+def test_typed_arrays_carry_the_numbers_exactly():
+    from scratchformer.views.common import typed_array
+    for a in (np.linspace(0, 1, 7, dtype=np.float32).reshape(7), np.arange(12, dtype=np.int64).reshape(3, 4),
+              np.array([0.1, 1e-30, 2.5])):
+        spec = typed_array(a)
+        assert _decoded(spec) == a.astype(np.float64).tolist()
+    assert typed_array(np.array([2 ** 40])) == [2 ** 40]             # too wide for plotly.js: a list
+    assert typed_array(np.array(["a", "b"], dtype=object)) == ["a", "b"]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from app_checkpoints import make_checkpoints
+from scratchformer import views
 from scratchformer.app import generate_tab
 from scratchformer.app.bank import TRANSFORMER, ModelBank
 from scratchformer.app.generate_tab import generate, why_attention
@@ -60,7 +61,7 @@ def test_the_context_is_the_refilled_window_and_its_logits_are_the_steps_own(ban
         torch.testing.assert_close(again.probs_temperature, step.probs_temperature, atol=1e-5, rtol=0)
         # … and the attention the app shows for that step is that pass's, per head of layer 2
         fig, context = why_attention(bank, updates[-1].steps, TRANSFORMER, k + 1, 2)
-        z = torch.tensor(fig.data[0].z)
+        z = torch.tensor(views.as_figure(fig).data[0].z)
         want = out.trace.self_attn[1][0, :, -1, :]
         torch.testing.assert_close(z[:-1], want, atol=1e-6, rtol=0)
         torch.testing.assert_close(z[-1], want.mean(0), atol=1e-6, rtol=0)    # the average row

@@ -406,7 +406,8 @@ def _why_token(kept: Kept, loaded, model_name: str, k: int, step) -> WhyToken:
     caption = (f"**{model_name}, step {k} of {n}.** After `{shown}` "
                f"it chose `{chosen.replace('`', chr(39))}` with probability {step.token_prob:.3f}. "
                f"top-k cut {n_k} of {tok.vocab_size} tokens, top-p cut {n_p} more.")
-    fig = views.export_name(views.distribution_figure(step, tok.texts, title=f"{model_name}: the choice of token {k}"),
+    fig = views.export_name(views.distribution_figure(step, tok.texts, title=f"{model_name}: the choice of token {k}",
+                                                      plain=True),
                             f"distribution_{model_name.lower()}_step{k}")
     return WhyToken(fig, caption)
 

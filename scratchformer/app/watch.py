@@ -55,12 +55,13 @@ def context_caption(name: str, k: int, start: int, length: int, block_size, toke
 
 def watch_views(loaded, sequence: Sequence[int], start: int, length: int, step, layer: int, k: int):
     """(attention figure, distribution figure, context HTML) for step ``k`` of a generation whose
-    token ids are ``sequence`` (prompt + generated, at least up to this step)."""
+    token ids are ``sequence`` (prompt + generated, at least up to this step). The figures are plain
+    data (:class:`~scratchformer.views.common.PlainFigure`): this panel is redrawn as the models write."""
     attn, context = attention_views(loaded, sequence, start, length, step.token_id, layer, k)
     tok = loaded.tokenizer
     dist = views.export_name(views.next_char_figure(
         step.probs_filtered, tok.texts, step.token_id,
-        title=f"step {k}: next {tok.unit} (chose '{tok.label(step.token_id)}')", step=step),
+        title=f"step {k}: next {tok.unit} (chose '{tok.label(step.token_id)}')", step=step, plain=True),
         f"watch_distribution_step{k}")
     return attn, dist, context
 
@@ -80,7 +81,8 @@ def attention_views(loaded, sequence: Sequence[int], start: int, length: int, to
     else:
         sa = step_attention(loaded.model, tok, sequence, start, length, layer)
         attn = views.export_name(views.newest_attention_figure(
-            sa.weights, sa.pieces, title=f"step {k}: where '{views.display_token(sa.pieces[-1])}' looks, layer {layer + 1}"),
+            sa.weights, sa.pieces, title=f"step {k}: where '{views.display_token(sa.pieces[-1])}' looks, layer {layer + 1}",
+            plain=True),
             f"watch_attention_step{k}_L{layer + 1}")
         caption = context_caption(TRANSFORMER, k, start, length, loaded.config.block_size, tok)
     return attn, caption_html(caption) + views.context_html(text, start_c, length_c, chosen)

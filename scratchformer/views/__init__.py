@@ -12,7 +12,7 @@ import importlib
 # name -> the module of this package that defines it
 _HOME = {
     **dict.fromkeys(['hide_first_key', 'attention_grid', 'attention_heatmap', 'grid_page', 'GRID_LAYERS'], 'attention'),
-    **dict.fromkeys(['display_token', 'to_numpy', 'figure', 'message_figure', 'export_name', 'LAYOUT', 'ATTN_SCALE', 'GRID_MAX_CELLS'], 'common'),
+    **dict.fromkeys(['display_token', 'to_numpy', 'figure', 'message_figure', 'export_name', 'as_figure', 'PlainFigure', 'LAYOUT', 'ATTN_SCALE', 'GRID_MAX_CELLS'], 'common'),
     **dict.fromkeys(['learning_curves_figure'], 'curves'),
     **dict.fromkeys(['curves_at_step_figure', 'head_history_figure', 'live_curves_figure', 'live_heads_figure'], 'learning'),
     **dict.fromkeys(['characters_vs_words_figure', 'characters_vs_words_caption'], 'compare'),

@@ -8,11 +8,13 @@ the text is long, and no figure carries per-cell text annotations except where a
 """
 from __future__ import annotations
 
+import base64
 import html
 import re
 from typing import Sequence
 
 import numpy as np
+import plotly.colors as pcolors
 import plotly.graph_objects as go
 import plotly.io as pio
 from torch import Tensor
@@ -51,6 +53,10 @@ LAYOUT = dict(font=dict(family="sans-serif", size=12), paper_bgcolor="white", pl
 
 KEPT, CHOSEN, CUT_K, CUT_P = "#2b6cb0", "#dd6b20", "#a0aec0", "#d69e2e"
 ATTN_SCALE = "Viridis"
+# the same colours as plotly.py writes them into a figure (a figure as plain data, PlainFigure, is not
+# expanded by plotly.py; plotly.js's own "Viridis" is close to it but not the same)
+_VIRIDIS = pcolors.sequential.Viridis
+ATTN_SCALE_STOPS = [[i / (len(_VIRIDIS) - 1), colour] for i, colour in enumerate(_VIRIDIS)]
 GRID_MAX_CELLS = 48   # the small per-head heatmaps are pooled to at most this many rows/columns
 # A vocabulary up to this size (the 65 characters, with their special tokens) is drawn whole, a bar or
 # a label per token; a larger one (a byte-level BPE has at least 256 tokens, GPT-2 50,257) as its most
@@ -116,11 +122,90 @@ def figure(title: str, height: int, **layout) -> go.Figure:
     return fig
 
 
-def export_name(fig: go.Figure, name: str) -> go.Figure:
-    """Name ``fig`` for downloads (``layout.meta.export``): the page saves it as ``name``.png / .svg /
-    .csv / .json (e.g. ``attention_L2H3_causal``). Returns ``fig``."""
-    fig.layout.meta = {"export": name}
+def export_name(fig, name: str):
+    """Name ``fig`` (a ``go.Figure`` or a :class:`PlainFigure`) for downloads (``layout.meta.export``):
+    the page saves it as ``name``.png / .svg / .csv / .json (e.g. ``attention_L2H3_causal``). Returns ``fig``."""
+    if isinstance(fig, PlainFigure):
+        fig["layout"]["meta"] = {"export": name}
+    else:
+        fig.layout.meta = {"export": name}
     return fig
+
+
+# ----------------------------------------------------------------------------- figures as plain data
+
+_TYPED = {"float32": "f4", "float64": "f8", "int8": "i1", "int16": "i2", "int32": "i4",
+          "uint8": "u1", "uint16": "u2", "uint32": "u4"}
+
+
+def typed_array(a: np.ndarray):
+    """A numeric numpy array as plotly.js reads arrays in a figure's JSON, its "typed array spec":
+    ``{"dtype": "f4", "bdata": <the bytes in base64>, "shape": "5, 40"}`` (plotly.py sends arrays so:
+    4 bytes a float32 instead of about 20 characters of text). Integers that fit go as 32 bits (plotly.js
+    reads no 64-bit ones); any other array as a list."""
+    if a.dtype.kind in "iu" and a.dtype.itemsize == 8 and a.size and -2**31 <= a.min() and a.max() < 2**31:
+        a = a.astype(np.int32)
+    dtype = _TYPED.get(str(a.dtype))
+    if dtype is None or a.size == 0:
+        return a.tolist()
+    spec = {"dtype": dtype, "bdata": base64.b64encode(np.ascontiguousarray(a).tobytes()).decode("ascii")}
+    if a.ndim > 1:
+        spec["shape"] = ", ".join(str(n) for n in a.shape)
+    return spec
+
+
+def _typed(x):
+    """``x`` (a figure's dicts and lists) with every numpy array as :func:`typed_array`."""
+    if isinstance(x, np.ndarray):
+        return typed_array(x)
+    if isinstance(x, dict):
+        return {k: _typed(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_typed(v) for v in x]
+    return x
+
+
+class PlainFigure(dict):
+    """A plotly figure as plain data, ``{"data": [trace dicts], "layout": {...}}``: what plotly.js
+    draws, without plotly.py's figure objects.
+
+    ``go.Figure(spec)`` checks every property's name and value as it builds its objects: 2–10 ms of
+    Python for one of the generate tab's figures, which are redrawn as the models write (32 visitors
+    at once: a tenth of the server's time, benchmarks/serving.py --server). The figures the generate
+    tab streams are built as this instead (0.05 ms): Gradio's ``gr.Plot`` sends what :meth:`to_json`
+    gives, the JSON ``go.Figure(spec).to_json()`` would give, template included (tests/test_views.py
+    builds each as a ``go.Figure``, so an unknown property still fails a test, and compares the two).
+    :meth:`figure` gives the checked ``go.Figure`` for a notebook or a test.
+    """
+
+    def to_json(self) -> str:
+        layout = _typed(self.get("layout", {}))
+        layout.setdefault("template", _template_json())
+        return pio.to_json({"data": _typed(self.get("data", [])), "layout": layout}, validate=False)
+
+    def figure(self) -> go.Figure:
+        return go.Figure(self)
+
+
+_TEMPLATE_JSON: dict = {}
+
+
+def _template_json() -> dict:
+    """The default template as plain data (what a ``go.Figure`` puts in its layout), made once."""
+    if not _TEMPLATE_JSON:
+        _TEMPLATE_JSON.update(pio.templates[pio.templates.default].to_plotly_json())
+    return _TEMPLATE_JSON
+
+
+def as_figure(fig) -> go.Figure:
+    """``fig`` as a ``go.Figure``: a :class:`PlainFigure` built and checked by plotly.py, a figure as it is."""
+    return fig.figure() if isinstance(fig, PlainFigure) else fig
+
+
+def figure_of(spec: dict, plain: bool = False):
+    """``spec`` (``{"data": […], "layout": {…}}``) as a checked ``go.Figure``, or as a
+    :class:`PlainFigure` when ``plain``."""
+    return PlainFigure(spec) if plain else go.Figure(spec)
 
 
 def message_figure(text: str, height: int = 200) -> go.Figure:

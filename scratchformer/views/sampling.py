@@ -18,13 +18,14 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import vocab_label, CHOSEN, CUT_K, CUT_P, KEPT, LAYOUT, SMALL_VOCAB, display_token, plotly_text, to_numpy
+from .common import (vocab_label, CHOSEN, CUT_K, CUT_P, KEPT, LAYOUT, SMALL_VOCAB, display_token, figure_of,
+                     plotly_text, to_numpy)
 
 TOP_SHOWN = 30        # how many of the most likely tokens a large vocabulary shows
 OTHERS = "#4a5568"    # the bar that stands for every token not shown
 
 
-def distribution_figure(step, texts: Sequence[str], title: str = "") -> go.Figure:
+def distribution_figure(step, texts: Sequence[str], title: str = "", plain: bool = False) -> go.Figure:
     """The next-token distribution for one sampling ``Step``, in two panels.
 
     Top: p_T = softmax(z / T) after temperature. Bottom: the distribution actually sampled from after
@@ -33,11 +34,12 @@ def distribution_figure(step, texts: Sequence[str], title: str = "") -> go.Figur
 
     A vocabulary of more than :data:`~.common.SMALL_VOCAB` tokens shows its :data:`TOP_SHOWN` most likely
     tokens (by p_T; the chosen one always) and one bar for all the others, of height
-    1 − Σ(shown) in each panel (see the module docstring). ``texts[i]``: token i's text.
+    1 − Σ(shown) in each panel (see the module docstring). ``texts[i]``: token i's text. ``plain``: as a
+    :class:`~.common.PlainFigure` (the generate tab's "why this token" at a generation's end).
     """
     if len(step.probs_temperature) > SMALL_VOCAB:
-        return _top_tokens_figure(step, texts, title)
-    return _whole_vocabulary_figure(step, texts, title)
+        return _top_tokens_figure(step, texts, title, plain)
+    return _whole_vocabulary_figure(step, texts, title, plain)
 
 
 def _labels(texts: Sequence[str], ids) -> list[str]:
@@ -60,11 +62,12 @@ def _two_rows_layout() -> dict:
     return fig.update_layout(**LAYOUT).layout.to_plotly_json()
 
 
-def _two_rows(titles: tuple[str, str], top: list, bottom: list, xaxes: dict, yaxes: dict, **layout) -> go.Figure:
+def _two_rows(titles: tuple[str, str], top: list, bottom: list, xaxes: dict, yaxes: dict, plain: bool = False,
+              **layout) -> go.Figure:
     """A figure of two rows sharing the x axis, as ``make_subplots(rows=2, cols=1, shared_xaxes=True)``
     would give, with the page's :data:`~.common.LAYOUT`, in one construction: ``top`` and ``bottom``
     are the rows' traces (dicts of trace properties with a ``type``), ``xaxes`` / ``yaxes`` what both
-    rows' axes get, ``layout`` the rest."""
+    rows' axes get, ``layout`` the rest; ``plain``: a :class:`~.common.PlainFigure`."""
     lay = {k: copy.deepcopy(v) for k, v in _two_rows_layout().items() if k != "template"}   # the default
     for annotation, text in zip(lay["annotations"], titles):
         annotation["text"] = text
@@ -73,11 +76,16 @@ def _two_rows(titles: tuple[str, str], top: list, bottom: list, xaxes: dict, yax
     for axis in ("yaxis", "yaxis2"):
         lay[axis].update(copy.deepcopy(yaxes))
     lay.update(layout)
-    return go.Figure(data=[*(dict(t, xaxis="x", yaxis="y") for t in top),
-                           *(dict(t, xaxis="x2", yaxis="y2") for t in bottom)], layout=lay)
+    return figure_of(dict(data=[*(dict(t, xaxis="x", yaxis="y") for t in top),
+                                *(dict(t, xaxis="x2", yaxis="y2") for t in bottom)], layout=lay), plain)
 
 
-def _whole_vocabulary_figure(step, texts: Sequence[str], title: str) -> go.Figure:
+def _marker(colour: str, pattern=None) -> dict:
+    """A bar's marker: its colour, and its hatching (``pattern``: "/", "x") when it has one."""
+    return dict(color=colour) if pattern is None else dict(color=colour, pattern=dict(shape=pattern))
+
+
+def _whole_vocabulary_figure(step, texts: Sequence[str], title: str, plain: bool) -> go.Figure:
     """Every token of a small vocabulary, in id order."""
     p_t = to_numpy(step.probs_temperature)
     p_f = to_numpy(step.probs_filtered)
@@ -96,7 +104,7 @@ def _whole_vocabulary_figure(step, texts: Sequence[str], title: str) -> go.Figur
     top, bottom = [], []
 
     def bars(mask, y, name, colour, pattern=None):
-        bottom.append(dict(type="bar", x=x[mask], y=y[mask], name=name, marker=dict(color=colour, pattern=dict(shape=pattern)),
+        bottom.append(dict(type="bar", x=x[mask], y=y[mask], name=name, marker=_marker(colour, pattern),
                            customdata=cd[mask], width=0.8, hovertemplate=hover, showlegend=True, legendgroup=name))
 
     top_colour = np.where(np.arange(V) == chosen, CHOSEN, KEPT)
@@ -113,7 +121,7 @@ def _whole_vocabulary_figure(step, texts: Sequence[str], title: str) -> go.Figur
                            marker=dict(symbol="x-thin", size=7, line=dict(width=2, color=colour)),
                            customdata=cd[mask], hovertemplate="%{customdata}: cut<extra></extra>",
                            showlegend=False, legendgroup=name + " (height: p after temperature)"))
-    return _two_rows(_subplot_titles(step), top, bottom,
+    return _two_rows(_subplot_titles(step), top, bottom, plain=plain,
                      xaxes=dict(tickmode="array", tickvals=x.tolist(), ticktext=labels, tickangle=0,
                                 tickfont=dict(size=10, family="monospace"), range=[-0.7, V - 0.3]),
                      yaxes=dict(title=dict(text="probability"), rangemode="tozero"),
@@ -167,7 +175,7 @@ def others(step, shown) -> Others:
                   int(cut_k.sum()), float(p_t[cut_k].sum()), int(cut_p.sum()), float(p_t[cut_p].sum()))
 
 
-def _top_tokens_figure(step, texts: Sequence[str], title: str) -> go.Figure:
+def _top_tokens_figure(step, texts: Sequence[str], title: str, plain: bool) -> go.Figure:
     """A large vocabulary: its :data:`TOP_SHOWN` most likely tokens and one bar for the others."""
     p_t = step.probs_temperature.detach().cpu().double().numpy()
     p_f = step.probs_filtered.detach().cpu().double().numpy()
@@ -195,7 +203,7 @@ def _top_tokens_figure(step, texts: Sequence[str], title: str) -> go.Figure:
 
     def bars(mask, y, name, colour, pattern=None):
         bottom.append(dict(type="bar", x=x[mask], y=y[ids][mask], name=name,
-                           marker=dict(color=colour, pattern=dict(shape=pattern)), customdata=cd[mask], width=0.8,
+                           marker=_marker(colour, pattern), customdata=cd[mask], width=0.8,
                            hovertemplate=hover, legendgroup=name))
 
     top.append(dict(type="bar", x=x, y=p_t[ids], marker=dict(color=np.where(is_chosen, CHOSEN, KEPT).tolist()),
@@ -223,7 +231,7 @@ def _top_tokens_figure(step, texts: Sequence[str], title: str) -> go.Figure:
                            marker=dict(symbol="x-thin", size=7, line=dict(width=2, color=colour)),
                            customdata=tips, hovertemplate="%{customdata}<extra></extra>",
                            showlegend=False, legendgroup=name + " (height: p after temperature)"))
-    return _two_rows(_subplot_titles(step), top, bottom,
+    return _two_rows(_subplot_titles(step), top, bottom, plain=plain,
                      xaxes=dict(tickmode="array", tickvals=[*x.tolist(), n], ticktext=[*ticks, f"other {k:,}"],
                                 tickangle=-45, tickfont=dict(size=10, family="monospace"), range=[-0.7, n + 0.7]),
                      yaxes=dict(title=dict(text="probability"), rangemode="tozero"),
