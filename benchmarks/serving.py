@@ -32,7 +32,9 @@ watch panel included, streamed). "before" is a server started with ``SCRATCHFORM
 ``SCRATCHFORMER_GENERATE_CONCURRENCY`` generations at once (``--generate-concurrency``, default 32
 here, so that the queue does not hide what the server can do; the table's header says which). First
 token = the first update that carries generated text. ``same_tokens``: both texts of every client
-equal before and after.
+equal before and after. ``server cpu``: the app process's CPU seconds during the run (/proc);
+``client cpu``: this process's (the N pages reading their events and applying Gradio's diffs), which
+runs on the same cores.
 
 Prints a table, then as its last line one JSON object (``first_token_p50_s_32``, ``completion_p95_s_32``,
 ``aggregate_vs_single_32``, … for after; the same keys prefixed ``before_`` for before).
@@ -200,8 +202,9 @@ def report_and_print(args, results: dict, singles: list, cores: int, header: str
                   "requests_per_s_per_core": n / r["wall"] / cores}
         for key, value in values.items():
             report[f"{prefix}{key}_{n}"] = round(value, 3)
-        if "server_cpu_s" in r:     # --server: the app process's CPU time during the run
+        if "server_cpu_s" in r:     # --server: the app process's CPU time during the run, and the clients'
             report[f"{prefix}server_cpu_s_{n}"] = round(r["server_cpu_s"], 2)
+            report[f"{prefix}client_cpu_s_{n}"] = round(r["client_cpu_s"], 2)
         if r["errors"]:
             report[f"{prefix}errors_{n}"] = r["errors"][:3]
         rows.append((mode, n, values, len(r["errors"])))
@@ -214,13 +217,13 @@ def report_and_print(args, results: dict, singles: list, cores: int, header: str
     print(f"{args.tokens} tokens per model per client; {header}; {cores} cores; one client alone: "
           f"{single_rate:.0f} tokens/s (fastest of {', '.join(f'{r:.0f}' for r in single_rates)})")
     print(f"{'mode':7s} {'N':>3s} {'first p50':>10s} {'first p95':>10s} {'done p50':>9s} {'done p95':>9s} "
-          f"{'tokens/s':>9s} {'× one':>6s} {'req/s/core':>10s} {'errors':>6s} {'server cpu':>10s}")
+          f"{'tokens/s':>9s} {'× one':>6s} {'req/s/core':>10s} {'errors':>6s} {'server cpu':>10s} {'client cpu':>10s}")
     for mode, n, v, errors in rows:
-        cpu = results[mode, n].get("server_cpu_s")
+        cpu, client = results[mode, n].get("server_cpu_s"), results[mode, n].get("client_cpu_s")
         print(f"{mode:7s} {n:3d} {v['first_token_p50_s']:9.3f}s {v['first_token_p95_s']:9.3f}s "
               f"{v['completion_p50_s']:8.3f}s {v['completion_p95_s']:8.3f}s {v['aggregate_tok_s']:9.0f} "
               f"{v['aggregate_vs_single']:6.1f} {v['requests_per_s_per_core']:10.2f} {errors:6d} "
-              f"{'' if cpu is None else f'{cpu:9.2f}s':>10s}")
+              f"{'' if cpu is None else f'{cpu:9.2f}s':>10s} {'' if client is None else f'{client:9.2f}s':>10s}")
     print(json.dumps(report))
     return report
 
@@ -358,9 +361,10 @@ def server_main(args) -> dict:
                 singles.append(run_clients(call, 1, args.tokens, target=PageCall.__call__))
             if mode in args.modes:
                 for n in args.clients:
-                    cpu = cpu_seconds(proc.pid)
+                    cpu, own = cpu_seconds(proc.pid), time.process_time()
                     results[mode, n] = run_clients(call, n, args.tokens, target=PageCall.__call__)
                     results[mode, n]["server_cpu_s"] = cpu_seconds(proc.pid) - cpu
+                    results[mode, n]["client_cpu_s"] = time.process_time() - own   # the N visitors' pages
             if mode == "before":
                 singles.append(run_clients(call, 1, args.tokens, target=PageCall.__call__))
         finally:
