@@ -51,10 +51,9 @@ def test_generate_streams_both_models_token_by_token(bank, monkeypatch):
     monkeypatch.setattr(G, "STREAM_INTERVAL_S", 0.0)             # an update after every token pair
     outs = run_generate(bank)
     first, last = outs[0], outs[-1]
-    # the first update carries the first token of each model, the prompt's surprise strip and its loss
-    assert len(first[0]) == len(first[2]) == 1 and "bits/char" in first[1] and "Transformer" in first[4]
-    assert len(outs) == SETTINGS["max_new_tokens"]              # one per token pair
-    assert [len(o[0]) for o in outs] == list(range(1, 13))      # one character more each time
+    assert first[0] == "" and first[2] == "" and "bits/char" in first[1] and "Transformer" in first[4]
+    assert len(outs) == SETTINGS["max_new_tokens"] + 1          # the start, then one per token pair
+    assert [len(o[0]) for o in outs[1:]] == list(range(1, 13))   # one character more each time
     assert len(last[0]) == len(last[2]) == 12
     assert "12 tokens" in last[1] and "tokens/s" in last[1] and "generating" not in last[1]
     steps = last[6]
@@ -68,8 +67,8 @@ def test_generate_updates_the_page_at_most_every_interval(bank, monkeypatch):
     each = run_generate(bank, max_new_tokens=40)
     monkeypatch.setattr(G, "STREAM_INTERVAL_S", 3600.0)
     ends = run_generate(bank, max_new_tokens=40)
-    assert len(each) == 40 and len(ends) == 2 and 2 <= len(every) <= 40   # the first tokens, the end
-    texts = [o[0] for o in every]
+    assert len(each) == 41 and len(ends) == 3 and 3 <= len(every) <= 41   # the start, the first token, the end
+    texts = [o[0] for o in every[1:]]
     assert all(a == b[:len(a)] and len(a) < len(b) for a, b in zip(texts, texts[1:]))  # growing
     assert every[-1][0] == each[-1][0] == ends[-1][0] and len(ends[-1][0]) == 40        # the same text
 

@@ -218,12 +218,12 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
         # copies). A value sent again costs nothing: a figure is serialised once (_sent), and the
         # stream sends only what changed. So the why-this-token panel waits, cleared, for the end
         # (it would explain the last generation's tokens), and the watch panel shows its last drawing.
-        # The first update goes out with the first tokens (not before them, with only the prompt's
-        # surprise strip and notes: one page update less per visitor, 32 of the ~190 the server sends
-        # when 32 visitors press Generate together; a model alone writes its first token in ~20 ms).
         waiting = _message_plot("drawn as the models write")
         why_waiting = _message_plot("why this token: shown when the text is written")
         watch = (waiting, waiting, "")
+        yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]], surprise, note_md,
+                             gr.skip(), step_slider(1, 1, interactive=False), why_waiting, WHY_WAITING, first,
+                             *watch, why_waiting, "")
 
         seconds = {n: 0.0 for n in streams}
         last_update = next_watch = time.perf_counter()
@@ -251,9 +251,8 @@ def _generate(bank: ModelBank, prompt, temperature, top_k, top_p, max_new_tokens
                         # more than a token, so all streams' panels together take at most a share of
                         # the time (Streaming.watch_share); the text is sent with every update
                         next_watch = now + cost * STREAMING.count / STREAMING.watch_share()
-                    why_step = step_slider(1, 1, interactive=False) if i == 0 else 1   # locked while it writes
                     yield GenerateUpdate(texts[names[0]], stats[names[0]], texts[names[1]], stats[names[1]],
-                                         surprise, note_md, gr.skip(), why_step, why_waiting, WHY_WAITING, first,
+                                         surprise, note_md, gr.skip(), 1, why_waiting, WHY_WAITING, first,
                                          *watch, why_waiting, "")     # (a State's gr.skip() costs nothing)
                     last_update = time.perf_counter()
                     _pace(streams)
