@@ -261,7 +261,7 @@ def _decoded(x):
 @pytest.mark.parametrize("vocab", [65, 500])
 def test_plain_figures_are_the_checked_figures(vocab):
     """The generate tab streams its figures as plain data (PlainFigure: plotly.py does not check them,
-    50× cheaper). Each must be a figure plotly.py accepts (an unknown property or a bad value raises
+    7–20× cheaper). Each must be a figure plotly.py accepts (an unknown property or a bad value raises
     here) and must serialise to the JSON the checked go.Figure gives: the same numbers, titles, colours
     and template, so the page draws the same figure."""
     texts = [f"<t{i}>" for i in range(vocab)]

@@ -169,10 +169,11 @@ class PlainFigure(dict):
     """A plotly figure as plain data, ``{"data": [trace dicts], "layout": {...}}``: what plotly.js
     draws, without plotly.py's figure objects.
 
-    ``go.Figure(spec)`` checks every property's name and value as it builds its objects: 2–10 ms of
+    ``go.Figure(spec)`` checks every property's name and value as it builds its objects: 2.6–16 ms of
     Python for one of the generate tab's figures, which are redrawn as the models write (32 visitors
-    at once: a tenth of the server's time, benchmarks/serving.py --server). The figures the generate
-    tab streams are built as this instead (0.05 ms): Gradio's ``gr.Plot`` sends what :meth:`to_json`
+    at once: a fifth of the server's GIL time with their serialisation, py-spy on benchmarks/serving.py
+    --server). The figures the generate tab streams are built as this instead (0.15–1.7 ms, serialised
+    included; docs/serving.md, "2026-12-07, night"): Gradio's ``gr.Plot`` sends what :meth:`to_json`
     gives, the JSON ``go.Figure(spec).to_json()`` would give, template included (tests/test_views.py
     builds each as a ``go.Figure``, so an unknown property still fails a test, and compares the two).
     :meth:`figure` gives the checked ``go.Figure`` for a notebook or a test.

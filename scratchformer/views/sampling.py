@@ -18,14 +18,15 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .common import (vocab_label, CHOSEN, CUT_K, CUT_P, KEPT, LAYOUT, SMALL_VOCAB, display_token, figure_of,
-                     plotly_text, to_numpy)
+from .common import (vocab_label, CHOSEN, CUT_K, CUT_P, KEPT, LAYOUT, SMALL_VOCAB, PlainFigure, display_token,
+                     figure_of, plotly_text, to_numpy)
 
 TOP_SHOWN = 30        # how many of the most likely tokens a large vocabulary shows
 OTHERS = "#4a5568"    # the bar that stands for every token not shown
 
 
-def distribution_figure(step, texts: Sequence[str], title: str = "", plain: bool = False) -> go.Figure:
+def distribution_figure(step, texts: Sequence[str], title: str = "",
+                        plain: bool = False) -> "go.Figure | PlainFigure":
     """The next-token distribution for one sampling ``Step``, in two panels.
 
     Top: p_T = softmax(z / T) after temperature. Bottom: the distribution actually sampled from after
@@ -63,7 +64,7 @@ def _two_rows_layout() -> dict:
 
 
 def _two_rows(titles: tuple[str, str], top: list, bottom: list, xaxes: dict, yaxes: dict, plain: bool = False,
-              **layout) -> go.Figure:
+              **layout) -> "go.Figure | PlainFigure":
     """A figure of two rows sharing the x axis, as ``make_subplots(rows=2, cols=1, shared_xaxes=True)``
     would give, with the page's :data:`~.common.LAYOUT`, in one construction: ``top`` and ``bottom``
     are the rows' traces (dicts of trace properties with a ``type``), ``xaxes`` / ``yaxes`` what both
@@ -85,7 +86,7 @@ def _marker(colour: str, pattern=None) -> dict:
     return dict(color=colour) if pattern is None else dict(color=colour, pattern=dict(shape=pattern))
 
 
-def _whole_vocabulary_figure(step, texts: Sequence[str], title: str, plain: bool) -> go.Figure:
+def _whole_vocabulary_figure(step, texts: Sequence[str], title: str, plain: bool) -> "go.Figure | PlainFigure":
     """Every token of a small vocabulary, in id order."""
     p_t = to_numpy(step.probs_temperature)
     p_f = to_numpy(step.probs_filtered)
@@ -175,7 +176,7 @@ def others(step, shown) -> Others:
                   int(cut_k.sum()), float(p_t[cut_k].sum()), int(cut_p.sum()), float(p_t[cut_p].sum()))
 
 
-def _top_tokens_figure(step, texts: Sequence[str], title: str, plain: bool) -> go.Figure:
+def _top_tokens_figure(step, texts: Sequence[str], title: str, plain: bool) -> "go.Figure | PlainFigure":
     """A large vocabulary: its :data:`TOP_SHOWN` most likely tokens and one bar for the others."""
     p_t = step.probs_temperature.detach().cpu().double().numpy()
     p_f = step.probs_filtered.detach().cpu().double().numpy()

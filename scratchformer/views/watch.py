@@ -15,20 +15,21 @@ import numpy as np
 import plotly.graph_objects as go
 from torch import Tensor
 
-from .common import (vocab_label, ATTN_SCALE_STOPS, CHOSEN, KEPT, LAYOUT, SMALL_VOCAB, display_token, figure_of,
-                     plotly_text, to_numpy, token_axis, token_ticks)
+from .common import (vocab_label, ATTN_SCALE_STOPS, CHOSEN, KEPT, LAYOUT, SMALL_VOCAB, PlainFigure, display_token,
+                     figure_of, plotly_text, to_numpy, token_axis, token_ticks)
 from .sampling import OTHERS, others
 
 
 def _fig(title: str, height: int, data: list, margin: dict, plain: bool = False, **layout):
     """A figure built in one go from plain dicts (plotly's update_* calls cost ~10 ms each; this
     panel is redrawn with every generated character). ``title``: plain text, shown as written.
-    ``plain``: a :class:`~.common.PlainFigure` (not checked by plotly.py: 50× cheaper), else a ``go.Figure``."""
+    ``plain``: a :class:`~.common.PlainFigure` (not checked by plotly.py: 7–20× cheaper), else a ``go.Figure``."""
     lay = {**LAYOUT, "title": dict(text=plotly_text(title), x=0.01), "height": height, "margin": margin, **layout}
     return figure_of(dict(data=data, layout=lay), plain)
 
 
-def newest_attention_figure(weights: Tensor, chars: Sequence[str], title: str = "", plain: bool = False) -> go.Figure:
+def newest_attention_figure(weights: Tensor, chars: Sequence[str], title: str = "",
+                            plain: bool = False) -> "go.Figure | PlainFigure":
     """Rows: each head, then their average (1/H Σ_h α_h); columns: the context characters; cell
     (h, j) = how much the newest character's query attends to key j. Every row sums to 1.
     ``plain``: as a :class:`~.common.PlainFigure` (the generate tab's watch panel)."""
@@ -46,7 +47,7 @@ def newest_attention_figure(weights: Tensor, chars: Sequence[str], title: str = 
 
 
 def next_char_figure(probs: Tensor, texts: Sequence[str], chosen: Optional[int], title: str = "",
-                     top: int = 12, step=None, plain: bool = False) -> go.Figure:
+                     top: int = 12, step=None, plain: bool = False) -> "go.Figure | PlainFigure":
     """The ``top`` most likely next characters (probabilities of the distribution sampled from), the
     chosen one in orange.
 
@@ -71,7 +72,7 @@ def next_char_figure(probs: Tensor, texts: Sequence[str], chosen: Optional[int],
 
 
 def _next_token_top_figure(p: np.ndarray, texts: Sequence[str], chosen: Optional[int], title: str, top: int,
-                           step, plain: bool) -> go.Figure:
+                           step, plain: bool) -> "go.Figure | PlainFigure":
     """:func:`next_char_figure` for a large vocabulary: the top tokens, the chosen one, the others."""
     ids = np.argsort(-p, kind="stable")[:top].tolist()
     if chosen is not None and int(chosen) not in ids:
