@@ -559,7 +559,8 @@ def test_freeze_after_takes_the_objects_of_start_up_out_of_the_collectors_passes
     arrival = ArrivalViews()            # never started: its defaults are "done" at once
     try:
         frozen = freeze_after(arrival)
-        assert frozen == gc.get_freeze_count() > 0
+        # (≥: another app of this test session, started earlier, may freeze what was made since)
+        assert frozen > 0 and gc.get_freeze_count() >= frozen
         after = Made()
         tracked = {id(o) for o in gc.get_objects()}
         assert id(before) not in tracked and id(after) in tracked
