@@ -28,8 +28,8 @@ Requests/s per core = N ÷ that wall time ÷ the cores. Every
 port, the shipped checkpoints), and N clients that call ``/generate`` as the page does (join the
 queue, read the server-sent events, apply Gradio's diffs: :class:`PageCall`; both models, the page's
 watch panel included, streamed). "before" is a server started with ``SCRATCHFORMER_BATCHING=0``,
-"after" one with batching on; one client alone is timed on the "before" server (6 times; the fastest counts). The app runs at most
-``SCRATCHFORMER_GENERATE_CONCURRENCY`` generations at once (``--generate-concurrency``, default 32
+"after" one with batching on; one client alone is timed on the "before" server (6 times; the fastest
+counts). The app runs at most ``SCRATCHFORMER_GENERATE_CONCURRENCY`` generations at once (``--generate-concurrency``, default 32
 here, so that the queue does not hide what the server can do; the table's header says which). First
 token = the first update that carries generated text. ``same_tokens``: both texts of every client
 equal before and after. ``server cpu``: the app process's CPU seconds during the run (/proc);
@@ -358,8 +358,10 @@ def server_main(args) -> dict:
         try:
             call = PageCall(url)
             run_clients(call, 2, min(args.tokens, 20), target=PageCall.__call__)            # warm-up: the weights, first calls
-            if mode == "before":     # one visitor alone, a few times (the machine's speed drifts; the fastest counts)
-                singles += [run_clients(call, 1, args.tokens, target=PageCall.__call__) for _ in range(SINGLE_RUNS)]
+            def alone() -> list:     # one visitor alone, a few times (the machine's speed drifts; the fastest counts)
+                return [run_clients(call, 1, args.tokens, target=PageCall.__call__) for _ in range(SINGLE_RUNS)]
+            if mode == "before":
+                singles += alone()
             if mode in args.modes:
                 for n in args.clients:
                     cpu, own = cpu_seconds(proc.pid), time.process_time()
@@ -367,7 +369,7 @@ def server_main(args) -> dict:
                     results[mode, n]["server_cpu_s"] = cpu_seconds(proc.pid) - cpu
                     results[mode, n]["client_cpu_s"] = time.process_time() - own   # the N visitors' pages
             if mode == "before":
-                singles += [run_clients(call, 1, args.tokens, target=PageCall.__call__) for _ in range(SINGLE_RUNS)]
+                singles += alone()
         finally:
             proc.terminate()
             try:
