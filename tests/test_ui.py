@@ -558,15 +558,15 @@ def test_freeze_after_takes_the_objects_of_start_up_out_of_the_collectors_passes
     before = Made()
     arrival = ArrivalViews()            # never started: its defaults are "done" at once
     try:
-        frozen = freeze_after(arrival)
-        # (≥: another app of this test session, started earlier, may freeze what was made since)
-        assert frozen > 0 and gc.get_freeze_count() >= frozen
+        # (the count itself is not compared again: frozen objects that die leave the count, and another
+        # app of this test session, started earlier, may freeze at any time: both happened in ci-like runs)
+        assert freeze_after(arrival) > 0
         after = Made()
         tracked = {id(o) for o in gc.get_objects()}
         assert id(before) not in tracked and id(after) in tracked
     finally:
         gc.unfreeze()
-    assert gc.get_freeze_count() == 0 and any(o is before for o in gc.get_objects())
+    assert any(o is before for o in gc.get_objects())
 
 
 def test_the_prompts_surprise_is_computed_once_per_model_and_prompt(bank, monkeypatch):
